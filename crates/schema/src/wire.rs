@@ -1,0 +1,151 @@
+//! WebSocket wire messages (JSON text frames) between the server and clients.
+//!
+//! Client → server: [`ClientMessage`]. Server → client: [`ServerMessage`].
+//! Rows stay typed per table: [`TableRows`] and [`TableChanges`] are unions
+//! discriminated by `table`, flattened into the snapshot and diff messages, so
+//! TypeScript narrows `msg.rows` to `Item[]` once it has checked `msg.table`.
+//!
+//! Versions are `u64` in Rust and `number` in TypeScript on purpose: a group's
+//! version grows by one per published change and cannot reach 2^53 in practice,
+//! so `number` is exact and avoids `bigint` in every client.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use crate::query::LiveQuery;
+use crate::rows::{Item, Task};
+
+/// A subscription id, chosen by the client and unique per connection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(transparent)]
+pub struct SubscriptionId(pub String);
+
+/// Longest accepted subscription id, in bytes.
+pub const MAX_SUBSCRIPTION_ID: usize = 128;
+
+/// What a client may send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Start receiving `query`'s rows under `id`: a snapshot, then diffs.
+    Subscribe { id: SubscriptionId, query: LiveQuery },
+    /// Stop receiving `id`.
+    Unsubscribe { id: SubscriptionId },
+}
+
+/// What the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    Snapshot(Snapshot),
+    Diff(Diff),
+    Error(ErrorMessage),
+}
+
+/// The complete result of a subscription's query at `version`, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+pub struct Snapshot {
+    pub id: SubscriptionId,
+    #[ts(type = "number")]
+    pub version: u64,
+    #[serde(flatten)]
+    pub rows: TableRows,
+}
+
+/// Turns the result at version `from` into the result at version `to`.
+///
+/// To apply: remove every key in `deletes` and every key of an upserted row,
+/// then insert the upserted rows in ascending `at` order, each at index `at`.
+/// Rows not mentioned keep their relative order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+pub struct Diff {
+    pub id: SubscriptionId,
+    #[ts(type = "number")]
+    pub from: u64,
+    #[ts(type = "number")]
+    pub to: u64,
+    #[serde(flatten)]
+    pub changes: TableChanges,
+}
+
+/// A query result, typed by table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(tag = "table", rename_all = "snake_case")]
+pub enum TableRows {
+    Items { rows: Vec<Item> },
+    Tasks { rows: Vec<Task> },
+}
+
+/// Keyed changes to a query result, typed by table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(tag = "table", rename_all = "snake_case")]
+pub enum TableChanges {
+    Items {
+        upserts: Vec<Placed<Item>>,
+        deletes: Vec<i32>,
+    },
+    Tasks {
+        upserts: Vec<Placed<Task>>,
+        deletes: Vec<i32>,
+    },
+}
+
+/// A row and its index in the new result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+pub struct Placed<R> {
+    pub at: u32,
+    pub row: R,
+}
+
+/// A refusal or failure. With `id`, it concerns that subscription (which is
+/// then not active); without, the connection as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
+pub struct ErrorMessage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub id: Option<SubscriptionId>,
+    pub code: ErrorCode,
+    /// A human-readable explanation; never internal error text.
+    pub message: String,
+}
+
+/// Every error the server reports, on the WebSocket and in REST bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not JSON, or not a known message shape.
+    BadFrame,
+    /// The frame is larger than the server accepts.
+    FrameTooLarge,
+    /// Binary frames are not part of the protocol.
+    BinaryFrame,
+    /// The query names a table the server does not serve live.
+    UnknownTable,
+    /// The query's filter, order or limit is invalid.
+    InvalidQuery,
+    /// A subscription with this id is already active on this connection.
+    DuplicateId,
+    /// No subscription with this id is active on this connection.
+    UnknownId,
+    /// The subscription id is empty or too long.
+    InvalidId,
+    /// This connection has as many subscriptions as the server allows.
+    TooManySubscriptions,
+    /// The client sent more messages per second than the server allows.
+    RateLimited,
+    /// The subscription's query failed in the database; it was dropped.
+    QueryFailed,
+    /// A REST request body or parameter is invalid.
+    Validation,
+    /// The REST resource does not exist.
+    NotFound,
+    /// The write conflicts with the current state.
+    Conflict,
+    /// The database is unreachable right now; retry later.
+    Unavailable,
+    /// The server is shutting down.
+    ShuttingDown,
+    /// An unexpected server error; details are in the server log.
+    Internal,
+}
