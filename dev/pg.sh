@@ -47,7 +47,7 @@ find_bin() {
         BIN="$(dirname "$(readlink -f "$(command -v pg_ctl)")")"
         if [ -x "$BIN/initdb" ]; then return 0; fi
     fi
-    d="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)"
+    d="$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n1 || true)"
     if [ -n "$d" ] && [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ]; then
         BIN="$d"; return 0
     fi
@@ -85,12 +85,13 @@ ensure_os_user() {
 }
 
 # as_owner CMD...: run as the cluster owner (postgres when we are root), from /
-# so that an unreadable current directory does not bother it.
+# so that an unreadable current directory does not bother it. fd 9 (our lock)
+# is closed so that the postmaster does not inherit and hold it.
 as_owner() {
     if is_root; then
-        (cd / && runuser -u "$PG_OS_USER" -- "$@")
+        (cd / && runuser -u "$PG_OS_USER" -- "$@" 9>&-)
     else
-        (cd / && "$@")
+        (cd / && "$@" 9>&-)
     fi
 }
 
@@ -181,6 +182,10 @@ cmd_start() {
         return 0
     fi
 
+    if port_in_use "$port"; then
+        die "port $port on 127.0.0.1 is already in use by another server; pass another PORT (dev/pg.sh start DIR PORT) or set PGLIVE_PG_PORT"
+    fi
+
     if [ ! -f "$dir/PG_VERSION" ]; then
         if [ -e "$dir" ] && [ -n "$(ls -A "$dir" 2>/dev/null)" ]; then
             die "$dir exists, is not empty and holds no PostgreSQL cluster"
@@ -191,17 +196,13 @@ cmd_start() {
         is_root && chown "$PG_OS_USER:" "$dir"
         log "initdb $dir ($("$BIN/initdb" --version))"
         as_owner "$BIN/initdb" -D "$dir" --auth=trust --username=postgres \
-            --encoding=UTF8 --locale=C --no-instructions >&2
+            --encoding=UTF8 --locale=C --no-instructions >/dev/null
         # Settings we own live in an included file, rewritten at every start.
         printf "\n# pglive dev cluster (dev/pg.sh)\ninclude_if_exists = 'pglive.conf'\n" \
             | as_owner tee -a "$dir/postgresql.conf" >/dev/null
     fi
     if is_root && [ "$(stat -c %U "$dir")" != "$PG_OS_USER" ]; then
         chown -R "$PG_OS_USER:" "$dir"
-    fi
-
-    if port_in_use "$port"; then
-        die "port $port on 127.0.0.1 is already in use by another server; pass another PORT (dev/pg.sh start DIR PORT) or set PGLIVE_PG_PORT"
     fi
 
     # Socket paths are limited to 107 bytes; skip the socket if DIR is too deep.
@@ -264,13 +265,25 @@ cmd_status() {
     fi
 }
 
+urlencode() {  # percent-encode everything but unreserved characters
+    local s="$1" out="" c i
+    for (( i = 0; i < ${#s}; i++ )); do
+        c="${s:i:1}"
+        case "$c" in
+            [A-Za-z0-9._~-]) out+="$c" ;;
+            *) out+="$(printf '%s' "$c" | od -An -tx1 | tr -d ' \n' | sed 's/\(..\)/%\1/g')" ;;
+        esac
+    done
+    printf '%s' "$out"
+}
+
 # with_db URL NAME: URL with its database path replaced by NAME.
 with_db() {
     local url="$1" db="$2" base rest query=""
     case "$url" in *\?*) query="?${url#*\?}"; url="${url%%\?*}" ;; esac
     rest="${url#*://}"
     base="${url%%://*}://${rest%%/*}"
-    printf '%s/%s%s\n' "$base" "$db" "$query"
+    printf '%s/%s%s\n' "$base" "$(urlencode "$db")" "$query"
 }
 
 cmd_ensure_db() {

@@ -121,15 +121,20 @@ BEGIN
 END;
 $$;
 
--- Remove pglive's triggers from a table (idempotent).
+-- Remove pglive's triggers from a table (idempotent, and quiet: no NOTICEs).
 CREATE OR REPLACE FUNCTION pglive_unwatch(tbl regclass)
 RETURNS void
 LANGUAGE plpgsql
 AS $$
+DECLARE
+    trg name;
 BEGIN
-    EXECUTE format('DROP TRIGGER IF EXISTS pglive_insert ON %s', tbl);
-    EXECUTE format('DROP TRIGGER IF EXISTS pglive_update ON %s', tbl);
-    EXECUTE format('DROP TRIGGER IF EXISTS pglive_delete ON %s', tbl);
-    EXECUTE format('DROP TRIGGER IF EXISTS pglive_truncate ON %s', tbl);
+    FOR trg IN
+        SELECT tgname FROM pg_trigger
+        WHERE tgrelid = tbl AND NOT tgisinternal
+          AND tgname IN ('pglive_insert', 'pglive_update', 'pglive_delete', 'pglive_truncate')
+    LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', trg, tbl);
+    END LOOP;
 END;
 $$;

@@ -136,6 +136,9 @@ pub enum ErrorCode {
     RateLimited,
     /// The subscription's query failed in the database; it was dropped.
     QueryFailed,
+    /// The query's result has more rows than the server serves live; add a
+    /// filter or a limit.
+    ResultTooLarge,
     /// A REST request body or parameter is invalid.
     Validation,
     /// The REST resource does not exist.

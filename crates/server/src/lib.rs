@@ -1,1 +1,101 @@
+//! The pglive server: LISTEN, subscription groups, refresh, diff and
+//! WebSocket fan-out, plus the REST write API and the web app.
+//!
+//! `main` parses [`config::Config`], binds a listener and calls [`run`]; tests
+//! call [`run`] the same way on `127.0.0.1:0`.
 
+pub mod api;
+pub mod config;
+pub mod db;
+pub mod diff;
+pub mod frame;
+pub mod group;
+pub mod http;
+pub mod hub;
+pub mod listener;
+pub mod metrics;
+pub mod session;
+pub mod table;
+pub mod tables;
+pub mod ws;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::listener::ListenerStatus;
+use crate::metrics::Metrics;
+use crate::ws::WsContext;
+
+/// How long shutdown waits for WebSocket sessions to send their close frames.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("no database URL: set DATABASE_URL or pass --database-url")]
+    NoDatabaseUrl,
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+}
+
+/// Serves until `shutdown` completes: then stops accepting, closes every
+/// WebSocket with 1001, lets in-flight work finish, and returns.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let url = config.database_url.clone().ok_or(ServerError::NoDatabaseUrl)?;
+    if config.migrate {
+        let applied = db::migrate(&url).await?;
+        tracing::info!(?applied, "migrations applied");
+    }
+    let pool = db::pool(&url, config.pool_size).await?;
+    let metrics = Arc::new(Metrics::default());
+    let hub = Hub::new(tables::registry(), pool, Arc::clone(&metrics), config.engine_limits());
+
+    // Flips to true once, when shutdown begins. Every session and the
+    // listener hold a receiver; the sender lives in the shutdown future.
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let status = Arc::new(ListenerStatus::default());
+    let listener_task = tokio::spawn(listener::run(
+        url,
+        hub.clone(),
+        Arc::clone(&status),
+        shutdown_rx.clone(),
+    ));
+
+    let ws_ctx = WsContext {
+        hub: hub.clone(),
+        limits: Arc::new(config.session_limits()),
+        shutdown: shutdown_rx,
+        allowed_origins: Arc::new(config.allowed_origins.iter().cloned().collect::<HashSet<_>>()),
+    };
+    let routes = http::routes(ws_ctx, status, config.web_dir.clone());
+    tracing::info!(addr = ?listener.local_addr().ok(), tables = ?hub.registry().names(), "serving");
+    warp::serve(routes)
+        .incoming(listener)
+        .graceful(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            let _ = shutdown_tx.send(true);
+        })
+        .run()
+        .await;
+
+    // Upgraded WebSockets outlive the HTTP server; wait for their sessions
+    // to send 1001 and finish writing, up to a bound.
+    let started = Instant::now();
+    while metrics.connections.load(Ordering::Relaxed) > 0 && started.elapsed() < DRAIN_TIMEOUT {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = listener_task.await;
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! Outgoing frames and their encoding.
+//!
+//! A group encodes each snapshot or diff body once and every member gets the
+//! same [`Bytes`]. The only per-client part of a message is its subscription
+//! id, so the wire message is sent as a fragmented WebSocket text message: a
+//! small per-subscription first fragment (`{"type":"diff","id":"a",`) and the
+//! shared body as the final fragment. Clients see one ordinary JSON message.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pglive_schema::wire::{ErrorMessage, SubscriptionId};
+use pglive_schema::{ErrorCode, ServerMessage};
+use serde::Serialize;
+
+use crate::diff::Changes;
+use crate::table::Key;
+
+/// Which message a shared body belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Snapshot,
+    Diff,
+}
+
+/// One message waiting in a connection's outbox.
+#[derive(Debug, Clone)]
+pub enum Frame {
+    /// A snapshot or diff: the subscription's id (JSON-encoded) and the body
+    /// shared by every member of the group.
+    Shared {
+        kind: Kind,
+        id_json: Arc<str>,
+        body: Bytes,
+    },
+    /// A complete message for this connection only (errors).
+    Text(Bytes),
+    /// Close the connection with this code and reason.
+    Close { code: u16, reason: &'static str },
+}
+
+impl Frame {
+    /// The first fragment of a shared frame: everything before the body.
+    pub fn header(kind: Kind, id_json: &str) -> Bytes {
+        let kind = match kind {
+            Kind::Snapshot => "snapshot",
+            Kind::Diff => "diff",
+        };
+        Bytes::from(format!(r#"{{"type":"{kind}","id":{id_json},"#))
+    }
+
+    /// An `error` message for this connection.
+    pub fn error(id: Option<&SubscriptionId>, code: ErrorCode, message: impl Into<String>) -> Frame {
+        let msg = ServerMessage::Error(ErrorMessage {
+            id: id.cloned(),
+            code,
+            message: message.into(),
+        });
+        // Serializing a plain struct of strings cannot fail; fall back to a
+        // fixed message rather than panic if it ever did.
+        let json = serde_json::to_vec(&msg).unwrap_or_else(|_| {
+            br#"{"type":"error","code":"internal","message":"internal error"}"#.to_vec()
+        });
+        Frame::Text(Bytes::from(json))
+    }
+
+    /// Bytes this frame puts on the wire (before WebSocket framing).
+    pub fn len(&self, id_len: usize) -> usize {
+        match self {
+            Frame::Shared { body, .. } => body.len() + id_len + 24,
+            Frame::Text(b) => b.len(),
+            Frame::Close { .. } => 2,
+        }
+    }
+}
+
+/// The JSON form of a subscription id, computed once per subscription.
+pub fn id_json(id: &SubscriptionId) -> Arc<str> {
+    serde_json::to_string(&id.0)
+        .unwrap_or_else(|_| "\"\"".into())
+        .into()
+}
+
+#[derive(Serialize)]
+struct SnapshotBody<'a, R> {
+    version: u64,
+    table: &'static str,
+    rows: &'a [Arc<R>],
+}
+
+#[derive(Serialize)]
+struct Placed<'a, R> {
+    at: u32,
+    row: &'a R,
+}
+
+#[derive(Serialize)]
+struct DiffBody<'a, R> {
+    from: u64,
+    to: u64,
+    table: &'static str,
+    upserts: Vec<Placed<'a, R>>,
+    deletes: &'a [Key],
+}
+
+/// Serializes `value` as a JSON object and drops its opening brace, leaving
+/// the part that follows a shared frame's header.
+fn body_of(value: &impl Serialize) -> Result<Bytes, serde_json::Error> {
+    let json = serde_json::to_vec(value)?;
+    Ok(Bytes::from(json).slice(1..))
+}
+
+/// The shared body of a snapshot message.
+pub fn snapshot_body<R: Serialize>(
+    table: &'static str,
+    version: u64,
+    rows: &[Arc<R>],
+) -> Result<Bytes, serde_json::Error> {
+    body_of(&SnapshotBody {
+        version,
+        table,
+        rows,
+    })
+}
+
+/// The shared body of a diff message.
+pub fn diff_body<R: Serialize>(
+    table: &'static str,
+    from: u64,
+    to: u64,
+    changes: &Changes<R>,
+) -> Result<Bytes, serde_json::Error> {
+    body_of(&DiffBody {
+        from,
+        to,
+        table,
+        upserts: changes
+            .upserts
+            .iter()
+            .map(|(at, row)| Placed { at: *at, row: &**row })
+            .collect(),
+        deletes: &changes.deletes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use pglive_schema::Item;
+    use pglive_schema::wire::{Diff, Snapshot, TableChanges, TableRows};
+
+    fn item(id: i32, name: &str) -> Item {
+        let now = Utc::now();
+        Item {
+            id,
+            name: name.into(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn join(kind: Kind, id: &SubscriptionId, body: &Bytes) -> ServerMessage {
+        let mut bytes = Frame::header(kind, &id_json(id)).to_vec();
+        bytes.extend_from_slice(body);
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    /// The header + shared body is exactly the typed `ServerMessage`.
+    #[test]
+    fn shared_frames_are_typed_messages() {
+        let id = SubscriptionId("sub \"1\"".into());
+        let rows = vec![Arc::new(item(1, "a")), Arc::new(item(2, "b"))];
+        let body = snapshot_body("items", 7, &rows).unwrap();
+        assert_eq!(
+            join(Kind::Snapshot, &id, &body),
+            ServerMessage::Snapshot(Snapshot {
+                id: id.clone(),
+                version: 7,
+                rows: TableRows::Items {
+                    rows: vec![item(1, "a"), item(2, "b")].into_iter().map(|mut i| {
+                        i.created_at = rows[0].created_at;
+                        i.updated_at = rows[0].updated_at;
+                        i
+                    }).collect()
+                },
+            })
+        );
+        let changes = Changes {
+            upserts: vec![(0, Arc::clone(&rows[1]))],
+            deletes: vec![1],
+        };
+        let body = diff_body("items", 7, 8, &changes).unwrap();
+        assert_eq!(
+            join(Kind::Diff, &id, &body),
+            ServerMessage::Diff(Diff {
+                id,
+                from: 7,
+                to: 8,
+                changes: TableChanges::Items {
+                    upserts: vec![pglive_schema::wire::Placed {
+                        at: 0,
+                        row: (*rows[1]).clone()
+                    }],
+                    deletes: vec![1],
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn error_frames_are_typed_messages() {
+        let Frame::Text(bytes) = Frame::error(None, ErrorCode::BadFrame, "nope") else {
+            panic!("not text");
+        };
+        let msg: ServerMessage = serde_json::from_slice(&bytes).unwrap();
+        assert!(matches!(msg, ServerMessage::Error(e) if e.code == ErrorCode::BadFrame));
+    }
+}

@@ -1,0 +1,224 @@
+//! The hub: every subscription group, keyed by table and normalized query.
+//!
+//! Sessions join and leave groups through the hub; the listener routes change
+//! notices through it to the groups of the changed table; group tasks remove
+//! their group through it when the last member has left.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use diesel_async::AsyncPgConnection;
+use diesel_async::pooled_connection::bb8::Pool;
+use pglive_schema::LiveQuery;
+use tokio::sync::Semaphore;
+
+use crate::group::{GroupContext, GroupShared, Member, MemberId};
+use crate::metrics::Metrics;
+use crate::table::{Key, Registry};
+
+/// Bounds on the engine's work, from configuration.
+#[derive(Debug, Clone)]
+pub struct EngineLimits {
+    /// Concurrent refresh queries across all groups.
+    pub max_concurrent_refreshes: usize,
+    /// Rows a full query may return before the subscription is refused.
+    pub max_rows: u32,
+    /// Changed keys a group remembers before escalating to "refresh all".
+    pub max_pending_keys: usize,
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        EngineLimits {
+            max_concurrent_refreshes: 8,
+            max_rows: 50_000,
+            max_pending_keys: 1_000,
+        }
+    }
+}
+
+/// A change to route: the table and the touched keys, or `None` for "every row
+/// may have changed".
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub table: &'static str,
+    pub keys: Option<Vec<Key>>,
+}
+
+/// Cheap to clone: every clone shares one hub.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("tables", &self.inner.registry).finish()
+    }
+}
+
+struct HubInner {
+    registry: Registry,
+    /// Groups by table, then by group key. Locked briefly by sessions (join),
+    /// group tasks (removal) and the listener (routing); never held across an
+    /// `.await`. Lock order: this lock before any group's member lock.
+    groups: Mutex<HashMap<&'static str, HashMap<String, Arc<GroupShared>>>>,
+    /// Bounds refresh queries in flight across all groups. Group tasks hold a
+    /// permit only while their query runs; the semaphore is never closed.
+    refresh_permits: Semaphore,
+    pool: Pool<AsyncPgConnection>,
+    metrics: Arc<Metrics>,
+    limits: EngineLimits,
+}
+
+/// Why a subscription could not join a group.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum JoinError {
+    #[error("table {0:?} is not live")]
+    UnknownTable(String),
+}
+
+/// A member's place in a group; leaving consumes it.
+#[derive(Debug)]
+pub struct Membership {
+    pub group: Arc<GroupShared>,
+    pub member: MemberId,
+}
+
+impl Hub {
+    pub fn new(
+        registry: Registry,
+        pool: Pool<AsyncPgConnection>,
+        metrics: Arc<Metrics>,
+        limits: EngineLimits,
+    ) -> Hub {
+        Hub {
+            inner: Arc::new(HubInner {
+                registry,
+                groups: Mutex::new(HashMap::new()),
+                refresh_permits: Semaphore::new(limits.max_concurrent_refreshes.max(1)),
+                pool,
+                metrics,
+                limits,
+            }),
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    pub fn pool(&self) -> &Pool<AsyncPgConnection> {
+        &self.inner.pool
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    pub fn limits(&self) -> &EngineLimits {
+        &self.inner.limits
+    }
+
+    pub(crate) fn refresh_permits(&self) -> &Semaphore {
+        &self.inner.refresh_permits
+    }
+
+    fn groups(&self) -> MutexGuard<'_, HashMap<&'static str, HashMap<String, Arc<GroupShared>>>> {
+        // A panic while holding this lock cannot leave the map inconsistent
+        // (every critical section is a single insert, remove or scan), so a
+        // poisoned lock is still safe to use.
+        self.inner.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The group key: the normalized query, as canonical JSON. Equal keys
+    /// mean equal results, so such subscriptions share one group.
+    pub fn group_key(query: &LiveQuery) -> String {
+        serde_json::to_string(&query.normalized()).unwrap_or_default()
+    }
+
+    /// Adds `member` to the group for `query`, creating the group if needed.
+    /// The member is in the group before the group next queries, so no change
+    /// can fall between its snapshot and its first diff.
+    pub fn join(&self, query: &LiveQuery, member: Member) -> Result<Membership, JoinError> {
+        let engine = self
+            .inner
+            .registry
+            .get(query.table())
+            .ok_or_else(|| JoinError::UnknownTable(query.table().to_owned()))?;
+        let key = Hub::group_key(query);
+        let mut groups = self.groups();
+        let table = groups.entry(engine.name()).or_default();
+        let group = match table.get(&key) {
+            Some(group) => Arc::clone(group),
+            None => {
+                let group = Arc::new(GroupShared::new(key.clone(), engine.name()));
+                let ctx = GroupContext {
+                    hub: self.clone(),
+                    shared: Arc::clone(&group),
+                };
+                if !engine.spawn_group(ctx, &query.normalized()) {
+                    return Err(JoinError::UnknownTable(query.table().to_owned()));
+                }
+                table.insert(key, Arc::clone(&group));
+                Metrics::inc(&self.inner.metrics.groups);
+                group
+            }
+        };
+        let member = group.add(member);
+        drop(groups);
+        Metrics::inc(&self.inner.metrics.subscriptions);
+        group.wake();
+        Ok(Membership { group, member })
+    }
+
+    /// Removes the member; an emptied group is dropped by its own task.
+    pub fn leave(&self, membership: Membership) {
+        if membership.group.remove(membership.member) {
+            Metrics::dec(&self.inner.metrics.subscriptions);
+        }
+        membership.group.wake();
+    }
+
+    /// Drops `group` if it has no members. Returns whether it was dropped.
+    pub(crate) fn remove_if_empty(&self, group: &Arc<GroupShared>) -> bool {
+        let mut groups = self.groups();
+        if !group.close_if_empty() {
+            return false;
+        }
+        if let Some(table) = groups.get_mut(group.table) {
+            if table
+                .get(&group.key)
+                .is_some_and(|g| Arc::ptr_eq(g, group))
+            {
+                table.remove(&group.key);
+                Metrics::dec(&self.inner.metrics.groups);
+            }
+        }
+        true
+    }
+
+    /// Routes a change to every group on its table.
+    pub fn changed(&self, change: &Change) {
+        let groups = self.groups();
+        if let Some(table) = groups.get(change.table) {
+            for group in table.values() {
+                group.mark(change.keys.as_deref(), self.inner.limits.max_pending_keys);
+            }
+        }
+    }
+
+    /// Marks every group as wholly changed: used after the listener lost its
+    /// connection, since notices sent meanwhile are gone.
+    pub fn resync_all(&self) {
+        let groups = self.groups();
+        for group in groups.values().flat_map(|t| t.values()) {
+            group.mark(None, 0);
+        }
+    }
+
+    /// Number of live groups.
+    pub fn group_count(&self) -> usize {
+        self.groups().values().map(HashMap::len).sum()
+    }
+}
