@@ -23,6 +23,8 @@
 # Everything but the URL goes to stderr.
 set -euo pipefail
 
+# runuser and useradd live in sbin, which a minimal PATH may lack.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH="$PATH:/usr/sbin:/sbin" ;; esac
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 DEFAULT_DIR="${PGLIVE_PG_DIR:-$REPO/.pglive/pg}"
 DEFAULT_PORT="${PGLIVE_PG_PORT:-54329}"
@@ -32,6 +34,9 @@ log() { printf 'pg.sh: %s\n' "$*" >&2; }
 die() { printf 'pg.sh: error: %s\n' "$*" >&2; exit 1; }
 
 is_root() { [ "$(id -u)" -eq 0 ]; }
+if is_root && ! command -v runuser >/dev/null 2>&1; then
+    die "running as root needs runuser (util-linux) to run PostgreSQL as the $PG_OS_USER user"
+fi
 
 # --- binaries ----------------------------------------------------------------
 

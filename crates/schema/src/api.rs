@@ -221,7 +221,13 @@ mod tests {
     #[test]
     fn validation() {
         assert!(NewItem { name: " ".into() }.validate().is_err());
-        assert!(NewItem { name: "x".repeat(201) }.validate().is_err());
+        assert!(
+            NewItem {
+                name: "x".repeat(201)
+            }
+            .validate()
+            .is_err()
+        );
         assert!(NewItem { name: "ok".into() }.validate().is_ok());
         let t: NewTask = serde_json::from_str(r#"{"title":"t","priority":9}"#).unwrap();
         assert_eq!(t.validate().unwrap_err().field, "priority");

@@ -93,7 +93,9 @@ pub enum ItemsOrderBy {
 }
 
 /// Order of an items query.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, TS, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, TS, JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct ItemsOrder {
     pub by: ItemsOrderBy,
@@ -111,7 +113,9 @@ impl ItemsOrder {
             ItemsOrderBy::CreatedAt => a.created_at.cmp(&b.created_at),
             ItemsOrderBy::UpdatedAt => a.updated_at.cmp(&b.updated_at),
         };
-        self.dir.unwrap_or_default().apply(primary.then(a.id.cmp(&b.id)))
+        self.dir
+            .unwrap_or_default()
+            .apply(primary.then(a.id.cmp(&b.id)))
     }
 }
 
@@ -179,7 +183,9 @@ pub enum TasksOrderBy {
 }
 
 /// Order of a tasks query.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, TS, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, TS, JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct TasksOrder {
     pub by: TasksOrderBy,
@@ -209,7 +215,9 @@ impl TasksOrder {
             TasksOrderBy::CreatedAt => a.created_at.cmp(&b.created_at),
             TasksOrderBy::UpdatedAt => a.updated_at.cmp(&b.updated_at),
         };
-        self.dir.unwrap_or_default().apply(primary.then(a.id.cmp(&b.id)))
+        self.dir
+            .unwrap_or_default()
+            .apply(primary.then(a.id.cmp(&b.id)))
     }
 }
 
@@ -370,10 +378,9 @@ mod tests {
 
     #[test]
     fn equivalent_queries_normalize_equal() {
-        let a: LiveQuery = serde_json::from_str(
-            r#"{"table":"tasks","filter":{"status":["done","todo","done"]}}"#,
-        )
-        .unwrap();
+        let a: LiveQuery =
+            serde_json::from_str(r#"{"table":"tasks","filter":{"status":["done","todo","done"]}}"#)
+                .unwrap();
         let b: LiveQuery = serde_json::from_str(
             r#"{"table":"tasks","filter":{"status":["todo","done"]},"order":{"by":"id"}}"#,
         )

@@ -5,13 +5,13 @@
 //! `number` and no row ever needs `bigint` or string ids.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use diesel::deserialize::FromSqlRow;
 use diesel::deserialize::{self, FromSql};
+use diesel::expression::AsExpression;
 use diesel::pg::{Pg, PgValue};
+use diesel::prelude::{Queryable, Selectable};
 use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::Text;
-use diesel::expression::AsExpression;
-use diesel::deserialize::FromSqlRow;
-use diesel::prelude::{Queryable, Selectable};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -71,7 +71,9 @@ impl TaskStatus {
 
     /// Parses the stored form; `None` for anything else.
     pub fn parse(s: &str) -> Option<TaskStatus> {
-        TaskStatus::ALL.into_iter().find(|status| status.as_str() == s)
+        TaskStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
     }
 }
 

@@ -17,7 +17,9 @@ use crate::query::LiveQuery;
 use crate::rows::{Item, Task};
 
 /// A subscription id, chosen by the client and unique per connection.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, TS, JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, TS, JsonSchema,
+)]
 #[serde(transparent)]
 pub struct SubscriptionId(pub String);
 
@@ -29,7 +31,10 @@ pub const MAX_SUBSCRIPTION_ID: usize = 128;
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
     /// Start receiving `query`'s rows under `id`: a snapshot, then diffs.
-    Subscribe { id: SubscriptionId, query: LiveQuery },
+    Subscribe {
+        id: SubscriptionId,
+        query: LiveQuery,
+    },
     /// Stop receiving `id`.
     Unsubscribe { id: SubscriptionId },
 }

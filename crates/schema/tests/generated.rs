@@ -113,22 +113,34 @@ fn typescript_bindings_are_current() {
 
 #[test]
 fn json_schemas_are_current() {
-    ensure(&repo_root().join("crates/schema/json-schema"), json_schemas());
+    ensure(
+        &repo_root().join("crates/schema/json-schema"),
+        json_schemas(),
+    );
 }
 
 #[test]
 fn drift_is_detected_and_repaired() {
     let dir = tempfile::tempdir().unwrap();
     let wanted = typescript();
-    assert!(!sync(dir.path(), &wanted).is_empty(), "empty dir must drift");
-    assert!(sync(dir.path(), &wanted).is_empty(), "synced dir must not drift");
+    assert!(
+        !sync(dir.path(), &wanted).is_empty(),
+        "empty dir must drift"
+    );
+    assert!(
+        sync(dir.path(), &wanted).is_empty(),
+        "synced dir must not drift"
+    );
     // A wire type changed without regenerating: the committed file is stale.
     let stale = dir.path().join("ErrorCode.ts");
     let text = fs::read_to_string(&stale).unwrap();
     fs::write(&stale, text.replace("\"bad_frame\"", "\"old_code\"")).unwrap();
     fs::write(dir.path().join("Removed.ts"), "export type Removed = 1;\n").unwrap();
     let drift = sync(dir.path(), &wanted);
-    assert_eq!(drift, vec!["ErrorCode.ts".to_string(), "Removed.ts".to_string()]);
+    assert_eq!(
+        drift,
+        vec!["ErrorCode.ts".to_string(), "Removed.ts".to_string()]
+    );
     assert!(sync(dir.path(), &wanted).is_empty());
 }
 
@@ -136,8 +148,20 @@ fn drift_is_detected_and_repaired() {
 fn generated_typescript_keeps_rows_typed() {
     let ts = typescript();
     let snapshot = &ts["Snapshot.ts"];
-    assert!(snapshot.contains("\"table\": \"items\", rows: Array<Item>"), "{snapshot}");
-    assert!(snapshot.contains("\"table\": \"tasks\", rows: Array<Task>"), "{snapshot}");
-    assert!(!ts.values().any(|t| t.contains("bigint")), "no bigint on the wire");
-    assert!(!ts.values().any(|t| t.contains(": any")), "no any on the wire");
+    assert!(
+        snapshot.contains("\"table\": \"items\", rows: Array<Item>"),
+        "{snapshot}"
+    );
+    assert!(
+        snapshot.contains("\"table\": \"tasks\", rows: Array<Task>"),
+        "{snapshot}"
+    );
+    assert!(
+        !ts.values().any(|t| t.contains("bigint")),
+        "no bigint on the wire"
+    );
+    assert!(
+        !ts.values().any(|t| t.contains(": any")),
+        "no any on the wire"
+    );
 }

@@ -39,43 +39,83 @@ pub enum WriteError {
 impl WriteError {
     fn into_response(self, what: &str) -> Response {
         let (status, code, message, field) = match self {
-            WriteError::Body(message) => (StatusCode::BAD_REQUEST, ErrorCode::Validation, message, None),
+            WriteError::Body(message) => (
+                StatusCode::BAD_REQUEST,
+                ErrorCode::Validation,
+                message,
+                None,
+            ),
             WriteError::Invalid(invalid) => (
                 StatusCode::BAD_REQUEST,
                 ErrorCode::Validation,
                 invalid.message,
                 Some(invalid.field.to_owned()),
             ),
-            WriteError::NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("{what} not found"), None),
-            WriteError::Conflict(message) => (StatusCode::CONFLICT, ErrorCode::Conflict, message, None),
+            WriteError::NotFound => (
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                format!("{what} not found"),
+                None,
+            ),
+            WriteError::Conflict(message) => {
+                (StatusCode::CONFLICT, ErrorCode::Conflict, message, None)
+            }
             WriteError::Unavailable(err) => {
                 tracing::warn!(error = %err, "write failed: database unavailable");
-                (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "the database is unavailable; try again".into(), None)
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::Unavailable,
+                    "the database is unavailable; try again".into(),
+                    None,
+                )
             }
             WriteError::Database(DieselError::DatabaseError(kind, info)) => match kind {
-                DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::ForeignKeyViolation => {
-                    (StatusCode::CONFLICT, ErrorCode::Conflict, format!("{what} conflicts with existing data"), None)
-                }
+                DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::ForeignKeyViolation => (
+                    StatusCode::CONFLICT,
+                    ErrorCode::Conflict,
+                    format!("{what} conflicts with existing data"),
+                    None,
+                ),
                 DatabaseErrorKind::CheckViolation | DatabaseErrorKind::NotNullViolation => (
                     StatusCode::BAD_REQUEST,
                     ErrorCode::Validation,
-                    format!("{what} violates a constraint: {}", info.constraint_name().unwrap_or("check")),
+                    format!(
+                        "{what} violates a constraint: {}",
+                        info.constraint_name().unwrap_or("check")
+                    ),
                     info.column_name().map(str::to_owned),
                 ),
-                DatabaseErrorKind::ClosedConnection => {
-                    (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "the database is unavailable; try again".into(), None)
-                }
+                DatabaseErrorKind::ClosedConnection => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::Unavailable,
+                    "the database is unavailable; try again".into(),
+                    None,
+                ),
                 _ => {
                     tracing::error!(error = %info.message(), "write failed");
-                    (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error".into(), None)
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        ErrorCode::Internal,
+                        "internal error".into(),
+                        None,
+                    )
                 }
             },
             WriteError::Database(err) => {
                 tracing::error!(error = %err, "write failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error".into(), None)
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::Internal,
+                    "internal error".into(),
+                    None,
+                )
             }
         };
-        let body = ApiError { code, message, field };
+        let body = ApiError {
+            code,
+            message,
+            field,
+        };
         warp::reply::with_status(warp::reply::json(&body), status).into_response()
     }
 }
@@ -96,11 +136,18 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, WriteError> {
 
 async fn conn(
     pool: &Pool<AsyncPgConnection>,
-) -> Result<diesel_async::pooled_connection::bb8::PooledConnection<'_, AsyncPgConnection>, WriteError> {
-    pool.get().await.map_err(|e| WriteError::Unavailable(e.to_string()))
+) -> Result<diesel_async::pooled_connection::bb8::PooledConnection<'_, AsyncPgConnection>, WriteError>
+{
+    pool.get()
+        .await
+        .map_err(|e| WriteError::Unavailable(e.to_string()))
 }
 
-fn respond<T: Serialize>(what: &str, status: StatusCode, result: Result<T, WriteError>) -> Response {
+fn respond<T: Serialize>(
+    what: &str,
+    status: StatusCode,
+    result: Result<T, WriteError>,
+) -> Response {
     match result {
         Ok(value) => warp::reply::with_status(warp::reply::json(&value), status).into_response(),
         Err(err) => err.into_response(what),
@@ -118,7 +165,11 @@ async fn create_item(pool: Pool<AsyncPgConnection>, body: Bytes) -> Result<Item,
         .await?)
 }
 
-async fn update_item(pool: Pool<AsyncPgConnection>, id: i32, body: Bytes) -> Result<Item, WriteError> {
+async fn update_item(
+    pool: Pool<AsyncPgConnection>,
+    id: i32,
+    body: Bytes,
+) -> Result<Item, WriteError> {
     let patch: ItemPatch = parse(&body)?;
     patch.validate().map_err(WriteError::Invalid)?;
     let mut conn = conn(&pool).await?;
@@ -133,8 +184,14 @@ async fn update_item(pool: Pool<AsyncPgConnection>, id: i32, body: Bytes) -> Res
 
 async fn delete_item(pool: Pool<AsyncPgConnection>, id: i32) -> Result<(), WriteError> {
     let mut conn = conn(&pool).await?;
-    let n = diesel::delete(items::table.find(id)).execute(&mut conn).await?;
-    if n == 0 { Err(WriteError::NotFound) } else { Ok(()) }
+    let n = diesel::delete(items::table.find(id))
+        .execute(&mut conn)
+        .await?;
+    if n == 0 {
+        Err(WriteError::NotFound)
+    } else {
+        Ok(())
+    }
 }
 
 async fn create_task(pool: Pool<AsyncPgConnection>, body: Bytes) -> Result<Task, WriteError> {
@@ -148,7 +205,11 @@ async fn create_task(pool: Pool<AsyncPgConnection>, body: Bytes) -> Result<Task,
         .await?)
 }
 
-async fn update_task(pool: Pool<AsyncPgConnection>, id: i32, body: Bytes) -> Result<Task, WriteError> {
+async fn update_task(
+    pool: Pool<AsyncPgConnection>,
+    id: i32,
+    body: Bytes,
+) -> Result<Task, WriteError> {
     let patch: TaskPatch = parse(&body)?;
     patch.validate().map_err(WriteError::Invalid)?;
     let mut conn = conn(&pool).await?;
@@ -163,8 +224,14 @@ async fn update_task(pool: Pool<AsyncPgConnection>, id: i32, body: Bytes) -> Res
 
 async fn delete_task(pool: Pool<AsyncPgConnection>, id: i32) -> Result<(), WriteError> {
     let mut conn = conn(&pool).await?;
-    let n = diesel::delete(tasks::table.find(id)).execute(&mut conn).await?;
-    if n == 0 { Err(WriteError::NotFound) } else { Ok(()) }
+    let n = diesel::delete(tasks::table.find(id))
+        .execute(&mut conn)
+        .await?;
+    if n == 0 {
+        Err(WriteError::NotFound)
+    } else {
+        Ok(())
+    }
 }
 
 fn deleted(what: &str, result: Result<(), WriteError>) -> Response {
@@ -185,12 +252,16 @@ pub fn routes(
         .and(warp::post())
         .and(pool.clone())
         .and(body)
-        .then(|pool, body| async move { respond("item", StatusCode::CREATED, create_item(pool, body).await) });
+        .then(|pool, body| async move {
+            respond("item", StatusCode::CREATED, create_item(pool, body).await)
+        });
     let items_update = warp::path!("api" / "items" / i32)
         .and(warp::patch())
         .and(pool.clone())
         .and(body)
-        .then(|id, pool, body| async move { respond("item", StatusCode::OK, update_item(pool, id, body).await) });
+        .then(|id, pool, body| async move {
+            respond("item", StatusCode::OK, update_item(pool, id, body).await)
+        });
     let items_delete = warp::path!("api" / "items" / i32)
         .and(warp::delete())
         .and(pool.clone())
@@ -199,12 +270,16 @@ pub fn routes(
         .and(warp::post())
         .and(pool.clone())
         .and(body)
-        .then(|pool, body| async move { respond("task", StatusCode::CREATED, create_task(pool, body).await) });
+        .then(|pool, body| async move {
+            respond("task", StatusCode::CREATED, create_task(pool, body).await)
+        });
     let tasks_update = warp::path!("api" / "tasks" / i32)
         .and(warp::patch())
         .and(pool.clone())
         .and(body)
-        .then(|id, pool, body| async move { respond("task", StatusCode::OK, update_task(pool, id, body).await) });
+        .then(|id, pool, body| async move {
+            respond("task", StatusCode::OK, update_task(pool, id, body).await)
+        });
     let tasks_delete = warp::path!("api" / "tasks" / i32)
         .and(warp::delete())
         .and(pool)

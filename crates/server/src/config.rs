@@ -50,7 +50,13 @@ pub struct Config {
     #[arg(long, env = "PGLIVE_LOG", default_value = "info", global = true)]
     pub log: String,
     /// Log format.
-    #[arg(long, env = "PGLIVE_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "PGLIVE_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
     pub log_format: LogFormat,
     /// Origins allowed to open WebSockets (comma-separated); empty allows any.
     #[arg(long, env = "PGLIVE_ALLOWED_ORIGINS", value_delimiter = ',')]

@@ -129,7 +129,9 @@ mod tests {
     }
 
     fn rows(spec: &[(Key, u8)]) -> Vec<Arc<Row>> {
-        spec.iter().map(|&(id, v)| Arc::new(Row { id, v })).collect()
+        spec.iter()
+            .map(|&(id, v)| Arc::new(Row { id, v }))
+            .collect()
     }
 
     fn key(r: &Row) -> Key {

@@ -50,7 +50,11 @@ impl Frame {
     }
 
     /// An `error` message for this connection.
-    pub fn error(id: Option<&SubscriptionId>, code: ErrorCode, message: impl Into<String>) -> Frame {
+    pub fn error(
+        id: Option<&SubscriptionId>,
+        code: ErrorCode,
+        message: impl Into<String>,
+    ) -> Frame {
         let msg = ServerMessage::Error(ErrorMessage {
             id: id.cloned(),
             code,
@@ -137,7 +141,10 @@ pub fn diff_body<R: Serialize>(
         upserts: changes
             .upserts
             .iter()
-            .map(|(at, row)| Placed { at: *at, row: &**row })
+            .map(|(at, row)| Placed {
+                at: *at,
+                row: &**row,
+            })
             .collect(),
         deletes: &changes.deletes,
     })
@@ -178,11 +185,14 @@ mod tests {
                 id: id.clone(),
                 version: 7,
                 rows: TableRows::Items {
-                    rows: vec![item(1, "a"), item(2, "b")].into_iter().map(|mut i| {
-                        i.created_at = rows[0].created_at;
-                        i.updated_at = rows[0].updated_at;
-                        i
-                    }).collect()
+                    rows: vec![item(1, "a"), item(2, "b")]
+                        .into_iter()
+                        .map(|mut i| {
+                            i.created_at = rows[0].created_at;
+                            i.updated_at = rows[0].updated_at;
+                            i
+                        })
+                        .collect()
                 },
             })
         );

@@ -229,7 +229,11 @@ pub async fn run<T: LiveTable>(ctx: GroupContext, query: T::Query) {
                     current = Some(publish::<T>(&shared, &metrics, current.take(), rows));
                 }
                 Ok(Refreshed::TooLarge) => {
-                    refuse_all(&ctx, ErrorCode::ResultTooLarge, "the query's result has more rows than the server serves live; add a filter or a limit");
+                    refuse_all(
+                        &ctx,
+                        ErrorCode::ResultTooLarge,
+                        "the query's result has more rows than the server serves live; add a filter or a limit",
+                    );
                     continue;
                 }
                 Err(err) => {
@@ -240,7 +244,9 @@ pub async fn run<T: LiveTable>(ctx: GroupContext, query: T::Query) {
                     // a capped backoff. Members keep their last state meanwhile.
                     let keys: Vec<Key> = pending.keys.iter().copied().collect();
                     shared.mark(if pending.all { None } else { Some(&keys) }, usize::MAX);
-                    let backoff = Duration::from_millis(100u64.saturating_mul(1 << failures.min(6))).min(Duration::from_secs(5));
+                    let backoff =
+                        Duration::from_millis(100u64.saturating_mul(1 << failures.min(6)))
+                            .min(Duration::from_secs(5));
                     tokio::time::sleep(backoff).await;
                     continue;
                 }
@@ -279,7 +285,12 @@ async fn refresh<T: LiveTable>(
         .acquire()
         .await
         .map_err(|_| RefreshError::ShuttingDown)?;
-    let mut conn = ctx.hub.pool().get().await.map_err(|e| RefreshError::Pool(e.to_string()))?;
+    let mut conn = ctx
+        .hub
+        .pool()
+        .get()
+        .await
+        .map_err(|e| RefreshError::Pool(e.to_string()))?;
     let started = Instant::now();
     let loaded = T::load(
         &mut conn,
@@ -289,7 +300,10 @@ async fn refresh<T: LiveTable>(
     )
     .await;
     drop(conn);
-    Metrics::add(&metrics.refresh_micros_total, started.elapsed().as_micros() as u64);
+    Metrics::add(
+        &metrics.refresh_micros_total,
+        started.elapsed().as_micros() as u64,
+    );
     Metrics::inc(&metrics.refreshes_total);
     let loaded = loaded?;
     Metrics::add(&metrics.rows_read_total, loaded.len() as u64);
@@ -472,7 +486,10 @@ fn refuse_all(ctx: &GroupContext, code: ErrorCode, message: &str) {
     for slot in slots {
         let id: String = serde_json::from_str(&slot.member.id_json).unwrap_or_default();
         let id = pglive_schema::SubscriptionId(id);
-        let _ = slot.member.outbox.try_send(Frame::error(Some(&id), code, message));
+        let _ = slot
+            .member
+            .outbox
+            .try_send(Frame::error(Some(&id), code, message));
         Metrics::dec(&ctx.hub.metrics().subscriptions);
     }
     ctx.shared.wake();

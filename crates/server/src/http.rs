@@ -21,19 +21,33 @@ use crate::ws::{self, WsContext};
 /// pool can run a query.
 async fn ready(hub: Hub, status: Arc<ListenerStatus>) -> Response {
     if !status.is_up() {
-        return warp::reply::with_status("not ready: LISTEN connection is down\n", StatusCode::SERVICE_UNAVAILABLE).into_response();
+        return warp::reply::with_status(
+            "not ready: LISTEN connection is down\n",
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
+        .into_response();
     }
     let probe = async {
         let mut conn = hub.pool().get().await.map_err(|e| e.to_string())?;
-        conn.batch_execute("SELECT 1").await.map_err(|e| e.to_string())
+        conn.batch_execute("SELECT 1")
+            .await
+            .map_err(|e| e.to_string())
     };
     match tokio::time::timeout(Duration::from_secs(2), probe).await {
         Ok(Ok(())) => warp::reply::with_status("ready\n", StatusCode::OK).into_response(),
         Ok(Err(err)) => {
             tracing::debug!(error = %err, "readiness probe failed");
-            warp::reply::with_status("not ready: database unreachable\n", StatusCode::SERVICE_UNAVAILABLE).into_response()
+            warp::reply::with_status(
+                "not ready: database unreachable\n",
+                StatusCode::SERVICE_UNAVAILABLE,
+            )
+            .into_response()
         }
-        Err(_) => warp::reply::with_status("not ready: database did not answer\n", StatusCode::SERVICE_UNAVAILABLE).into_response(),
+        Err(_) => warp::reply::with_status(
+            "not ready: database did not answer\n",
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
+        .into_response(),
     }
 }
 
@@ -56,12 +70,21 @@ pub fn routes(
     let metrics = {
         let hub = hub.clone();
         warp::path!("metrics").and(warp::get()).map(move || {
-            warp::reply::with_header(hub.metrics().render(), "content-type", "text/plain; version=0.0.4").into_response()
+            warp::reply::with_header(
+                hub.metrics().render(),
+                "content-type",
+                "text/plain; version=0.0.4",
+            )
+            .into_response()
         })
     };
     let api = api::routes(hub.pool().clone());
     let api_fallback = warp::path("api").map(|| {
-        api::error_response(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such API route")
+        api::error_response(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "no such API route",
+        )
     });
     let app = healthz
         .or(readyz)
@@ -75,19 +98,26 @@ pub fn routes(
         .or(api_fallback)
         .unify();
     let web = web_routes(web_dir);
-    app.or(web).unify().recover(|rejection: warp::Rejection| async move {
-        let response = if rejection.is_not_found() {
-            warp::reply::with_status("not found\n", StatusCode::NOT_FOUND).into_response()
-        } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-            warp::reply::with_status("method not allowed\n", StatusCode::METHOD_NOT_ALLOWED).into_response()
-        } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-            api::error_response(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::Validation, "request body too large")
-        } else {
-            warp::reply::with_status("bad request\n", StatusCode::BAD_REQUEST).into_response()
-        };
-        Ok::<_, Infallible>(response)
-    })
-    .unify()
+    app.or(web)
+        .unify()
+        .recover(|rejection: warp::Rejection| async move {
+            let response = if rejection.is_not_found() {
+                warp::reply::with_status("not found\n", StatusCode::NOT_FOUND).into_response()
+            } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+                warp::reply::with_status("method not allowed\n", StatusCode::METHOD_NOT_ALLOWED)
+                    .into_response()
+            } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+                api::error_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    ErrorCode::Validation,
+                    "request body too large",
+                )
+            } else {
+                warp::reply::with_status("bad request\n", StatusCode::BAD_REQUEST).into_response()
+            };
+            Ok::<_, Infallible>(response)
+        })
+        .unify()
 }
 
 /// The built web app at `/`, with `index.html` for client-side routes.

@@ -53,7 +53,9 @@ pub struct Hub {
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hub").field("tables", &self.inner.registry).finish()
+        f.debug_struct("Hub")
+            .field("tables", &self.inner.registry)
+            .finish()
     }
 }
 
@@ -187,10 +189,7 @@ impl Hub {
             return false;
         }
         if let Some(table) = groups.get_mut(group.table) {
-            if table
-                .get(&group.key)
-                .is_some_and(|g| Arc::ptr_eq(g, group))
-            {
+            if table.get(&group.key).is_some_and(|g| Arc::ptr_eq(g, group)) {
                 table.remove(&group.key);
                 Metrics::dec(&self.inner.metrics.groups);
             }

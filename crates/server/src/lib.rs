@@ -52,14 +52,22 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let url = config.database_url.clone().ok_or(ServerError::NoDatabaseUrl)?;
+    let url = config
+        .database_url
+        .clone()
+        .ok_or(ServerError::NoDatabaseUrl)?;
     if config.migrate {
         let applied = db::migrate(&url).await?;
         tracing::info!(?applied, "migrations applied");
     }
     let pool = db::pool(&url, config.pool_size).await?;
     let metrics = Arc::new(Metrics::default());
-    let hub = Hub::new(tables::registry(), pool, Arc::clone(&metrics), config.engine_limits());
+    let hub = Hub::new(
+        tables::registry(),
+        pool,
+        Arc::clone(&metrics),
+        config.engine_limits(),
+    );
 
     // Flips to true once, when shutdown begins. Every session and the
     // listener hold a receiver; the sender lives in the shutdown future.
@@ -76,7 +84,13 @@ pub async fn run(
         hub: hub.clone(),
         limits: Arc::new(config.session_limits()),
         shutdown: shutdown_rx,
-        allowed_origins: Arc::new(config.allowed_origins.iter().cloned().collect::<HashSet<_>>()),
+        allowed_origins: Arc::new(
+            config
+                .allowed_origins
+                .iter()
+                .cloned()
+                .collect::<HashSet<_>>(),
+        ),
     };
     let routes = http::routes(ws_ctx, status, config.web_dir.clone());
     tracing::info!(addr = ?listener.local_addr().ok(), tables = ?hub.registry().names(), "serving");

@@ -56,9 +56,9 @@ pub fn parse(payload: &str, registry: &Registry, metrics: &Metrics) -> Option<Ch
     match serde_json::from_str::<ChangeNotice>(payload) {
         Ok(notice) => {
             let table = registry.by_notice(&notice.schema, &notice.table)?;
-            let keys = notice.touched_keys().and_then(|keys| {
-                keys.map(|k| k.as_i64()).collect::<Option<Vec<Key>>>()
-            });
+            let keys = notice
+                .touched_keys()
+                .and_then(|keys| keys.map(|k| k.as_i64()).collect::<Option<Vec<Key>>>());
             Some(Change { table, keys })
         }
         Err(err) => {
@@ -74,14 +74,22 @@ pub fn parse(payload: &str, registry: &Registry, metrics: &Metrics) -> Option<Ch
             tracing::warn!(error = %err, payload = %payload.chars().take(200).collect::<String>(), "malformed change notice; refreshing");
             match named {
                 Some(table) => Some(Change { table, keys: None }),
-                None => Some(Change { table: "", keys: None }),
+                None => Some(Change {
+                    table: "",
+                    keys: None,
+                }),
             }
         }
     }
 }
 
 /// Listens until `shutdown` flips, reconnecting as often as needed.
-pub async fn run(database_url: String, hub: Hub, status: Arc<ListenerStatus>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    database_url: String,
+    hub: Hub,
+    status: Arc<ListenerStatus>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let url = listener_url(&database_url);
     let metrics = Arc::clone(hub.metrics());
     let mut backoff = BACKOFF_START;
@@ -137,7 +145,12 @@ enum Ended {
     Shutdown,
 }
 
-async fn listen(conn: &mut AsyncPgConnection, hub: &Hub, metrics: &Metrics, shutdown: &mut watch::Receiver<bool>) -> Ended {
+async fn listen(
+    conn: &mut AsyncPgConnection,
+    hub: &Hub,
+    metrics: &Metrics,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Ended {
     loop {
         let next = {
             let stream = conn.notifications_stream();
@@ -192,12 +205,43 @@ mod tests {
     fn notices_parse_into_changes() {
         let registry = tables::registry();
         let m = Metrics::default();
-        let c = parse(r#"{"v":1,"schema":"public","table":"items","op":"UPDATE","keys":[2],"old_keys":[1]}"#, &registry, &m).unwrap();
-        assert_eq!(c, Change { table: "items", keys: Some(vec![2, 1]) });
+        let c = parse(
+            r#"{"v":1,"schema":"public","table":"items","op":"UPDATE","keys":[2],"old_keys":[1]}"#,
+            &registry,
+            &m,
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Change {
+                table: "items",
+                keys: Some(vec![2, 1])
+            }
+        );
         let c = parse(r#"{"v":1,"schema":"public","table":"tasks","op":"TRUNCATE","keys":null,"old_keys":null}"#, &registry, &m).unwrap();
-        assert_eq!(c, Change { table: "tasks", keys: None });
-        assert!(parse(r#"{"v":1,"schema":"public","table":"other","op":"INSERT","keys":[1]}"#, &registry, &m).is_none());
-        assert!(parse(r#"{"v":1,"schema":"elsewhere","table":"items","op":"INSERT","keys":[1]}"#, &registry, &m).is_none());
+        assert_eq!(
+            c,
+            Change {
+                table: "tasks",
+                keys: None
+            }
+        );
+        assert!(
+            parse(
+                r#"{"v":1,"schema":"public","table":"other","op":"INSERT","keys":[1]}"#,
+                &registry,
+                &m
+            )
+            .is_none()
+        );
+        assert!(
+            parse(
+                r#"{"v":1,"schema":"elsewhere","table":"items","op":"INSERT","keys":[1]}"#,
+                &registry,
+                &m
+            )
+            .is_none()
+        );
     }
 
     #[test]
@@ -205,11 +249,34 @@ mod tests {
         let registry = tables::registry();
         let m = Metrics::default();
         let c = parse(r#"{"table":"items","op":"WHAT"}"#, &registry, &m).unwrap();
-        assert_eq!(c, Change { table: "items", keys: None });
+        assert_eq!(
+            c,
+            Change {
+                table: "items",
+                keys: None
+            }
+        );
         let c = parse("not json", &registry, &m).unwrap();
-        assert_eq!(c, Change { table: "", keys: None });
-        let c = parse(r#"{"v":1,"schema":"public","table":"items","op":"INSERT","keys":["a"]}"#, &registry, &m).unwrap();
-        assert_eq!(c, Change { table: "items", keys: None });
+        assert_eq!(
+            c,
+            Change {
+                table: "",
+                keys: None
+            }
+        );
+        let c = parse(
+            r#"{"v":1,"schema":"public","table":"items","op":"INSERT","keys":["a"]}"#,
+            &registry,
+            &m,
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Change {
+                table: "items",
+                keys: None
+            }
+        );
         assert_eq!(m.notifications_malformed_total.load(Ordering::Relaxed), 2);
     }
 }

@@ -19,8 +19,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
 
 use crate::frame::{self, Frame};
@@ -87,7 +87,10 @@ impl RateLimit {
     /// Whether to send another `rate_limited` error (at most one a second).
     fn should_tell(&mut self) -> bool {
         let now = Instant::now();
-        if self.told_at.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+        if self
+            .told_at
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
             return false;
         }
         self.told_at = Some(now);
@@ -107,8 +110,12 @@ struct Session {
 }
 
 /// Serves one upgraded WebSocket until it closes or the server shuts down.
-pub async fn run<S>(ws: WebSocketStream<S>, hub: Hub, limits: Arc<SessionLimits>, mut shutdown: watch::Receiver<bool>)
-where
+pub async fn run<S>(
+    ws: WebSocketStream<S>,
+    hub: Hub,
+    limits: Arc<SessionLimits>,
+    mut shutdown: watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let metrics = Arc::clone(hub.metrics());
@@ -180,9 +187,18 @@ where
 }
 
 impl Session {
-    fn reply_error(&mut self, id: Option<&SubscriptionId>, code: ErrorCode, message: impl Into<String>) {
+    fn reply_error(
+        &mut self,
+        id: Option<&SubscriptionId>,
+        code: ErrorCode,
+        message: impl Into<String>,
+    ) {
         Metrics::inc(&self.hub.metrics().client_errors_total);
-        if self.outbox.try_send(Frame::error(id, code, message)).is_err() {
+        if self
+            .outbox
+            .try_send(Frame::error(id, code, message))
+            .is_err()
+        {
             // The outbox is full: the client is not reading. Its errors are
             // counted but not queued; the stall timeout will close it.
             Metrics::inc(&self.hub.metrics().frames_dropped_total);
@@ -193,24 +209,40 @@ impl Session {
         if !self.rate.allow(&self.limits) {
             if self.rate.should_tell() {
                 let rate = self.limits.messages_per_second;
-                self.reply_error(None, ErrorCode::RateLimited, format!("more than {rate} messages per second; messages are being dropped"));
+                self.reply_error(
+                    None,
+                    ErrorCode::RateLimited,
+                    format!("more than {rate} messages per second; messages are being dropped"),
+                );
             }
             return;
         }
         if text.len() > self.limits.max_frame_bytes {
             let max = self.limits.max_frame_bytes;
-            self.reply_error(None, ErrorCode::FrameTooLarge, format!("frame of {} bytes is over the limit of {max}", text.len()));
+            self.reply_error(
+                None,
+                ErrorCode::FrameTooLarge,
+                format!("frame of {} bytes is over the limit of {max}", text.len()),
+            );
             return;
         }
         let value: serde_json::Value = match serde_json::from_str(text) {
             Ok(v) => v,
             Err(err) => {
-                self.reply_error(None, ErrorCode::BadFrame, format!("frame is not valid JSON: {err}"));
+                self.reply_error(
+                    None,
+                    ErrorCode::BadFrame,
+                    format!("frame is not valid JSON: {err}"),
+                );
                 return;
             }
         };
         let Some(kind) = value.get("type").and_then(|t| t.as_str()) else {
-            self.reply_error(None, ErrorCode::BadFrame, "frame must be a JSON object with a string \"type\"");
+            self.reply_error(
+                None,
+                ErrorCode::BadFrame,
+                "frame must be a JSON object with a string \"type\"",
+            );
             return;
         };
         let id = match parse_id(&value) {
@@ -225,7 +257,13 @@ impl Session {
             "unsubscribe" => self.unsubscribe(id),
             other => {
                 let other = truncate(other, 40);
-                self.reply_error(Some(&id), ErrorCode::BadFrame, format!("unknown message type {other:?}; expected \"subscribe\" or \"unsubscribe\""));
+                self.reply_error(
+                    Some(&id),
+                    ErrorCode::BadFrame,
+                    format!(
+                        "unknown message type {other:?}; expected \"subscribe\" or \"unsubscribe\""
+                    ),
+                );
             }
         }
     }
@@ -233,7 +271,11 @@ impl Session {
     fn subscribe(&mut self, id: SubscriptionId, value: &serde_json::Value) {
         if let Some(existing) = self.subscriptions.get(&id) {
             if !existing.group.is_closed() {
-                self.reply_error(Some(&id), ErrorCode::DuplicateId, "a subscription with this id is already active on this connection");
+                self.reply_error(
+                    Some(&id),
+                    ErrorCode::DuplicateId,
+                    "a subscription with this id is already active on this connection",
+                );
                 return;
             }
             // Its group was refused (e.g. result too large); the id is free again.
@@ -243,11 +285,19 @@ impl Session {
         }
         if self.subscriptions.len() >= self.limits.max_subscriptions {
             let max = self.limits.max_subscriptions;
-            self.reply_error(Some(&id), ErrorCode::TooManySubscriptions, format!("at most {max} subscriptions per connection"));
+            self.reply_error(
+                Some(&id),
+                ErrorCode::TooManySubscriptions,
+                format!("at most {max} subscriptions per connection"),
+            );
             return;
         }
         let Some(raw) = value.get("query") else {
-            self.reply_error(Some(&id), ErrorCode::BadFrame, "subscribe needs a \"query\"");
+            self.reply_error(
+                Some(&id),
+                ErrorCode::BadFrame,
+                "subscribe needs a \"query\"",
+            );
             return;
         };
         let table = raw.get("table").and_then(|t| t.as_str());
@@ -255,7 +305,10 @@ impl Session {
         if !known {
             let tables = self.hub.registry().names().join(", ");
             let message = match table {
-                Some(t) => format!("unknown table {:?}; live tables are: {tables}", truncate(t, 64)),
+                Some(t) => format!(
+                    "unknown table {:?}; live tables are: {tables}",
+                    truncate(t, 64)
+                ),
                 None => format!("query needs a string \"table\"; live tables are: {tables}"),
             };
             self.reply_error(Some(&id), ErrorCode::UnknownTable, message);
@@ -264,12 +317,20 @@ impl Session {
         let query: LiveQuery = match serde_json::from_value(raw.clone()) {
             Ok(q) => q,
             Err(err) => {
-                self.reply_error(Some(&id), ErrorCode::InvalidQuery, format!("invalid query: {err}"));
+                self.reply_error(
+                    Some(&id),
+                    ErrorCode::InvalidQuery,
+                    format!("invalid query: {err}"),
+                );
                 return;
             }
         };
         if let Err(err) = query.validate(self.limits.max_query_limit) {
-            self.reply_error(Some(&id), ErrorCode::InvalidQuery, format!("invalid query: {err}"));
+            self.reply_error(
+                Some(&id),
+                ErrorCode::InvalidQuery,
+                format!("invalid query: {err}"),
+            );
             return;
         }
         let member = Member {
@@ -282,7 +343,11 @@ impl Session {
                 self.subscriptions.insert(id, membership);
             }
             Err(JoinError::UnknownTable(t)) => {
-                self.reply_error(Some(&id), ErrorCode::UnknownTable, format!("unknown table {t:?}"));
+                self.reply_error(
+                    Some(&id),
+                    ErrorCode::UnknownTable,
+                    format!("unknown table {t:?}"),
+                );
             }
         }
     }
@@ -290,7 +355,11 @@ impl Session {
     fn unsubscribe(&mut self, id: SubscriptionId) {
         match self.subscriptions.remove(&id) {
             Some(membership) => self.hub.leave(membership),
-            None => self.reply_error(Some(&id), ErrorCode::UnknownId, "no subscription with this id is active on this connection"),
+            None => self.reply_error(
+                Some(&id),
+                ErrorCode::UnknownId,
+                "no subscription with this id is active on this connection",
+            ),
         }
     }
 
@@ -390,18 +459,37 @@ where
 {
     Metrics::inc(&metrics.frames_sent_total);
     match frame {
-        Frame::Shared { kind, id_json, body } => {
+        Frame::Shared {
+            kind,
+            id_json,
+            body,
+        } => {
             let header = Frame::header(kind, &id_json);
-            Metrics::add(&metrics.bytes_sent_total, (header.len() + body.len()) as u64);
-            sink.feed(Message::Frame(WsFrame::message(header, OpCode::Data(Data::Text), false)))
-                .await?;
-            sink.feed(Message::Frame(WsFrame::message(body, OpCode::Data(Data::Continue), true)))
-                .await
+            Metrics::add(
+                &metrics.bytes_sent_total,
+                (header.len() + body.len()) as u64,
+            );
+            sink.feed(Message::Frame(WsFrame::message(
+                header,
+                OpCode::Data(Data::Text),
+                false,
+            )))
+            .await?;
+            sink.feed(Message::Frame(WsFrame::message(
+                body,
+                OpCode::Data(Data::Continue),
+                true,
+            )))
+            .await
         }
         Frame::Text(bytes) => {
             Metrics::add(&metrics.bytes_sent_total, bytes.len() as u64);
-            sink.feed(Message::Frame(WsFrame::message(bytes, OpCode::Data(Data::Text), true)))
-                .await
+            sink.feed(Message::Frame(WsFrame::message(
+                bytes,
+                OpCode::Data(Data::Text),
+                true,
+            )))
+            .await
         }
         Frame::Close { code, reason } => {
             sink.feed(Message::Close(Some(CloseFrame {
@@ -412,4 +500,3 @@ where
         }
     }
 }
-

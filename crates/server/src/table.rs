@@ -96,8 +96,10 @@ impl fmt::Debug for Registry {
 impl Registry {
     /// Makes `T` live.
     pub fn register<T: LiveTable>(mut self) -> Self {
-        self.tables
-            .insert(T::NAME, Arc::new(Registration::<T>(std::marker::PhantomData)));
+        self.tables.insert(
+            T::NAME,
+            Arc::new(Registration::<T>(std::marker::PhantomData)),
+        );
         self
     }
 

@@ -13,8 +13,8 @@ use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use warp::hyper::upgrade::OnUpgrade;
 use warp::http::{HeaderValue, StatusCode, header};
+use warp::hyper::upgrade::OnUpgrade;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
@@ -42,28 +42,50 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
 }
 
 /// `GET /ws`: upgrades to a WebSocket and runs a session on it.
-pub fn route(ctx: WsContext) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+pub fn route(
+    ctx: WsContext,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path("ws")
         .and(warp::path::end())
         .and(warp::get())
         .and(warp::header::headers_cloned())
         .and(warp::ext::optional::<OnUpgrade>())
-        .map(move |headers: warp::http::HeaderMap, on_upgrade: Option<OnUpgrade>| {
-            upgrade(ctx.clone(), &headers, on_upgrade)
-        })
+        .map(
+            move |headers: warp::http::HeaderMap, on_upgrade: Option<OnUpgrade>| {
+                upgrade(ctx.clone(), &headers, on_upgrade)
+            },
+        )
 }
 
-fn upgrade(ctx: WsContext, headers: &warp::http::HeaderMap, on_upgrade: Option<OnUpgrade>) -> Response {
+fn upgrade(
+    ctx: WsContext,
+    headers: &warp::http::HeaderMap,
+    on_upgrade: Option<OnUpgrade>,
+) -> Response {
     let has = |name: header::HeaderName, want: &str| {
-        headers.get(name).and_then(|v| v.to_str().ok()).is_some_and(|v| {
-            v.split(',').any(|part| part.trim().eq_ignore_ascii_case(want))
-        })
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|part| part.trim().eq_ignore_ascii_case(want))
+            })
     };
     if !has(header::UPGRADE, "websocket") || !has(header::CONNECTION, "upgrade") {
-        return plain(StatusCode::UPGRADE_REQUIRED, "expected a WebSocket upgrade\n");
+        return plain(
+            StatusCode::UPGRADE_REQUIRED,
+            "expected a WebSocket upgrade\n",
+        );
     }
-    if headers.get(header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
-        return plain(StatusCode::BAD_REQUEST, "unsupported WebSocket version; expected 13\n");
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "unsupported WebSocket version; expected 13\n",
+        );
     }
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
         return plain(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key\n");
@@ -84,7 +106,12 @@ fn upgrade(ctx: WsContext, headers: &warp::http::HeaderMap, on_upgrade: Option<O
                 let config = WebSocketConfig::default()
                     .max_message_size(Some(HARD_MAX_MESSAGE))
                     .max_frame_size(Some(HARD_MAX_MESSAGE));
-                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
                 session::run(ws, ctx.hub, ctx.limits, ctx.shutdown).await;
             }
             Err(err) => tracing::debug!(error = %err, "websocket upgrade failed"),

@@ -10,14 +10,275 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_then_diffs() {
     let db = TestDb::new().await;
-    db.exec("INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 10) g").await;
+    db.exec("INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 10) g")
+        .await;
     let server = TestServer::start(&db).await;
     let mut c = Client::connect(&server).await;
     c.subscribe("all", json!({"table":"items"})).await;
     assert!(c.until(|c| c.rows("all").len() == 10).await);
     db.exec("INSERT INTO items (name) VALUES ('c'); UPDATE items SET name = 'B' WHERE id = 2; DELETE FROM items WHERE id = 1").await;
     let want = fresh(&db, "SELECT * FROM items ORDER BY id").await;
-    assert!(c.until(|c| canon(c.rows("all")) == canon(&want)).await, "{:?}", c.rows("all"));
+    assert!(
+        c.until(|c| canon(c.rows("all")) == canon(&want)).await,
+        "{:?}",
+        c.rows("all")
+    );
     assert!(c.subs["all"].diffs >= 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_clients_one_query_one_refresh() {
+    let db = TestDb::new().await;
+    db.exec("INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 100) g")
+        .await;
+    let server = TestServer::start(&db).await;
+    let mut clients = Vec::new();
+    for _ in 0..50 {
+        let mut c = Client::connect(&server).await;
+        c.subscribe("q", json!({"table":"items","order":{"by":"name"}}))
+            .await;
+        clients.push(c);
+    }
+    for c in &mut clients {
+        assert!(c.until(|c| c.rows("q").len() == 100).await);
+    }
+    assert_eq!(
+        server.metric("pglive_groups").await,
+        1,
+        "one group for 50 equal queries"
+    );
+    let before = server.metric("pglive_refreshes_total").await;
+    db.exec("INSERT INTO items (name) VALUES ('new one')").await;
+    let mut texts = Vec::new();
+    for c in &mut clients {
+        let msg = c.next(common::TIMEOUT).await.expect("a diff");
+        assert_eq!(msg["type"], "diff");
+        texts.push(msg.to_string());
+        assert_eq!(c.rows("q").len(), 101);
+    }
+    assert!(texts.iter().all(|t| t == &texts[0]), "identical diffs");
+    let after = server.metric("pglive_refreshes_total").await;
+    assert_eq!(after - before, 1, "one query for the whole group");
+    // The keyed refresh read only the changed row.
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsubscribe_and_disconnect_clean_up() {
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    let mut a = Client::connect(&server).await;
+    let mut b = Client::connect(&server).await;
+    a.subscribe("x", json!({"table":"items"})).await;
+    a.subscribe("y", json!({"table":"tasks","filter":{"status":["todo"]}}))
+        .await;
+    b.subscribe("x", json!({"table":"items"})).await;
+    assert!(a.until(|c| c.subs.len() == 2).await);
+    assert!(b.until(|c| c.subs.len() == 1).await);
+    assert_eq!(server.metric("pglive_groups").await, 2);
+    assert_eq!(server.metric("pglive_subscriptions").await, 3);
+    a.send(json!({"type":"unsubscribe","id":"y"})).await;
+    // After unsubscribing, changes to that query no longer arrive.
+    db.exec("INSERT INTO tasks (title) VALUES ('t')").await;
+    a.drain(Duration::from_millis(300)).await;
+    assert_eq!(a.subs["y"].diffs + a.subs["y"].snapshots, 1);
+    drop(b);
+    drop(a);
+    let deadline = tokio::time::Instant::now() + common::TIMEOUT;
+    while server.metric("pglive_groups").await != 0
+        || server.metric("pglive_connections").await != 0
+    {
+        assert!(tokio::time::Instant::now() < deadline, "groups not dropped");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(server.metric("pglive_subscriptions").await, 0);
+    server.stop().await;
+}
+
+/// The queries the property test subscribes to, with the SQL that must give
+/// the same rows in the same order.
+fn property_queries() -> Vec<(serde_json::Value, &'static str)> {
+    vec![
+        (json!({"table":"tasks"}), "SELECT * FROM tasks ORDER BY id"),
+        (
+            json!({"table":"tasks","filter":{"status":["todo","in_progress"]}}),
+            "SELECT * FROM tasks WHERE status IN ('todo','in_progress') ORDER BY id",
+        ),
+        (
+            json!({"table":"tasks","filter":{"assignee":"alice"},"order":{"by":"title"}}),
+            "SELECT * FROM tasks WHERE assignee = 'alice' ORDER BY title, id",
+        ),
+        (
+            json!({"table":"tasks","order":{"by":"priority","dir":"desc"},"limit":5}),
+            "SELECT * FROM tasks ORDER BY priority DESC, id DESC LIMIT 5",
+        ),
+        (
+            json!({"table":"tasks","filter":{"priority_min":2},"order":{"by":"due_date"}}),
+            "SELECT * FROM tasks WHERE priority >= 2 ORDER BY due_date, id",
+        ),
+        (
+            json!({"table":"tasks","filter":{"unassigned":true},"order":{"by":"due_date","dir":"desc"},"limit":4}),
+            "SELECT * FROM tasks WHERE assignee IS NULL ORDER BY due_date DESC, id DESC LIMIT 4",
+        ),
+        (
+            json!({"table":"tasks","filter":{"title_contains":"a_"},"order":{"by":"title","dir":"desc"}}),
+            "SELECT * FROM tasks WHERE title LIKE '%a\\_%' ORDER BY title DESC, id DESC",
+        ),
+    ]
+}
+
+/// Random writes (moving rows in and out of filters and across ordered,
+/// limited windows) interleaved with subscribes: after quiescence every
+/// client's rows equal a fresh run of its query, row for row and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_operations_converge() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = std::env::var("PGLIVE_PROPTEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    println!("seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    let queries = property_queries();
+    let statuses = ["todo", "in_progress", "done"];
+    let people = ["'alice'", "'bob'", "NULL"];
+    let titles = ["a_1", "b", "a_2", "zz", "A", "é", "a"];
+    let mut clients: Vec<(Client, usize)> = Vec::new();
+    let mut conn_sql = Vec::new();
+    for step in 0..240 {
+        if step % 20 == 0 {
+            let which = rng.random_range(0..queries.len());
+            let mut c = Client::connect(&server).await;
+            c.subscribe("p", queries[which].0.clone()).await;
+            clients.push((c, which));
+        }
+        let id = rng.random_range(1..40);
+        let sql = match rng.random_range(0..10) {
+            0..=2 => format!(
+                "INSERT INTO tasks (title, status, priority, assignee, due_date) VALUES ('{}', '{}', {}, {}, {})",
+                titles[rng.random_range(0..titles.len())],
+                statuses[rng.random_range(0..3)],
+                rng.random_range(0..4),
+                people[rng.random_range(0..3)],
+                if rng.random_bool(0.3) {
+                    "NULL".to_string()
+                } else {
+                    format!("DATE '2026-12-01' + {}", rng.random_range(0..5))
+                },
+            ),
+            3..=5 => format!(
+                "UPDATE tasks SET status = '{}', priority = {}, assignee = {} WHERE id = {id}",
+                statuses[rng.random_range(0..3)],
+                rng.random_range(0..4),
+                people[rng.random_range(0..3)],
+            ),
+            6 => format!(
+                "UPDATE tasks SET title = '{}' WHERE id % 7 = {}",
+                titles[rng.random_range(0..titles.len())],
+                id % 7
+            ),
+            7 => format!("DELETE FROM tasks WHERE id = {id}"),
+            8 => format!("UPDATE tasks SET id = id + 1000 WHERE id = {id}"),
+            _ => format!(
+                "UPDATE tasks SET due_date = NULL, priority = 3 - priority WHERE id BETWEEN {id} AND {}",
+                id + 3
+            ),
+        };
+        conn_sql.push(sql);
+        if conn_sql.len() >= rng.random_range(1..4) {
+            // One to three statements per transaction.
+            let tx = format!("BEGIN; {}; COMMIT", conn_sql.join("; "));
+            db.exec(&tx).await;
+            conn_sql.clear();
+        }
+        // Let clients read now and then so that both diffs and backlog occur.
+        if step % 7 == 0 {
+            for (c, _) in &mut clients {
+                c.drain(Duration::from_millis(1)).await;
+            }
+        }
+    }
+    if !conn_sql.is_empty() {
+        db.exec(&format!("BEGIN; {}; COMMIT", conn_sql.join("; ")))
+            .await;
+    }
+    for (c, which) in &mut clients {
+        let want = canon(&fresh(&db, queries[*which].1).await);
+        let ok = c
+            .until(|c| c.subs.contains_key("p") && canon(c.rows("p")) == want)
+            .await;
+        assert!(
+            ok,
+            "seed {seed}: query {} diverged:\n got {:?}\nwant {:?}",
+            queries[*which].0,
+            canon(c.rows("p")),
+            want
+        );
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_of_writes_coalesces() {
+    let db = TestDb::new().await;
+    db.exec("INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 200) g")
+        .await;
+    let server = TestServer::start(&db).await;
+    let mut clients = Vec::new();
+    for _ in 0..100 {
+        let mut c = Client::connect(&server).await;
+        c.subscribe("all", json!({"table":"items"})).await;
+        clients.push(c);
+    }
+    for c in &mut clients {
+        assert!(c.until(|c| c.rows("all").len() == 200).await);
+    }
+    let before = server.metric("pglive_refreshes_total").await;
+    // 2,000 single-row transactions from 4 connections, as fast as they go.
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let url = db.url.clone();
+        writers.push(tokio::spawn(async move {
+            use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+            let mut conn = AsyncPgConnection::establish(&url).await.unwrap();
+            for i in 0..500 {
+                let id = 1 + (w * 500 + i) % 200;
+                conn.batch_execute(&format!(
+                    "UPDATE items SET name = 'w{w}-{i}' WHERE id = {id}"
+                ))
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    // Clients read concurrently, as real ones do.
+    let want_final = async {
+        for w in writers {
+            w.await.unwrap();
+        }
+        canon(&fresh(&db, "SELECT * FROM items ORDER BY id").await)
+    };
+    let readers = async {
+        for c in &mut clients {
+            c.drain(Duration::from_millis(2)).await;
+        }
+    };
+    let (want, ()) = tokio::join!(want_final, readers);
+    for c in &mut clients {
+        assert!(
+            c.until(|c| canon(c.rows("all")) == want).await,
+            "client diverged"
+        );
+    }
+    let refreshes = server.metric("pglive_refreshes_total").await - before;
+    println!("burst: 2000 writes -> {refreshes} refresh queries for 100 subscribers");
+    assert!(
+        refreshes < 2000,
+        "refreshes {refreshes} must be fewer than writes"
+    );
     server.stop().await;
 }

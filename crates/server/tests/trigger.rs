@@ -50,32 +50,55 @@ async fn every_operation(table: &str, insert: &str) {
     let db = TestDb::new().await;
     let mut l = Listener::new(&db).await;
     db.exec(&format!("{insert}; {insert}")).await;
-    assert_eq!(l.next().await, payload(table, "INSERT", json!([1]), Value::Null));
-    assert_eq!(l.next().await, payload(table, "INSERT", json!([2]), Value::Null));
+    assert_eq!(
+        l.next().await,
+        payload(table, "INSERT", json!([1]), Value::Null)
+    );
+    assert_eq!(
+        l.next().await,
+        payload(table, "INSERT", json!([2]), Value::Null)
+    );
 
     // One statement, several rows: one notice with every key.
-    db.exec(&format!("UPDATE {table} SET created_at = now()")).await;
+    db.exec(&format!("UPDATE {table} SET created_at = now()"))
+        .await;
     let mut got = l.next().await;
     for k in ["keys", "old_keys"] {
-        let mut keys: Vec<i64> = got[k].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+        let mut keys: Vec<i64> = got[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
         keys.sort();
         got[k] = json!(keys);
     }
     assert_eq!(got, payload(table, "UPDATE", json!([1, 2]), json!([1, 2])));
 
     // A primary-key change reports the old and the new key.
-    db.exec(&format!("UPDATE {table} SET id = 100 WHERE id = 1")).await;
-    assert_eq!(l.next().await, payload(table, "UPDATE", json!([100]), json!([1])));
+    db.exec(&format!("UPDATE {table} SET id = 100 WHERE id = 1"))
+        .await;
+    assert_eq!(
+        l.next().await,
+        payload(table, "UPDATE", json!([100]), json!([1]))
+    );
 
     db.exec(&format!("DELETE FROM {table} WHERE id = 2")).await;
-    assert_eq!(l.next().await, payload(table, "DELETE", json!([2]), Value::Null));
+    assert_eq!(
+        l.next().await,
+        payload(table, "DELETE", json!([2]), Value::Null)
+    );
 
     // Statements that touch nothing stay quiet.
-    db.exec(&format!("DELETE FROM {table} WHERE id = 12345")).await;
+    db.exec(&format!("DELETE FROM {table} WHERE id = 12345"))
+        .await;
     l.none().await;
 
     db.exec(&format!("TRUNCATE {table}")).await;
-    assert_eq!(l.next().await, payload(table, "TRUNCATE", Value::Null, Value::Null));
+    assert_eq!(
+        l.next().await,
+        payload(table, "TRUNCATE", Value::Null, Value::Null)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,16 +108,24 @@ async fn items_operations_notify() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_operations_notify() {
-    every_operation("tasks", "INSERT INTO tasks (title, status, assignee) VALUES ('t', 'todo', 'alice')").await;
+    every_operation(
+        "tasks",
+        "INSERT INTO tasks (title, status, assignee) VALUES ('t', 'todo', 'alice')",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_update_commits_with_keyless_notice() {
     let db = TestDb::new().await;
-    db.exec("INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 100000) g").await;
+    db.exec("INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 100000) g")
+        .await;
     let mut l = Listener::new(&db).await;
     db.exec("UPDATE items SET name = name || '!'").await;
-    assert_eq!(l.next().await, payload("items", "UPDATE", Value::Null, Value::Null));
+    assert_eq!(
+        l.next().await,
+        payload("items", "UPDATE", Value::Null, Value::Null)
+    );
     let mut conn = db.conn().await;
     // The write committed.
     conn.batch_execute("DO $$ BEGIN IF (SELECT count(*) FROM items WHERE name LIKE '%!') <> 100000 THEN RAISE 'not committed'; END IF; END $$").await.unwrap();
@@ -104,10 +135,15 @@ async fn huge_update_commits_with_keyless_notice() {
 async fn keys_over_the_cap_become_keyless() {
     let db = TestDb::new().await;
     let mut l = Listener::new(&db).await;
-    db.exec("INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 500) g").await;
+    db.exec("INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 500) g")
+        .await;
     assert_eq!(l.next().await["keys"].as_array().unwrap().len(), 500);
-    db.exec("INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 501) g").await;
-    assert_eq!(l.next().await, payload("items", "INSERT", Value::Null, Value::Null));
+    db.exec("INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 501) g")
+        .await;
+    assert_eq!(
+        l.next().await,
+        payload("items", "INSERT", Value::Null, Value::Null)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,7 +155,10 @@ async fn a_broken_watch_never_fails_the_writer() {
     db.exec("CREATE TABLE odd (x int PRIMARY KEY); SELECT pglive_watch('odd', 'x'); ALTER TABLE odd RENAME COLUMN x TO y").await;
     let mut l = Listener::new(&db).await;
     db.exec("INSERT INTO odd VALUES (1)").await;
-    assert_eq!(l.next().await, payload("odd", "INSERT", Value::Null, Value::Null));
+    assert_eq!(
+        l.next().await,
+        payload("odd", "INSERT", Value::Null, Value::Null)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,8 +170,14 @@ async fn migrations_run_up_down_up() {
     let reverted = pglive_server::db::revert_all(&db.url).await.unwrap();
     assert_eq!(reverted, 2);
     let mut conn = db.conn().await;
-    assert!(conn.batch_execute("SELECT 1 FROM items").await.is_err(), "items dropped");
-    assert!(conn.batch_execute("SELECT pglive_notify()").await.is_err(), "function dropped");
+    assert!(
+        conn.batch_execute("SELECT 1 FROM items").await.is_err(),
+        "items dropped"
+    );
+    assert!(
+        conn.batch_execute("SELECT pglive_notify()").await.is_err(),
+        "function dropped"
+    );
     let applied = pglive_server::db::migrate(&db.url).await.unwrap();
     assert_eq!(applied.len(), 2);
     let mut l = Listener::new(&db).await;

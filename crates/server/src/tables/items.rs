@@ -3,10 +3,10 @@ use std::cmp::Ordering;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures_util::future::BoxFuture;
+use pglive_schema::Item;
 use pglive_schema::LiveQuery;
 use pglive_schema::query::{Direction, ItemsOrderBy, ItemsQuery};
 use pglive_schema::tables::items;
-use pglive_schema::Item;
 
 use super::{int4_keys, like_contains};
 use crate::table::{Key, LiveTable};
@@ -66,10 +66,18 @@ impl LiveTable for Items {
                 (ItemsOrderBy::Id, true) => q.order(items::id.desc()),
                 (ItemsOrderBy::Name, false) => q.order((items::name.asc(), items::id.asc())),
                 (ItemsOrderBy::Name, true) => q.order((items::name.desc(), items::id.desc())),
-                (ItemsOrderBy::CreatedAt, false) => q.order((items::created_at.asc(), items::id.asc())),
-                (ItemsOrderBy::CreatedAt, true) => q.order((items::created_at.desc(), items::id.desc())),
-                (ItemsOrderBy::UpdatedAt, false) => q.order((items::updated_at.asc(), items::id.asc())),
-                (ItemsOrderBy::UpdatedAt, true) => q.order((items::updated_at.desc(), items::id.desc())),
+                (ItemsOrderBy::CreatedAt, false) => {
+                    q.order((items::created_at.asc(), items::id.asc()))
+                }
+                (ItemsOrderBy::CreatedAt, true) => {
+                    q.order((items::created_at.desc(), items::id.desc()))
+                }
+                (ItemsOrderBy::UpdatedAt, false) => {
+                    q.order((items::updated_at.asc(), items::id.asc()))
+                }
+                (ItemsOrderBy::UpdatedAt, true) => {
+                    q.order((items::updated_at.desc(), items::id.desc()))
+                }
             };
             let limit = query.limit.map_or(max_rows, |l| i64::from(l).min(max_rows));
             q.limit(limit).load(conn).await

@@ -4,9 +4,9 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures_util::future::BoxFuture;
 use pglive_schema::LiveQuery;
+use pglive_schema::Task;
 use pglive_schema::query::{Direction, TasksOrderBy, TasksQuery};
 use pglive_schema::tables::tasks;
-use pglive_schema::Task;
 
 use super::{int4_keys, like_contains};
 use crate::table::{Key, LiveTable};
@@ -82,14 +82,28 @@ impl LiveTable for Tasks {
                 (TasksOrderBy::Id, true) => q.order(tasks::id.desc()),
                 (TasksOrderBy::Title, false) => q.order((tasks::title.asc(), tasks::id.asc())),
                 (TasksOrderBy::Title, true) => q.order((tasks::title.desc(), tasks::id.desc())),
-                (TasksOrderBy::Priority, false) => q.order((tasks::priority.asc(), tasks::id.asc())),
-                (TasksOrderBy::Priority, true) => q.order((tasks::priority.desc(), tasks::id.desc())),
+                (TasksOrderBy::Priority, false) => {
+                    q.order((tasks::priority.asc(), tasks::id.asc()))
+                }
+                (TasksOrderBy::Priority, true) => {
+                    q.order((tasks::priority.desc(), tasks::id.desc()))
+                }
                 (TasksOrderBy::DueDate, false) => q.order((tasks::due_date.asc(), tasks::id.asc())),
-                (TasksOrderBy::DueDate, true) => q.order((tasks::due_date.desc(), tasks::id.desc())),
-                (TasksOrderBy::CreatedAt, false) => q.order((tasks::created_at.asc(), tasks::id.asc())),
-                (TasksOrderBy::CreatedAt, true) => q.order((tasks::created_at.desc(), tasks::id.desc())),
-                (TasksOrderBy::UpdatedAt, false) => q.order((tasks::updated_at.asc(), tasks::id.asc())),
-                (TasksOrderBy::UpdatedAt, true) => q.order((tasks::updated_at.desc(), tasks::id.desc())),
+                (TasksOrderBy::DueDate, true) => {
+                    q.order((tasks::due_date.desc(), tasks::id.desc()))
+                }
+                (TasksOrderBy::CreatedAt, false) => {
+                    q.order((tasks::created_at.asc(), tasks::id.asc()))
+                }
+                (TasksOrderBy::CreatedAt, true) => {
+                    q.order((tasks::created_at.desc(), tasks::id.desc()))
+                }
+                (TasksOrderBy::UpdatedAt, false) => {
+                    q.order((tasks::updated_at.asc(), tasks::id.asc()))
+                }
+                (TasksOrderBy::UpdatedAt, true) => {
+                    q.order((tasks::updated_at.desc(), tasks::id.desc()))
+                }
             };
             let limit = query.limit.map_or(max_rows, |l| i64::from(l).min(max_rows));
             q.limit(limit).load(conn).await

@@ -93,9 +93,13 @@ async fn cluster() -> &'static Cluster {
         .get_or_init(|| async {
             let admin = tokio::task::spawn_blocking(admin_url).await.unwrap();
             let template = format!("pglive_tpl_{:016x}", migrations_hash());
-            let mut conn = AsyncPgConnection::establish(&admin).await.expect("connect to test postgres");
+            let mut conn = AsyncPgConnection::establish(&admin)
+                .await
+                .expect("connect to test postgres");
             // Test binaries may run at once (nextest): one builds the template.
-            conn.batch_execute("SELECT pg_advisory_lock(742001)").await.unwrap();
+            conn.batch_execute("SELECT pg_advisory_lock(742001)")
+                .await
+                .unwrap();
             let exists: bool = {
                 use diesel::prelude::*;
                 use diesel_async::RunQueryDsl;
@@ -108,12 +112,22 @@ async fn cluster() -> &'static Cluster {
             };
             if !exists {
                 let building = format!("{template}_building");
-                conn.batch_execute(&format!("DROP DATABASE IF EXISTS {building}")).await.unwrap();
-                conn.batch_execute(&format!("CREATE DATABASE {building}")).await.unwrap();
-                pglive_server::db::migrate(&with_db(&admin, &building)).await.expect("migrate template");
-                conn.batch_execute(&format!("ALTER DATABASE {building} RENAME TO {template}")).await.unwrap();
+                conn.batch_execute(&format!("DROP DATABASE IF EXISTS {building}"))
+                    .await
+                    .unwrap();
+                conn.batch_execute(&format!("CREATE DATABASE {building}"))
+                    .await
+                    .unwrap();
+                pglive_server::db::migrate(&with_db(&admin, &building))
+                    .await
+                    .expect("migrate template");
+                conn.batch_execute(&format!("ALTER DATABASE {building} RENAME TO {template}"))
+                    .await
+                    .unwrap();
             }
-            conn.batch_execute("SELECT pg_advisory_unlock(742001)").await.unwrap();
+            conn.batch_execute("SELECT pg_advisory_unlock(742001)")
+                .await
+                .unwrap();
             Cluster { admin, template }
         })
         .await
@@ -139,9 +153,12 @@ impl TestDb {
             rand_suffix()
         );
         let mut conn = AsyncPgConnection::establish(&cluster.admin).await.unwrap();
-        conn.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {}", cluster.template))
-            .await
-            .unwrap();
+        conn.batch_execute(&format!(
+            "CREATE DATABASE {name} TEMPLATE {}",
+            cluster.template
+        ))
+        .await
+        .unwrap();
         TestDb {
             url: with_db(&cluster.admin, &name),
             name,
@@ -152,9 +169,15 @@ impl TestDb {
     /// An empty database without migrations (for the migration tests).
     pub async fn empty() -> TestDb {
         let cluster = cluster().await;
-        let name = format!("pglive_empty_{}_{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst));
+        let name = format!(
+            "pglive_empty_{}_{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        );
         let mut conn = AsyncPgConnection::establish(&cluster.admin).await.unwrap();
-        conn.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+        conn.batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
         TestDb {
             url: with_db(&cluster.admin, &name),
             name,
@@ -168,13 +191,18 @@ impl TestDb {
 
     pub async fn exec(&self, sql: &str) {
         let mut conn = self.conn().await;
-        conn.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        conn.batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 }
 
 fn rand_suffix() -> u32 {
     use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
 }
 
 impl Drop for TestDb {
@@ -183,10 +211,15 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Dropping runs outside the test's runtime, which may be gone.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async {
                 if let Ok(mut conn) = AsyncPgConnection::establish(&admin).await {
-                    let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                    let _ = conn
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
                 }
             });
         })
@@ -218,7 +251,11 @@ impl TestServer {
             .await
             .expect("server run");
         });
-        let server = TestServer { addr, stop: Some(stop), task: Some(task) };
+        let server = TestServer {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        };
         server.wait_ready().await;
         server
     }
@@ -229,7 +266,10 @@ impl TestServer {
             if self.get("/readyz").await.0 == 200 {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "server never became ready");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "server never became ready"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -253,8 +293,15 @@ impl TestServer {
         let mut buf = Vec::new();
         let _ = s.read_to_end(&mut buf).await;
         let text = String::from_utf8_lossy(&buf).to_string();
-        let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
         (status, dechunk(&body))
     }
 
@@ -277,7 +324,10 @@ impl TestServer {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
-            tokio::time::timeout(TIMEOUT, task).await.expect("server stops").unwrap();
+            tokio::time::timeout(TIMEOUT, task)
+                .await
+                .expect("server stops")
+                .unwrap();
         }
     }
 }
@@ -287,8 +337,12 @@ fn dechunk(body: &str) -> String {
     let mut out = String::new();
     let mut rest = body;
     loop {
-        let Some((size, tail)) = rest.split_once("\r\n") else { return body.to_owned() };
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { return body.to_owned() };
+        let Some((size, tail)) = rest.split_once("\r\n") else {
+            return body.to_owned();
+        };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            return body.to_owned();
+        };
         if n == 0 {
             return out;
         }
@@ -322,12 +376,23 @@ pub struct SubState {
 
 impl Client {
     pub async fn connect(server: &TestServer) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(server.ws_url()).await.expect("ws connect");
-        Client { ws, subs: HashMap::new(), errors: Vec::new(), frames: 0, bytes: 0 }
+        let (ws, _) = tokio_tungstenite::connect_async(server.ws_url())
+            .await
+            .expect("ws connect");
+        Client {
+            ws,
+            subs: HashMap::new(),
+            errors: Vec::new(),
+            frames: 0,
+            bytes: 0,
+        }
     }
 
     pub async fn send(&mut self, value: Value) {
-        self.ws.send(Message::text(value.to_string())).await.unwrap();
+        self.ws
+            .send(Message::text(value.to_string()))
+            .await
+            .unwrap();
     }
 
     pub async fn send_raw(&mut self, msg: Message) {
@@ -335,13 +400,17 @@ impl Client {
     }
 
     pub async fn subscribe(&mut self, id: &str, query: Value) {
-        self.send(json!({"type":"subscribe","id":id,"query":query})).await;
+        self.send(json!({"type":"subscribe","id":id,"query":query}))
+            .await;
     }
 
     /// Next server message as JSON, or `None` on close/timeout.
     pub async fn next(&mut self, wait: Duration) -> Option<Value> {
         loop {
-            let msg = tokio::time::timeout(wait, self.ws.next()).await.ok()??.ok()?;
+            let msg = tokio::time::timeout(wait, self.ws.next())
+                .await
+                .ok()??
+                .ok()?;
             match msg {
                 Message::Text(t) => {
                     self.frames += 1;
@@ -367,11 +436,21 @@ impl Client {
             }
             Some("diff") => {
                 let st = self.subs.entry(id).or_default();
-                assert_eq!(v["from"].as_u64().unwrap(), st.version, "diff version gap: {v}");
-                let mut gone: Vec<i64> = v["deletes"].as_array().unwrap().iter().map(|k| k.as_i64().unwrap()).collect();
+                assert_eq!(
+                    v["from"].as_u64().unwrap(),
+                    st.version,
+                    "diff version gap: {v}"
+                );
+                let mut gone: Vec<i64> = v["deletes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|k| k.as_i64().unwrap())
+                    .collect();
                 let upserts = v["upserts"].as_array().unwrap();
                 gone.extend(upserts.iter().map(|u| u["row"]["id"].as_i64().unwrap()));
-                st.rows.retain(|r| !gone.contains(&r["id"].as_i64().unwrap()));
+                st.rows
+                    .retain(|r| !gone.contains(&r["id"].as_i64().unwrap()));
                 for u in upserts {
                     let at = (u["at"].as_u64().unwrap() as usize).min(st.rows.len());
                     st.rows.insert(at, u["row"].clone());
@@ -436,7 +515,9 @@ pub fn canon(rows: &[Value]) -> Vec<Value> {
                 for key in ["created_at", "updated_at"] {
                     if let Some(Value::String(s)) = obj.get(key) {
                         let t = chrono::DateTime::parse_from_rfc3339(s)
-                            .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%:z"))
+                            .or_else(|_| {
+                                chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%:z")
+                            })
                             .map(|t| t.timestamp_micros())
                             .unwrap_or_default();
                         obj.insert(key.into(), json!(t));

@@ -1,0 +1,361 @@
+//! Failure modes: slow clients, a lost LISTEN connection, bad input, shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Client, TestDb, TestServer, canon, fresh};
+use diesel_async::SimpleAsyncConnection;
+use futures_util::StreamExt;
+use pglive_server::config::Config;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_owned)
+        })
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Connects with a tiny receive buffer so that not reading backs up quickly.
+async fn slow_client(server: &TestServer) -> common::Ws {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(server.addr).await.unwrap();
+    let (ws, _) = tokio_tungstenite::client_async(
+        server.ws_url(),
+        tokio_tungstenite::MaybeTlsStream::Plain(stream),
+    )
+    .await
+    .unwrap();
+    ws
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_resynced_and_never_blocks_others() {
+    let db = TestDb::new().await;
+    let long = "x".repeat(190);
+    db.exec(&format!(
+        "INSERT INTO items (name) SELECT '{long}' || g FROM generate_series(1, 200) g"
+    ))
+    .await;
+    let mut config = Config::new(db.url.clone());
+    config.outbox_frames = 8;
+    config.stall_timeout_secs = 60;
+    let server = TestServer::with_config(config).await;
+
+    let mut slow = slow_client(&server).await;
+    slow.send_sub().await;
+    let mut fast = Client::connect(&server).await;
+    fast.subscribe("all", json!({"table":"items"})).await;
+    assert!(fast.until(|c| c.rows("all").len() == 200).await);
+
+    let rss_before = rss_kib();
+    // 1,000 changes of 20 long rows each (~6 kB per diff): far more than the
+    // socket buffers hold, so the slow client's outbox fills.
+    let mut conn = db.conn().await;
+    for i in 0..1000 {
+        let lo = (i * 20) % 200 + 1;
+        conn.batch_execute(&format!(
+            "UPDATE items SET name = '{long}{i}-' || id WHERE id BETWEEN {lo} AND {}",
+            lo + 19
+        ))
+        .await
+        .unwrap();
+        if i % 10 == 0 {
+            fast.drain(Duration::from_millis(1)).await;
+        }
+    }
+    let want = canon(&fresh(&db, "SELECT * FROM items ORDER BY id").await);
+    assert!(
+        fast.until(|c| canon(c.rows("all")) == want).await,
+        "the fast client kept up"
+    );
+    let dropped = server.metric("pglive_frames_dropped_total").await;
+    assert!(
+        dropped > 0,
+        "the slow client's outbox never filled; the test proves nothing"
+    );
+    let grown_mib = rss_kib().saturating_sub(rss_before) / 1024;
+    println!("slow client: {dropped} frames dropped, RSS grew {grown_mib} MiB");
+    assert!(grown_mib < 100, "memory grew by {grown_mib} MiB");
+
+    // Reading again, the slow client converges through a fresh snapshot.
+    let mut state = common::Client {
+        ws: slow,
+        subs: Default::default(),
+        errors: vec![],
+        frames: 0,
+        bytes: 0,
+    };
+    assert!(
+        state.until(|c| canon(c.rows("s")) == want).await,
+        "slow client converged"
+    );
+    assert!(
+        state.subs["s"].snapshots >= 2,
+        "it was resynced with a snapshot"
+    );
+    assert!(server.metric("pglive_lagging_resyncs_total").await >= 1);
+    server.stop().await;
+}
+
+trait SendSub {
+    async fn send_sub(&mut self);
+}
+
+impl SendSub for common::Ws {
+    async fn send_sub(&mut self) {
+        use futures_util::SinkExt;
+        let msg = json!({"type":"subscribe","id":"s","query":{"table":"items"}});
+        self.send(Message::text(msg.to_string())).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_client_is_closed() {
+    let db = TestDb::new().await;
+    let long = "y".repeat(190);
+    db.exec(&format!(
+        "INSERT INTO items (name) SELECT '{long}' || g FROM generate_series(1, 200) g"
+    ))
+    .await;
+    let mut config = Config::new(db.url.clone());
+    config.outbox_frames = 4;
+    config.stall_timeout_secs = 1;
+    let server = TestServer::with_config(config).await;
+    let mut slow = slow_client(&server).await;
+    slow.send_sub().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Enough data to fill the kernel's socket buffers on both ends.
+    let mut conn = db.conn().await;
+    for i in 0..2500 {
+        let lo = (i * 20) % 200 + 1;
+        conn.batch_execute(&format!(
+            "UPDATE items SET name = '{long}{i}-' || id WHERE id BETWEEN {lo} AND {}",
+            lo + 19
+        ))
+        .await
+        .unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + common::TIMEOUT;
+    while server.metric("pglive_slow_clients_closed_total").await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stuck client never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Its subscription is gone with it.
+    let deadline = tokio::time::Instant::now() + common::TIMEOUT;
+    while server.metric("pglive_subscriptions").await != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "subscription leaked"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(slow);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listener_loss_is_survived() {
+    let db = TestDb::new().await;
+    db.exec("INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 50) g")
+        .await;
+    let server = TestServer::start(&db).await;
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        let mut c = Client::connect(&server).await;
+        c.subscribe(
+            "a",
+            json!({"table":"items","order":{"by":"name","dir":"desc"}}),
+        )
+        .await;
+        clients.push(c);
+    }
+    for c in &mut clients {
+        assert!(c.until(|c| c.rows("a").len() == 50).await);
+    }
+    let writer = {
+        let url = db.url.clone();
+        tokio::spawn(async move {
+            use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+            let mut conn = AsyncPgConnection::establish(&url).await.unwrap();
+            for i in 0..200 {
+                conn.batch_execute(&format!(
+                    "UPDATE items SET name = 'v{i}' WHERE id = {}",
+                    1 + i % 50
+                ))
+                .await
+                .unwrap();
+                conn.batch_execute(&format!("INSERT INTO items (name) VALUES ('i{i}')"))
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let killed = fresh(&db, "SELECT pg_terminate_backend(pid) AS k FROM pg_stat_activity WHERE application_name = 'pglive_listener' AND datname = current_database()").await;
+    assert_eq!(
+        killed,
+        vec![json!({"k": true})],
+        "the listener's backend was found and killed"
+    );
+    writer.await.unwrap();
+    let want = canon(&fresh(&db, "SELECT * FROM items ORDER BY name DESC, id DESC").await);
+    for c in &mut clients {
+        assert!(
+            c.until(|c| canon(c.rows("a")) == want).await,
+            "client converged after the listener was killed"
+        );
+    }
+    assert!(server.metric("pglive_listener_reconnects_total").await >= 1);
+    assert_eq!(server.get("/readyz").await.0, 200);
+    server.stop().await;
+}
+
+async fn expect_error(c: &mut Client, code: &str) -> serde_json::Value {
+    let msg = c.next(common::TIMEOUT).await.expect("an error frame");
+    assert_eq!(msg["type"], "error", "{msg}");
+    assert_eq!(msg["code"], code, "{msg}");
+    assert!(msg["message"].as_str().is_some_and(|m| !m.is_empty()));
+    msg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_clear_errors() {
+    let db = TestDb::new().await;
+    let mut config = Config::new(db.url.clone());
+    config.max_subscriptions = 3;
+    config.max_frame_bytes = 2048;
+    config.max_query_limit = 100;
+    let server = TestServer::with_config(config).await;
+    let mut c = Client::connect(&server).await;
+
+    c.send_raw(Message::text("{not json")).await;
+    expect_error(&mut c, "bad_frame").await;
+    c.send_raw(Message::text("[1,2]")).await;
+    expect_error(&mut c, "bad_frame").await;
+    c.send(json!({"type":"subscribe","query":{"table":"items"}}))
+        .await;
+    expect_error(&mut c, "bad_frame").await;
+    c.send(json!({"type":"subscribe","id":"","query":{"table":"items"}}))
+        .await;
+    expect_error(&mut c, "invalid_id").await;
+    c.send(json!({"type":"hello","id":"a"})).await;
+    let e = expect_error(&mut c, "bad_frame").await;
+    assert_eq!(e["id"], "a");
+    c.send(json!({"type":"subscribe","id":"a"})).await;
+    expect_error(&mut c, "bad_frame").await;
+    c.send(json!({"type":"subscribe","id":"a","query":{"table":"secrets"}}))
+        .await;
+    let e = expect_error(&mut c, "unknown_table").await;
+    assert!(
+        e["message"].as_str().unwrap().contains("items"),
+        "lists the live tables"
+    );
+    c.send(json!({"type":"subscribe","id":"a","query":{"table":"items","filter":{"sql":"1=1"}}}))
+        .await;
+    expect_error(&mut c, "invalid_query").await;
+    c.send(
+        json!({"type":"subscribe","id":"a","query":{"table":"tasks","filter":{"status":["lost"]}}}),
+    )
+    .await;
+    expect_error(&mut c, "invalid_query").await;
+    c.send(json!({"type":"subscribe","id":"a","query":{"table":"items","limit":101}}))
+        .await;
+    expect_error(&mut c, "invalid_query").await;
+    c.send(
+        json!({"type":"subscribe","id":"a","query":{"table":"items","order":{"by":"password"}}}),
+    )
+    .await;
+    expect_error(&mut c, "invalid_query").await;
+    c.send(json!({"type":"unsubscribe","id":"nope"})).await;
+    expect_error(&mut c, "unknown_id").await;
+    c.send_raw(Message::binary(vec![1u8, 2, 3])).await;
+    expect_error(&mut c, "binary_frame").await;
+    c.send_raw(Message::text(format!(
+        "{{\"type\":\"subscribe\",\"id\":\"{}\"}}",
+        "z".repeat(3000)
+    )))
+    .await;
+    expect_error(&mut c, "frame_too_large").await;
+
+    // The connection still works, and the limits hold.
+    c.subscribe("a", json!({"table":"items"})).await;
+    assert_eq!(c.next(common::TIMEOUT).await.unwrap()["type"], "snapshot");
+    c.subscribe("a", json!({"table":"items"})).await;
+    expect_error(&mut c, "duplicate_id").await;
+    c.subscribe("b", json!({"table":"items","limit":5})).await;
+    c.subscribe("c", json!({"table":"tasks"})).await;
+    assert!(c.until(|c| c.subs.len() == 3).await);
+    c.subscribe("d", json!({"table":"tasks"})).await;
+    expect_error(&mut c, "too_many_subscriptions").await;
+
+    // Above the hard cap the server closes with 1009 instead of buffering.
+    c.send_raw(Message::text("x".repeat(2 * 1024 * 1024))).await;
+    let mut saw_close = false;
+    while let Ok(Some(msg)) = tokio::time::timeout(common::TIMEOUT, c.ws.next()).await {
+        match msg {
+            Ok(Message::Close(Some(frame))) => {
+                assert_eq!(u16::from(frame.code), 1009);
+                saw_close = true;
+                break;
+            }
+            Ok(_) => continue,
+            Err(_) => break,
+        }
+    }
+    assert!(saw_close, "closed with 1009");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flooding_is_rate_limited() {
+    let db = TestDb::new().await;
+    let mut config = Config::new(db.url.clone());
+    config.messages_per_second = 5.0;
+    let server = TestServer::with_config(config).await;
+    let mut c = Client::connect(&server).await;
+    for i in 0..40 {
+        c.send(json!({"type":"unsubscribe","id":format!("n{i}")}))
+            .await;
+    }
+    let mut rate_limited = 0;
+    while let Some(msg) = c.next(Duration::from_millis(500)).await {
+        if msg["code"] == "rate_limited" {
+            rate_limited += 1;
+        }
+    }
+    assert_eq!(rate_limited, 1, "told once, not once per message");
+    assert!(c.errors.len() < 40, "excess messages were dropped");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_sockets_with_1001() {
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    let mut c = Client::connect(&server).await;
+    c.subscribe("a", json!({"table":"items"})).await;
+    assert!(c.until(|c| c.subs.contains_key("a")).await);
+    let stop = tokio::spawn(server.stop());
+    let mut code = None;
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout(common::TIMEOUT, c.ws.next()).await {
+        if let Message::Close(frame) = msg {
+            code = frame.map(|f| u16::from(f.code));
+            break;
+        }
+    }
+    assert_eq!(code, Some(1001));
+    stop.await.unwrap();
+}

@@ -1,0 +1,133 @@
+# pglive — run `just` to list the recipes.
+# With no DATABASE_URL, recipes use a project-local PostgreSQL cluster
+# (dev/pg.sh: data in .pglive/pg, 127.0.0.1:54329), never the system's.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# List the recipes
+default:
+    @just --list --unsorted
+
+# Full stack with HMR: local PostgreSQL (unless DATABASE_URL), migrate, seed, server :8080 + Vite :5173
+dev:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    DATABASE_URL="${DATABASE_URL:-$(dev/pg.sh database pglive)}"
+    export DATABASE_URL
+    cargo build -p pglive-server --bin pglive
+    cargo run -q -p pglive-server --bin pglive -- migrate
+    psql "$DATABASE_URL" -X -q -v ON_ERROR_STOP=1 -f dev/seed.sql
+    if [ ! -d web/node_modules ]; then (cd web && npm install --no-audit --no-fund); fi
+    # Each child gets its own process group (set -m) so that stopping it
+    # also stops what it spawned (npx -> node vite); stdin is /dev/null so a
+    # background group never reads the terminal (SIGTTIN would freeze it).
+    set -m
+    pids=()
+    stop() {
+        trap - INT TERM EXIT
+        for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+        wait 2>/dev/null || true
+    }
+    trap 'stop; exit 0' INT TERM
+    trap stop EXIT
+    cargo run -q -p pglive-server --bin pglive -- --addr 127.0.0.1:8080 --web-dir web/dist </dev/null &
+    pids+=("$!")
+    (cd web && exec npx vite --host 127.0.0.1 --port 5173 --strictPort </dev/null) &
+    pids+=("$!")
+    echo "pglive: open http://127.0.0.1:5173 (Vite, HMR) — server http://127.0.0.1:8080"
+    # When either one exits, stop the other.
+    wait -n
+
+# Production-like: build the web app, run only the server serving web/dist at 127.0.0.1:8080
+serve:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    DATABASE_URL="${DATABASE_URL:-$(dev/pg.sh database pglive)}"
+    export DATABASE_URL
+    (cd web && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build)
+    cargo build --release -p pglive-server --bin pglive
+    cargo run -q --release -p pglive-server --bin pglive -- migrate
+    psql "$DATABASE_URL" -X -q -v ON_ERROR_STOP=1 -f dev/seed.sql
+    echo "pglive: open http://127.0.0.1:8080"
+    exec cargo run -q --release -p pglive-server --bin pglive -- --addr 127.0.0.1:8080 --web-dir web/dist
+
+# Run every test: Rust against a real PostgreSQL, web type-check/unit/browser tests, compose check, bench smoke
+test:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ -z "${PGLIVE_TEST_DATABASE_URL:-}" ]; then
+        if [ -n "${DATABASE_URL:-}" ]; then
+            PGLIVE_TEST_DATABASE_URL="$DATABASE_URL"
+        else
+            PGLIVE_TEST_DATABASE_URL="$(dev/pg.sh start)"
+        fi
+    fi
+    export PGLIVE_TEST_DATABASE_URL
+    echo "pglive: tests use PostgreSQL at $PGLIVE_TEST_DATABASE_URL" >&2
+    cargo test --workspace
+    if [ -f web/package.json ]; then
+        (
+            cd web
+            [ -d node_modules ] || npm ci --no-audit --no-fund
+            npx vue-tsc --noEmit
+            npx vitest run
+            if [ -f e2e/run.mjs ]; then node e2e/run.mjs; fi
+        )
+    else
+        echo "pglive: no web/package.json yet; skipping web tests" >&2
+    fi
+    dev/compose-check.sh
+    if [ -d crates/bench ]; then
+        cargo run -p pglive-bench --release -- smoke
+    fi
+
+# Check formatting and clippy lints (warnings are errors)
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Run the load generator (crates/bench) against the local cluster, e.g. `just bench smoke`
+bench *ARGS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ ! -d crates/bench ]; then echo "pglive: crates/bench does not exist yet" >&2; exit 1; fi
+    PGLIVE_TEST_DATABASE_URL="${PGLIVE_TEST_DATABASE_URL:-${DATABASE_URL:-$(dev/pg.sh start)}}"
+    export PGLIVE_TEST_DATABASE_URL
+    cargo run -p pglive-bench --release -- {{ARGS}}
+
+# Validate docker-compose.yml (compose-spec schema) and lint the Dockerfile (hadolint), no Docker engine needed
+compose-check:
+    dev/compose-check.sh
+
+# Apply pending migrations to DATABASE_URL (default: the local cluster's pglive database)
+migrate:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    DATABASE_URL="${DATABASE_URL:-$(dev/pg.sh database pglive)}"
+    export DATABASE_URL
+    cargo run -q -p pglive-server --bin pglive -- migrate
+
+# Migrations via plain psql with diesel's bookkeeping: up | down [N] | redo | status
+migrate-sql *ARGS="status":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    url="${DATABASE_URL:-$(dev/pg.sh database pglive)}"
+    dev/migrate.sh "$url" {{ARGS}}
+
+# Load the demo data into DATABASE_URL (or the local pglive database) if its tables are empty
+seed:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    url="${DATABASE_URL:-$(dev/pg.sh database pglive)}"
+    psql "$url" -X -q -v ON_ERROR_STOP=1 -f dev/seed.sql
+
+# Open psql on DATABASE_URL (or the local pglive database)
+psql:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    url="${DATABASE_URL:-$(dev/pg.sh database pglive)}"
+    exec psql "$url"
+
+# Stop the project-local PostgreSQL cluster
+pg-stop:
+    dev/pg.sh stop
