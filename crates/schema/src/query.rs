@@ -304,10 +304,8 @@ impl LiveQuery {
                 if let Some(f) = &q.filter {
                     check_text("assignee", &f.assignee)?;
                     check_text("title_contains", &f.title_contains)?;
-                    if let Some(p) = f.priority_min {
-                        if !(0..=3).contains(&p) {
-                            return Err(QueryError("filter.priority_min must be 0 to 3".into()));
-                        }
+                    if f.priority_min.is_some_and(|p| !(0..=3).contains(&p)) {
+                        return Err(QueryError("filter.priority_min must be 0 to 3".into()));
                     }
                     if f.status.as_ref().is_some_and(Vec::is_empty) {
                         return Err(QueryError(

@@ -4,6 +4,8 @@
 //! once to update the files after changing a wire type; CI, which runs on a
 //! clean checkout, fails if they were not committed.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -188,11 +188,11 @@ impl Hub {
         if !group.close_if_empty() {
             return false;
         }
-        if let Some(table) = groups.get_mut(group.table) {
-            if table.get(&group.key).is_some_and(|g| Arc::ptr_eq(g, group)) {
-                table.remove(&group.key);
-                Metrics::dec(&self.inner.metrics.groups);
-            }
+        if let Some(table) = groups.get_mut(group.table)
+            && table.get(&group.key).is_some_and(|g| Arc::ptr_eq(g, group))
+        {
+            table.remove(&group.key);
+            Metrics::dec(&self.inner.metrics.groups);
         }
         true
     }

@@ -1,5 +1,7 @@
 //! The live engine end to end: real PostgreSQL, a real server, real WebSockets.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
 mod common;
 
 use std::time::Duration;

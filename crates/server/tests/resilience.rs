@@ -1,5 +1,7 @@
 //! Failure modes: slow clients, a lost LISTEN connection, bad input, shutdown.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
 mod common;
 
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! the documented payload, large statements fall back to a keyless payload,
 //! and migrations run up, down and up again.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
 mod common;
 
 use std::time::Duration;

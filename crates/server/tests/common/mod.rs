@@ -101,7 +101,6 @@ async fn cluster() -> &'static Cluster {
                 .await
                 .unwrap();
             let exists: bool = {
-                use diesel::prelude::*;
                 use diesel_async::RunQueryDsl;
                 diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
                     "EXISTS (SELECT 1 FROM pg_database WHERE datname = '{template}')"

@@ -1,0 +1,545 @@
+#!/usr/bin/env node
+// End-to-end tests: the built web app in headless Debian Chromium against the
+// real pglive server and PostgreSQL.
+//
+//   node e2e/run.mjs            (npm run e2e)
+//
+// Environment:
+//   PGLIVE_TEST_DATABASE_URL  admin URL of a PostgreSQL server (default: the
+//                             project-local cluster from `dev/pg.sh start`)
+//   PGLIVE_BIN                server binary (default <repo>/target/debug/pglive,
+//                             built with cargo when missing)
+//   PGLIVE_CHROMIUM           browser (default /usr/bin/chromium)
+//   PGLIVE_E2E_SKIP_BUILD=1   use web/dist as it is (default: npm run build)
+//   PGLIVE_E2E_TIMEOUT_MS     hard limit for the whole run (default 600000)
+//   PGLIVE_E2E_HEADFUL=1      show the browser (debugging)
+//
+// A fresh database `pglive_e2e_<random>` is created, migrated with
+// `pglive migrate`, served with `pglive --addr 127.0.0.1:0`, and dropped at
+// the end. Writes web/test-results/dashboard.png (and failure screenshots)
+// and the server's log to web/test-results/server.log. The last line printed
+// is always `N passed, N failed`; the exit code is non-zero on any failure.
+import { spawn, spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { createWriteStream, existsSync, mkdirSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const WEB = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const ROOT = path.resolve(WEB, '..')
+const RESULTS = path.join(WEB, 'test-results')
+const DIST = path.join(WEB, 'dist')
+const TIMEOUT_MS = Number(process.env.PGLIVE_E2E_TIMEOUT_MS ?? 600_000)
+const TEST_TIMEOUT_MS = 90_000
+const CHROMIUM = process.env.PGLIVE_CHROMIUM ?? '/usr/bin/chromium'
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-component-update',
+  '--disable-sync',
+]
+
+mkdirSync(RESULTS, { recursive: true })
+
+let passed = 0
+let failed = 0
+let finished = false
+const state = {
+  adminUrl: null,
+  dbName: null,
+  dbUrl: null,
+  server: null, // { proc, port, base }
+  browser: null,
+  serverLog: createWriteStream(path.join(RESULTS, 'server.log'), { flags: 'w' }),
+  pageErrors: [],
+}
+
+const log = (...args) => console.log(...args)
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const rand = () => randomBytes(4).toString('hex')
+
+// --- hard limit and cleanup -------------------------------------------------
+
+const hardTimer = setTimeout(() => {
+  console.error(`e2e: hard timeout after ${TIMEOUT_MS} ms`)
+  void finish(1, 'hard timeout')
+}, TIMEOUT_MS)
+
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => void finish(1, signal))
+}
+
+async function cleanup() {
+  const steps = []
+  if (state.browser) {
+    const b = state.browser
+    state.browser = null
+    steps.push(Promise.race([b.close().catch(() => {}), sleep(10_000)]))
+  }
+  steps.push(stopServer())
+  await Promise.all(steps)
+  if (state.dbName && state.adminUrl) {
+    const r = psqlRaw(state.adminUrl, `DROP DATABASE IF EXISTS "${state.dbName}" WITH (FORCE)`)
+    if (r.status !== 0) console.error(`e2e: could not drop ${state.dbName}: ${r.stderr}`)
+    state.dbName = null
+  }
+  state.serverLog.end()
+}
+
+async function finish(code, why) {
+  if (finished) return
+  finished = true
+  clearTimeout(hardTimer)
+  if (why) failed += 1
+  try {
+    await Promise.race([cleanup(), sleep(30_000)])
+  } catch (e) {
+    console.error('e2e: cleanup failed:', e)
+  }
+  if (why) log(`FAIL - run aborted: ${why}`)
+  log(`${passed} passed, ${failed} failed`)
+  process.exit(code !== 0 || failed > 0 ? 1 : 0)
+}
+
+// --- processes ----------------------------------------------------------------
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 300_000, ...opts })
+  if (r.error) throw new Error(`${cmd} ${args.join(' ')}: ${r.error.message}`)
+  if (r.status !== 0) {
+    throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}:\n${(r.stderr || r.stdout || '').slice(-2000)}`)
+  }
+  return r.stdout
+}
+
+function psqlRaw(url, sql) {
+  return spawnSync('psql', [url, '-v', 'ON_ERROR_STOP=1', '-qAt', '-c', sql], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  })
+}
+
+/** Runs SQL on the test database; returns the output lines. */
+function sql(query) {
+  const r = psqlRaw(state.dbUrl, query)
+  if (r.error || r.status !== 0) throw new Error(`psql failed: ${r.error?.message ?? r.stderr}`)
+  return r.stdout.split('\n').filter((l) => l !== '')
+}
+
+function serverBin() {
+  const bin = process.env.PGLIVE_BIN ?? path.join(ROOT, 'target', 'debug', 'pglive')
+  if (!existsSync(bin)) {
+    log(`e2e: ${bin} missing; cargo build -p pglive-server`)
+    run('cargo', ['build', '-p', 'pglive-server'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'], timeout: 1_200_000 })
+  }
+  return bin
+}
+
+/** Starts pglive on `port` (0: any) and resolves once it says where it listens. */
+function startServer(bin, port) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(
+      bin,
+      ['--database-url', state.dbUrl, '--addr', `127.0.0.1:${port}`, '--web-dir', DIST],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PGLIVE_LOG: process.env.PGLIVE_LOG ?? 'info' } },
+    )
+    let out = ''
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL')
+      reject(new Error(`pglive did not report its address within 30 s; stdout: ${out}`))
+    }, 30_000)
+    proc.stderr.on('data', (d) => state.serverLog.write(d))
+    proc.stdout.on('data', (d) => {
+      state.serverLog.write(d)
+      out += d
+      const m = out.match(/pglive listening on (http:\/\/127\.0\.0\.1:(\d+))/)
+      if (m) {
+        clearTimeout(timer)
+        resolve({ proc, port: Number(m[2]), base: m[1] })
+      }
+    })
+    proc.on('exit', (code, signal) => {
+      clearTimeout(timer)
+      reject(new Error(`pglive exited (${code ?? signal}) before listening; see test-results/server.log`))
+    })
+    proc.on('error', (e) => {
+      clearTimeout(timer)
+      reject(e)
+    })
+  })
+}
+
+async function stopServer(signal = 'SIGTERM') {
+  const s = state.server
+  if (!s) return
+  state.server = null
+  if (s.proc.exitCode !== null || s.proc.signalCode !== null) return
+  const exited = new Promise((r) => s.proc.once('exit', r))
+  s.proc.kill(signal)
+  const t = setTimeout(() => s.proc.kill('SIGKILL'), 5_000)
+  await Promise.race([exited, sleep(8_000)])
+  clearTimeout(t)
+}
+
+/** Starts the server again on the same port (retrying while the port is busy). */
+async function restartServer(bin, port) {
+  let last
+  for (let i = 0; i < 20; i++) {
+    try {
+      return await startServer(bin, port)
+    } catch (e) {
+      last = e
+      await sleep(300)
+    }
+  }
+  throw last
+}
+
+// --- browser helpers -------------------------------------------------------------
+
+/** Polls `check` until it returns a truthy value. */
+async function until(check, what, timeout = 15_000) {
+  const end = Date.now() + timeout
+  let last
+  for (;;) {
+    try {
+      const v = await check()
+      if (v) return v
+    } catch (e) {
+      last = e
+    }
+    if (Date.now() > end) {
+      throw new Error(`timed out after ${timeout} ms waiting for ${what}${last ? ` (last error: ${last.message})` : ''}`)
+    }
+    await sleep(100)
+  }
+}
+
+async function openPage(context, label) {
+  const page = await context.newPage()
+  page.setDefaultTimeout(15_000)
+  page.on('pageerror', (e) => state.pageErrors.push(`${label}: ${e.message}`))
+  await page.goto(state.server.base + '/')
+  await page.evaluate(() => {
+    window.__e2eNoReload = true
+  })
+  await waitStatus(page, 'live')
+  return page
+}
+
+const status = (page) => page.getByTestId('conn-status').textContent()
+
+async function waitStatus(page, want, timeout = 20_000) {
+  await until(async () => (await status(page)) === want, `connection status "${want}"`, timeout)
+}
+
+async function assertNotReloaded(page) {
+  const ok = await page.evaluate(() => window.__e2eNoReload === true)
+  if (!ok) throw new Error('the page was reloaded')
+}
+
+const itemNames = (page) => page.getByTestId('item-name').allTextContents()
+const itemRow = (page, name) => page.getByTestId('item-row').filter({ has: page.getByTestId('item-name').getByText(name, { exact: true }) })
+const card = (page, column, title) =>
+  page.getByTestId(`column-${column}`).getByTestId('task-card').filter({ has: page.getByTestId('task-title').getByText(title, { exact: true }) })
+
+async function hasItem(page, name) {
+  return (await itemNames(page)).includes(name)
+}
+
+async function countOf(page, testId) {
+  return Number(await page.getByTestId(testId).textContent())
+}
+
+async function api(method, url, body) {
+  const res = await fetch(state.server.base + url, {
+    method,
+    headers: body ? { 'content-type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  })
+  const text = await res.text()
+  return { status: res.status, body: text ? JSON.parse(text) : undefined }
+}
+
+function assertEqual(actual, expected, what) {
+  const a = JSON.stringify(actual)
+  const e = JSON.stringify(expected)
+  if (a !== e) throw new Error(`${what}: expected ${e}, got ${a}`)
+}
+
+// --- tests ---------------------------------------------------------------------------
+
+const tests = []
+const test = (name, fn) => tests.push({ name, fn })
+
+test('(a) add, rename and delete in one page show in the other', async ({ pageA, pageB }) => {
+  const name = `e2e item ${rand()}`
+  const renamed = `${name} renamed`
+  await pageA.getByTestId('item-name-input').fill(name)
+  await pageA.getByTestId('item-add').click()
+  await until(() => hasItem(pageB, name), `"${name}" in page B`)
+  await until(() => hasItem(pageA, name), `"${name}" in page A`)
+  await until(async () => (await countOf(pageA, 'items-count')) === (await countOf(pageB, 'items-count')), 'equal item counts')
+
+  const row = itemRow(pageA, name)
+  await row.getByTestId('item-rename').click()
+  await pageA.getByTestId('item-rename-input').fill(renamed)
+  await pageA.getByTestId('item-rename-input').press('Enter')
+  await until(async () => (await hasItem(pageB, renamed)) && !(await hasItem(pageB, name)), `rename to "${renamed}" in page B`)
+
+  const before = await countOf(pageB, 'items-count')
+  await itemRow(pageA, renamed).getByTestId('item-delete').click()
+  await until(async () => !(await hasItem(pageB, renamed)), `"${renamed}" gone from page B`)
+  await until(async () => (await countOf(pageB, 'items-count')) === before - 1, 'page B count decremented')
+  assertEqual(sql(`SELECT count(*) FROM items WHERE name LIKE '${name}%'`), ['0'], 'rows left in the database')
+  await assertNotReloaded(pageB)
+})
+
+test('(e) tasks board: add, move and filter by assignee, live across pages', async ({ pageA, pageB }) => {
+  const title = `e2e task ${rand()}`
+  await pageA.getByTestId('task-title-input').fill(title)
+  await pageA.getByTestId('task-assignee-input').selectOption('bob')
+  await pageA.getByTestId('task-priority-input').selectOption('3')
+  const todoBefore = await countOf(pageB, 'count-todo')
+  await pageA.getByTestId('task-add').click()
+  await until(async () => (await card(pageB, 'todo', title).count()) === 1, 'new task in page B todo column')
+  await until(async () => (await countOf(pageB, 'count-todo')) === todoBefore + 1, 'todo count +1 in page B')
+  const assignee = await card(pageB, 'todo', title).getByTestId('task-assignee').textContent()
+  if (!assignee?.includes('bob')) throw new Error(`assignee shown as ${assignee}`)
+
+  await card(pageA, 'todo', title).getByTestId('task-move-next').click()
+  await until(async () => (await card(pageB, 'in_progress', title).count()) === 1, 'task moved to in progress in page B')
+  await until(async () => (await card(pageB, 'todo', title).count()) === 0, 'task left todo in page B')
+  await card(pageB, 'in_progress', title).getByTestId('task-move-next').click()
+  await until(async () => (await card(pageA, 'done', title).count()) === 1, 'task done in page A')
+
+  // The filter changes the columns' subscriptions.
+  await pageB.getByTestId('assignee-filter').selectOption('alice')
+  await until(async () => (await card(pageB, 'done', title).count()) === 0, 'bob task hidden under alice filter')
+  const aliceDone = Number(sql(`SELECT count(*) FROM tasks WHERE status = 'done' AND assignee = 'alice'`)[0])
+  await until(async () => (await countOf(pageB, 'count-done')) === aliceDone, `done count = ${aliceDone} for alice`)
+  await pageB.getByTestId('assignee-filter').selectOption('bob')
+  await until(async () => (await card(pageB, 'done', title).count()) === 1, 'bob task visible under bob filter')
+  // A change while filtered still arrives.
+  sql(`UPDATE tasks SET status = 'todo' WHERE title = '${title}'`)
+  await until(async () => (await card(pageB, 'todo', title).count()) === 1, 'SQL status change under the bob filter')
+  await pageB.getByTestId('assignee-filter').selectOption('unassigned')
+  await until(async () => (await card(pageB, 'todo', title).count()) === 0, 'bob task hidden under unassigned filter')
+  await pageB.getByTestId('assignee-filter').selectOption('all')
+  await until(async () => (await card(pageB, 'todo', title).count()) === 1, 'task visible for everyone')
+  const total = Number(sql('SELECT count(*) FROM tasks')[0])
+  await until(
+    async () =>
+      (await countOf(pageB, 'tasks-count')) === total &&
+      (await countOf(pageB, 'count-todo')) + (await countOf(pageB, 'count-in_progress')) + (await countOf(pageB, 'count-done')) === total,
+    `board counts add up to ${total}`,
+  )
+
+  await card(pageA, 'todo', title).getByTestId('task-delete').click()
+  await until(async () => (await card(pageB, 'todo', title).count()) === 0, 'deleted task gone from page B')
+  await assertNotReloaded(pageA)
+  await assertNotReloaded(pageB)
+})
+
+test('(b) a row inserted with SQL outside the app appears without reload', async ({ pageA, pageB }) => {
+  const name = `from psql ${rand()}`
+  sql(`INSERT INTO items (name) VALUES ('${name}')`)
+  await until(() => hasItem(pageA, name), `"${name}" in page A`)
+  await until(() => hasItem(pageB, name), `"${name}" in page B`)
+  const title = `psql task ${rand()}`
+  sql(`INSERT INTO tasks (title, status, assignee, priority) VALUES ('${title}', 'in_progress', 'carol', 2)`)
+  await until(async () => (await card(pageA, 'in_progress', title).count()) === 1, 'psql task in page A')
+  sql(`UPDATE items SET name = '${name} (edited)' WHERE name = '${name}'`)
+  await until(() => hasItem(pageB, `${name} (edited)`), 'psql update in page B')
+  await assertNotReloaded(pageA)
+  await assertNotReloaded(pageB)
+})
+
+test('(c) server restart: reconnecting, then live, converging to the database', async ({ pageA, bin }) => {
+  const port = state.server.port
+  const names = await itemNames(pageA)
+  const victim = names[0]
+  const kept = names[1]
+  const proc = state.server.proc
+  state.server = null
+  const exited = new Promise((r) => (proc.exitCode !== null || proc.signalCode !== null ? r() : proc.once('exit', r)))
+  proc.kill('SIGKILL')
+  await exited
+  await waitStatus(pageA, 'reconnecting', 15_000)
+
+  // Changes while the server is down.
+  const added = `while down ${rand()}`
+  sql(`INSERT INTO items (name) VALUES ('${added}')`)
+  if (victim) sql(`DELETE FROM items WHERE name = '${victim.replaceAll("'", "''")}'`)
+  if (kept) sql(`UPDATE items SET name = '${kept.replaceAll("'", "''")} (offline edit)' WHERE name = '${kept.replaceAll("'", "''")}'`)
+  await sleep(1000)
+  const still = await status(pageA)
+  if (still !== 'reconnecting') throw new Error(`status while down is "${still}"`)
+  await pageA.screenshot({ path: path.join(RESULTS, 'dashboard-reconnecting.png') })
+
+  state.server = await restartServer(bin, port)
+  await waitStatus(pageA, 'live', 30_000)
+  const expected = sql('SELECT name FROM items ORDER BY id')
+  await until(async () => JSON.stringify(await itemNames(pageA)) === JSON.stringify(expected), 'page items = database items', 15_000)
+  await until(async () => (await countOf(pageA, 'items-count')) === expected.length, 'count = database count')
+  if (!(await hasItem(pageA, added))) throw new Error(`"${added}" missing`)
+  await assertNotReloaded(pageA)
+})
+
+test('(c2) the second page converged too and writes work after the restart', async ({ pageA, pageB }) => {
+  await waitStatus(pageB, 'live', 30_000)
+  const expected = sql('SELECT name FROM items ORDER BY id')
+  await until(async () => JSON.stringify(await itemNames(pageB)) === JSON.stringify(expected), 'page B items = database items')
+  const name = `after restart ${rand()}`
+  await pageB.getByTestId('item-name-input').fill(name)
+  await pageB.getByTestId('item-add').click()
+  await until(() => hasItem(pageA, name), 'write after restart reaches page A')
+})
+
+test('(d) an invalid write shows the server error message', async ({ pageA }) => {
+  // The server's own message for the same request, asked directly.
+  const long = 'x'.repeat(201)
+  const direct = await api('POST', '/api/items', { name: long })
+  if (direct.status !== 400 || typeof direct.body?.message !== 'string') {
+    throw new Error(`expected a 400 ApiError, got ${direct.status} ${JSON.stringify(direct.body)}`)
+  }
+  const countBefore = Number(sql('SELECT count(*) FROM items')[0])
+  await pageA.getByTestId('item-name-input').fill(long)
+  await pageA.getByTestId('item-add').click()
+  const err = pageA.getByTestId('error')
+  await until(async () => (await err.filter({ hasText: direct.body.message }).count()) === 1, `error "${direct.body.message}" shown`)
+  await err.first().waitFor({ state: 'visible' })
+
+  // Whitespace only: a different message from the server.
+  const blank = await api('POST', '/api/items', { name: '   ' })
+  await pageA.getByTestId('item-name-input').fill('   ')
+  await pageA.getByTestId('item-add').click()
+  await until(async () => (await err.filter({ hasText: blank.body.message }).count()) === 1, `error "${blank.body.message}" shown`)
+  assertEqual(sql('SELECT count(*) FROM items')[0], String(countBefore), 'no row written')
+
+  // Renaming to an invalid name shows the error and keeps the edit open.
+  const first = (await itemNames(pageA))[0]
+  await itemRow(pageA, first).getByTestId('item-rename').click()
+  await pageA.getByTestId('item-rename-input').fill('y'.repeat(300))
+  await pageA.getByTestId('item-rename-input').press('Enter')
+  await until(async () => (await err.filter({ hasText: 'Could not rename the item' }).count()) === 1, 'rename error shown')
+  await pageA.screenshot({ path: path.join(RESULTS, 'dashboard-error.png') })
+  await pageA.getByTestId('item-rename-input').press('Escape')
+  if (!(await hasItem(pageA, first))) throw new Error('original name lost after a failed rename')
+})
+
+test('dashboard screenshot', async ({ pageA }) => {
+  await pageA.setViewportSize({ width: 1440, height: 900 })
+  await pageA.getByTestId('assignee-filter').selectOption('all')
+  await pageA.evaluate(() => document.querySelectorAll('[data-testid="error"] button').forEach((b) => b.click()))
+  await until(async () => (await pageA.getByTestId('error').count()) === 0, 'notices dismissed')
+  await pageA.getByTestId('item-name-input').fill('')
+  await sleep(1800) // let highlight animations finish
+  const file = path.join(RESULTS, 'dashboard.png')
+  await pageA.screenshot({ path: file, fullPage: true })
+  log(`   screenshot: ${path.relative(process.cwd(), file)}`)
+})
+
+test('no uncaught errors in the pages', async () => {
+  if (state.pageErrors.length > 0) throw new Error(state.pageErrors.join('\n'))
+})
+
+// --- setup and run ------------------------------------------------------------------
+
+async function seed() {
+  const items = ['Quarterly report', 'Design review notes', 'Release checklist', 'Customer interview: Acme', 'Onboarding guide']
+  for (const name of items) await api('POST', '/api/items', { name })
+  const tasks = [
+    { title: 'Write the migration guide', status: 'todo', priority: 2, assignee: 'alice', due_date: '2026-12-04' },
+    { title: 'Fix flaky login test', status: 'todo', priority: 3, assignee: 'bob' },
+    { title: 'Update dependencies', status: 'todo', priority: 0 },
+    { title: 'Benchmark the diff engine', status: 'in_progress', priority: 2, assignee: 'carol' },
+    { title: 'Dark mode for the dashboard', status: 'in_progress', priority: 1, assignee: 'alice' },
+    { title: 'Set up CI caching', status: 'done', priority: 1, assignee: 'bob' },
+    { title: 'Draft the launch post', status: 'done', priority: 2, assignee: 'carol', due_date: '2026-11-20' },
+  ]
+  for (const t of tasks) {
+    const r = await api('POST', '/api/tasks', t)
+    if (r.status !== 201) throw new Error(`seeding a task failed: ${r.status} ${JSON.stringify(r.body)}`)
+  }
+}
+
+async function main() {
+  // PostgreSQL
+  state.adminUrl = process.env.PGLIVE_TEST_DATABASE_URL || run('bash', [path.join(ROOT, 'dev', 'pg.sh'), 'start']).trim()
+  if (!state.adminUrl) throw new Error('no PostgreSQL admin URL')
+  state.dbName = `pglive_e2e_${rand()}`
+  const u = new URL(state.adminUrl)
+  u.pathname = `/${state.dbName}`
+  state.dbUrl = u.toString()
+  const created = psqlRaw(state.adminUrl, `CREATE DATABASE "${state.dbName}"`)
+  if (created.status !== 0) {
+    state.dbName = null
+    throw new Error(`CREATE DATABASE failed: ${created.stderr || created.error?.message}`)
+  }
+  log(`e2e: database ${state.dbName}`)
+
+  // Web app and server
+  if (process.env.PGLIVE_E2E_SKIP_BUILD !== '1' || !existsSync(path.join(DIST, 'index.html'))) {
+    log('e2e: npm run build')
+    run('npm', ['run', 'build'], { cwd: WEB, stdio: ['ignore', 'ignore', 'inherit'] })
+  }
+  const bin = serverBin()
+  run(bin, ['migrate', '--database-url', state.dbUrl])
+  state.server = await startServer(bin, 0)
+  log(`e2e: pglive at ${state.server.base}`)
+  await seed()
+
+  // Browser
+  const { chromium } = await import('playwright-core')
+  state.browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: CHROMIUM_ARGS,
+    headless: process.env.PGLIVE_E2E_HEADFUL !== '1',
+    timeout: 60_000,
+  })
+  const contextA = await state.browser.newContext({ viewport: { width: 1440, height: 900 } })
+  const contextB = await state.browser.newContext({ viewport: { width: 1280, height: 800 } })
+  const pageA = await openPage(contextA, 'page A')
+  const pageB = await openPage(contextB, 'page B')
+  const ctx = { pageA, pageB, bin }
+
+  for (const t of tests) {
+    const started = Date.now()
+    let timer
+    try {
+      await Promise.race([
+        t.fn(ctx),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`test timed out after ${TEST_TIMEOUT_MS} ms`)), TEST_TIMEOUT_MS)
+        }),
+      ])
+      passed += 1
+      log(`ok   - ${t.name} (${Date.now() - started} ms)`)
+    } catch (e) {
+      failed += 1
+      log(`FAIL - ${t.name}: ${e?.stack ?? e}`)
+      const shot = path.join(RESULTS, `failure-${tests.indexOf(t) + 1}.png`)
+      await pageA.screenshot({ path: shot, fullPage: true }).catch(() => {})
+      log(`       screenshot of page A: ${path.relative(process.cwd(), shot)}`)
+      if (!state.server) {
+        // A failure in the restart test must not take the others down with it.
+        state.server = await restartServer(bin, 0).catch(() => null)
+      }
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+}
+
+main().then(
+  () => finish(0),
+  (e) => {
+    console.error(`e2e: setup failed: ${e?.stack ?? e}`)
+    return finish(1, 'setup failed')
+  },
+)

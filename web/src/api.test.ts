@@ -1,0 +1,61 @@
+import { describe, expect, it, vi } from 'vitest'
+import { ApiRequestError, createApi, errorMessage } from './api'
+import { item } from '@/test/fixtures'
+
+function respond(status: number, body?: unknown, raw?: string) {
+  return vi.fn(async (_url: RequestInfo | URL, _init?: RequestInit) =>
+    new Response(raw ?? (body === undefined ? null : JSON.stringify(body)), {
+      status,
+      headers: { 'content-type': raw ? 'text/plain' : 'application/json' },
+    }),
+  )
+}
+
+describe('api', () => {
+  it('posts typed bodies and returns the row', async () => {
+    const fetch = respond(201, item(1, 'a'))
+    const api = createApi({ fetch })
+    await expect(api.items.create({ name: 'a' })).resolves.toEqual(item(1, 'a'))
+    const [url, init] = fetch.mock.calls[0]!
+    expect(url).toBe('/api/items')
+    expect(init?.method).toBe('POST')
+    expect(init?.body).toBe('{"name":"a"}')
+  })
+
+  it('patches and deletes by id', async () => {
+    const fetch = respond(204)
+    const api = createApi({ fetch })
+    await expect(api.tasks.remove(7)).resolves.toBeUndefined()
+    expect(fetch.mock.calls[0]![0]).toBe('/api/tasks/7')
+    expect(fetch.mock.calls[0]![1]?.method).toBe('DELETE')
+    const patch = respond(200, item(7))
+    await createApi({ fetch: patch }).items.update(7, { name: 'x' })
+    expect(patch.mock.calls[0]![0]).toBe('/api/items/7')
+    expect(patch.mock.calls[0]![1]?.method).toBe('PATCH')
+  })
+
+  it('throws the server ApiError', async () => {
+    const body = { code: 'validation', message: 'name must be 1 to 200 characters', field: 'name' }
+    const api = createApi({ fetch: respond(400, body) })
+    const err = await api.items.create({ name: '' }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(ApiRequestError)
+    const e = err as ApiRequestError
+    expect(e.status).toBe(400)
+    expect(e.body).toEqual(body)
+    expect(e.code).toBe('validation')
+    expect(e.field).toBe('name')
+    expect(errorMessage(e)).toBe('name must be 1 to 200 characters')
+  })
+
+  it('makes up an ApiError for non-JSON failures and network errors', async () => {
+    const e1 = await createApi({ fetch: respond(502, undefined, 'Bad Gateway') }).items.remove(1).catch((e: unknown) => e)
+    expect((e1 as ApiRequestError).body.code).toBe('unavailable')
+    const down = vi.fn(async () => {
+      throw new TypeError('fetch failed')
+    })
+    const e2 = await createApi({ fetch: down }).items.remove(1).catch((e: unknown) => e)
+    expect(e2).toBeInstanceOf(ApiRequestError)
+    expect((e2 as ApiRequestError).status).toBe(0)
+    expect((e2 as ApiRequestError).code).toBe('unavailable')
+  })
+})

@@ -1,0 +1,113 @@
+// Typed REST client for the write API. Request and response bodies are the
+// generated types; a non-2xx answer throws an ApiRequestError carrying the
+// server's ApiError.
+import type { ApiError, ErrorCode, Item, ItemPatch, NewItem, NewTask, Task, TaskPatch } from '@/generated'
+
+export class ApiRequestError extends Error {
+  override name = 'ApiRequestError'
+  /** HTTP status; 0 when the server could not be reached. */
+  readonly status: number
+  /** The server's error body (or one made up for non-JSON failures). */
+  readonly body: ApiError
+
+  constructor(status: number, body: ApiError) {
+    super(body.message)
+    this.status = status
+    this.body = body
+  }
+
+  get code(): ErrorCode {
+    return this.body.code
+  }
+
+  get field(): string | undefined {
+    return this.body.field
+  }
+}
+
+/** Whether `value` has the shape of an `ApiError` body. */
+export function isApiError(value: unknown): value is ApiError {
+  if (value === null || typeof value !== 'object') return false
+  const v = value as Record<string, unknown>
+  return (
+    typeof v.code === 'string' &&
+    typeof v.message === 'string' &&
+    (v.field === undefined || v.field === null || typeof v.field === 'string')
+  )
+}
+
+export interface ApiOptions {
+  /** Prefix of every request path; default `/api`. */
+  baseUrl?: string
+  fetch?: typeof fetch
+}
+
+function fallbackCode(status: number): ErrorCode {
+  if (status === 400 || status === 422) return 'validation'
+  if (status === 404) return 'not_found'
+  if (status === 409) return 'conflict'
+  if (status === 502 || status === 503 || status === 504) return 'unavailable'
+  return 'internal'
+}
+
+export function createApi(options: ApiOptions = {}) {
+  const base = options.baseUrl ?? '/api'
+  const doFetch: typeof fetch = options.fetch ?? ((...args) => globalThis.fetch(...args))
+
+  async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let response: Response
+    try {
+      response = await doFetch(`${base}${path}`, {
+        method,
+        headers: body === undefined ? { accept: 'application/json' } : { 'content-type': 'application/json', accept: 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      })
+    } catch {
+      throw new ApiRequestError(0, { code: 'unavailable', message: 'The server cannot be reached.' })
+    }
+    if (response.status === 204) return undefined as T
+    const text = await response.text().catch(() => '')
+    let parsed: unknown = undefined
+    if (text !== '') {
+      try {
+        parsed = JSON.parse(text)
+      } catch {
+        parsed = undefined
+      }
+    }
+    if (!response.ok) {
+      throw new ApiRequestError(
+        response.status,
+        isApiError(parsed)
+          ? parsed
+          : { code: fallbackCode(response.status), message: `Request failed (HTTP ${response.status}).` },
+      )
+    }
+    return parsed as T
+  }
+
+  /** create / update / delete for one table. */
+  function resource<Row extends { id: number }, New, Patch>(name: string) {
+    return {
+      create: (body: New) => request<Row>('POST', `/${name}`, body),
+      update: (id: Row['id'], patch: Patch) => request<Row>('PATCH', `/${name}/${encodeURIComponent(id)}`, patch),
+      remove: (id: Row['id']) => request<void>('DELETE', `/${name}/${encodeURIComponent(id)}`),
+    }
+  }
+
+  return {
+    items: resource<Item, NewItem, ItemPatch>('items'),
+    tasks: resource<Task, NewTask, TaskPatch>('tasks'),
+  }
+}
+
+export type Api = ReturnType<typeof createApi>
+
+export const api: Api = createApi()
+
+/** A message for the user from anything a mutation may throw. */
+export function errorMessage(error: unknown): string {
+  if (error instanceof ApiRequestError) return error.body.message
+  if (error instanceof Error) return error.message
+  return String(error)
+}

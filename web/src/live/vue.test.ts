@@ -1,0 +1,222 @@
+// @vitest-environment happy-dom
+import { QueryClient, VueQueryPlugin } from '@tanstack/vue-query'
+import { flushPromises, mount } from '@vue/test-utils'
+import { afterEach, beforeEach, describe, expect, expectTypeOf, it, vi } from 'vitest'
+import { defineComponent, h, nextTick, ref, type Plugin, type Ref } from 'vue'
+import type { Item, LiveQuery, Task } from '@/generated'
+import { item, socketFactory, task } from '@/test/fixtures'
+import { LiveClient } from './client'
+import type { QueryFor } from './types'
+import { createLive, liveQueryKey, liveQueryRegistry, useConnectionStatus, useLiveQuery } from './vue'
+
+function setup(lingerMs = 0) {
+  const factory = socketFactory()
+  const live = new LiveClient({
+    url: 'ws://test/ws',
+    createWebSocket: factory.create,
+    random: () => 0,
+    isOnline: () => true,
+    watchOnline: () => () => {},
+  })
+  const queryClient = new QueryClient()
+  const plugins: (Plugin | [Plugin, ...unknown[]])[] = [[VueQueryPlugin, { queryClient }], createLive(live, { lingerMs })]
+  return { factory, live, queryClient, plugins }
+}
+
+/** A component that shows a live query's rows as text and exposes its state. */
+function probe<Q extends LiveQuery>(query: Q | Ref<Q>) {
+  return defineComponent({
+    setup() {
+      const result = useLiveQuery(query)
+      return () =>
+        h('p', result.data.value ? result.data.value.map((r) => ('name' in r ? r.name : r.title)).join(',') : 'loading')
+    },
+  })
+}
+
+function subscribes(factory: ReturnType<typeof socketFactory>) {
+  return factory.last.messages().filter((m) => m.type === 'subscribe')
+}
+
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+})
+
+afterEach(() => {
+  vi.useRealTimers()
+})
+
+describe('useLiveQuery', () => {
+  it('is typed by the query table', () => {
+    // Type-level only (checked by vue-tsc); never run as a component.
+    const check = () => {
+      const items = useLiveQuery({ table: 'items' })
+      expectTypeOf(items.data.value).toEqualTypeOf<Item[] | undefined>()
+      const tasks = useLiveQuery(ref<QueryFor<'tasks'>>({ table: 'tasks', filter: { assignee: 'bob' } }))
+      expectTypeOf(tasks.data.value).toEqualTypeOf<Task[] | undefined>()
+      // @ts-expect-error: not a live table
+      useLiveQuery({ table: 'users' })
+      // @ts-expect-error: items have no status filter
+      useLiveQuery({ table: 'items', filter: { status: ['todo'] } })
+    }
+    expect(typeof check).toBe('function')
+  })
+
+  it('resolves on the first snapshot and follows diffs', async () => {
+    const { factory, plugins } = setup()
+    const wrapper = mount(probe({ table: 'items' }), { global: { plugins } })
+    expect(wrapper.text()).toBe('loading')
+    factory.last.accept()
+    await flushPromises()
+    const [sub] = subscribes(factory)
+    expect(sub?.query).toEqual({ table: 'items' })
+    factory.last.receive({ type: 'snapshot', id: sub!.id, version: 1, table: 'items', rows: [item(1, 'a')] })
+    await flushPromises()
+    expect(wrapper.text()).toBe('a')
+    factory.last.receive({
+      type: 'diff',
+      id: sub!.id,
+      from: 1,
+      to: 2,
+      table: 'items',
+      upserts: [{ at: 0, row: item(2, 'b') }],
+      deletes: [],
+    })
+    await flushPromises()
+    expect(wrapper.text()).toBe('b,a')
+    wrapper.unmount()
+  })
+
+  it('shares one subscription between components and ends it with the last one', async () => {
+    const { factory, plugins, queryClient, live } = setup()
+    const Probe = probe({ table: 'items' })
+    const show = ref({ a: true, b: true })
+    const Parent = defineComponent({
+      setup: () => () => h('div', [show.value.a ? h(Probe, { key: 'a' }) : null, show.value.b ? h(Probe, { key: 'b' }) : null]),
+    })
+    const wrapper = mount(Parent, { global: { plugins } })
+    factory.last.accept()
+    await flushPromises()
+    expect(subscribes(factory)).toHaveLength(1)
+    expect(live.subscriptionCount).toBe(1)
+    const [sub] = subscribes(factory)
+    factory.last.receive({ type: 'snapshot', id: sub!.id, version: 1, table: 'items', rows: [item(1, 'x')] })
+    await flushPromises()
+    expect(wrapper.text()).toBe('xx')
+
+    show.value = { a: false, b: true }
+    await flushPromises()
+    expect(live.subscriptionCount).toBe(1)
+    expect(factory.last.messages().filter((m) => m.type === 'unsubscribe')).toHaveLength(0)
+
+    show.value = { a: false, b: false }
+    await flushPromises()
+    expect(live.subscriptionCount).toBe(0)
+    expect(factory.last.messages().at(-1)).toEqual({ type: 'unsubscribe', id: sub!.id })
+    expect(liveQueryRegistry(queryClient, live).size).toBe(0)
+
+    // Mounting again resubscribes (cached rows show until the new snapshot).
+    show.value = { a: true, b: false }
+    await flushPromises()
+    expect(live.subscriptionCount).toBe(1)
+    expect(wrapper.text()).toBe('x')
+    const again = subscribes(factory).at(-1)!
+    factory.last.receive({ type: 'snapshot', id: again.id, version: 5, table: 'items', rows: [item(1, 'y')] })
+    await flushPromises()
+    expect(wrapper.text()).toBe('y')
+    wrapper.unmount()
+  })
+
+  it('lingers before unsubscribing, so a quick remount keeps the subscription', async () => {
+    const { factory, plugins, live } = setup(1000)
+    const Probe = probe({ table: 'items' })
+    const show = ref(true)
+    const Parent = defineComponent({ setup: () => () => h('div', [show.value ? h(Probe) : null]) })
+    const wrapper = mount(Parent, { global: { plugins } })
+    factory.last.accept()
+    await flushPromises()
+    show.value = false
+    await flushPromises()
+    vi.advanceTimersByTime(500)
+    expect(live.subscriptionCount).toBe(1)
+    show.value = true
+    await flushPromises()
+    vi.advanceTimersByTime(2000)
+    expect(live.subscriptionCount).toBe(1)
+    expect(subscribes(factory)).toHaveLength(1)
+    show.value = false
+    await flushPromises()
+    vi.advanceTimersByTime(1000)
+    expect(live.subscriptionCount).toBe(0)
+    wrapper.unmount()
+  })
+
+  it('switches subscriptions when a reactive query changes', async () => {
+    const { factory, plugins, live } = setup()
+    const query = ref<QueryFor<'tasks'>>({ table: 'tasks', filter: { status: ['todo'] } })
+    const wrapper = mount(probe(query), { global: { plugins } })
+    factory.last.accept()
+    await flushPromises()
+    const [first] = subscribes(factory)
+    factory.last.receive({ type: 'snapshot', id: first!.id, version: 1, table: 'tasks', rows: [task(1, { title: 'one' })] })
+    await flushPromises()
+    expect(wrapper.text()).toBe('one')
+
+    query.value = { table: 'tasks', filter: { status: ['todo'], assignee: 'alice' } }
+    await flushPromises()
+    expect(live.subscriptionCount).toBe(1)
+    const msgs = factory.last.messages()
+    expect(msgs).toContainEqual({ type: 'unsubscribe', id: first!.id })
+    const second = subscribes(factory).at(-1)!
+    expect(second.query).toEqual({ table: 'tasks', filter: { status: ['todo'], assignee: 'alice' } })
+    factory.last.receive({ type: 'snapshot', id: second.id, version: 1, table: 'tasks', rows: [task(2, { title: 'two' })] })
+    await flushPromises()
+    expect(wrapper.text()).toBe('two')
+    wrapper.unmount()
+  })
+
+  it('surfaces a subscription error as the query error', async () => {
+    const { factory, plugins } = setup()
+    const Comp = defineComponent({
+      setup() {
+        const { error, liveError } = useLiveQuery({ table: 'items', limit: 1_000_000 })
+        return () => h('p', `${error.value?.message ?? '-'}|${liveError.value?.code ?? '-'}`)
+      },
+    })
+    const wrapper = mount(Comp, { global: { plugins } })
+    factory.last.accept()
+    await flushPromises()
+    const [sub] = subscribes(factory)
+    factory.last.receive({ type: 'error', id: sub!.id, code: 'invalid_query', message: 'limit is too large' })
+    await flushPromises()
+    expect(wrapper.text()).toBe('limit is too large|invalid_query')
+    wrapper.unmount()
+  })
+
+  it('uses a canonical query key', () => {
+    expect(liveQueryKey({ table: 'tasks', limit: 3, filter: { assignee: 'a', status: ['todo'] } })).toEqual(
+      liveQueryKey({ filter: { status: ['todo'], assignee: 'a' }, limit: 3, table: 'tasks' }),
+    )
+  })
+})
+
+describe('useConnectionStatus', () => {
+  it('follows the client', async () => {
+    const { factory, plugins } = setup()
+    const Comp = defineComponent({
+      setup() {
+        const status = useConnectionStatus()
+        return () => h('span', status.value)
+      },
+    })
+    const wrapper = mount(Comp, { global: { plugins } })
+    expect(wrapper.text()).toBe('connecting')
+    factory.last.accept()
+    await nextTick()
+    expect(wrapper.text()).toBe('live')
+    factory.last.drop()
+    await nextTick()
+    expect(wrapper.text()).toBe('reconnecting')
+    wrapper.unmount()
+  })
+})
