@@ -154,84 +154,76 @@ fn respond<T: Serialize>(
     }
 }
 
-async fn create_item(pool: Pool<AsyncPgConnection>, body: Bytes) -> Result<Item, WriteError> {
-    let new: NewItem = parse(&body)?;
-    new.validate().map_err(WriteError::Invalid)?;
-    let mut conn = conn(&pool).await?;
-    Ok(diesel::insert_into(items::table)
-        .values(&new)
-        .returning(Item::as_returning())
-        .get_result(&mut conn)
-        .await?)
-}
-
-async fn update_item(
-    pool: Pool<AsyncPgConnection>,
-    id: i32,
-    body: Bytes,
-) -> Result<Item, WriteError> {
-    let patch: ItemPatch = parse(&body)?;
-    patch.validate().map_err(WriteError::Invalid)?;
-    let mut conn = conn(&pool).await?;
-    diesel::update(items::table.find(id))
-        .set(&patch)
-        .returning(Item::as_returning())
-        .get_result(&mut conn)
-        .await
-        .optional()?
-        .ok_or(WriteError::NotFound)
-}
-
-async fn delete_item(pool: Pool<AsyncPgConnection>, id: i32) -> Result<(), WriteError> {
-    let mut conn = conn(&pool).await?;
-    let n = diesel::delete(items::table.find(id))
-        .execute(&mut conn)
-        .await?;
-    if n == 0 {
-        Err(WriteError::NotFound)
-    } else {
-        Ok(())
-    }
-}
-
-async fn create_task(pool: Pool<AsyncPgConnection>, body: Bytes) -> Result<Task, WriteError> {
-    let new: NewTask = parse(&body)?;
-    new.validate().map_err(WriteError::Invalid)?;
-    let mut conn = conn(&pool).await?;
-    Ok(diesel::insert_into(tasks::table)
-        .values(&new)
-        .returning(Task::as_returning())
-        .get_result(&mut conn)
-        .await?)
-}
-
-async fn update_task(
-    pool: Pool<AsyncPgConnection>,
-    id: i32,
-    body: Bytes,
-) -> Result<Task, WriteError> {
-    let patch: TaskPatch = parse(&body)?;
-    patch.validate().map_err(WriteError::Invalid)?;
-    let mut conn = conn(&pool).await?;
-    diesel::update(tasks::table.find(id))
-        .set(&patch)
-        .returning(Task::as_returning())
-        .get_result(&mut conn)
-        .await
-        .optional()?
-        .ok_or(WriteError::NotFound)
-}
-
-async fn delete_task(pool: Pool<AsyncPgConnection>, id: i32) -> Result<(), WriteError> {
-    let mut conn = conn(&pool).await?;
-    let n = diesel::delete(tasks::table.find(id))
-        .execute(&mut conn)
-        .await?;
-    if n == 0 {
-        Err(WriteError::NotFound)
-    } else {
-        Ok(())
-    }
+/// The create, update and delete routes of one table: `POST /api/{table}`,
+/// `PATCH /api/{table}/{id}` and `DELETE /api/{table}/{id}`. A macro because
+/// diesel's statement types are per table; the behaviour is identical.
+macro_rules! table_writes {
+    ($pool:expr, $table:ident, $segment:literal, $row:ty, $new:ty, $patch:ty, $what:literal) => {{
+        let pool = $pool;
+        let body = || warp::body::content_length_limit(MAX_BODY).and(warp::body::bytes());
+        let with_pool = move || {
+            let pool = pool.clone();
+            warp::any().map(move || pool.clone())
+        };
+        let create = warp::path!("api" / $segment)
+            .and(warp::post())
+            .and(with_pool())
+            .and(body())
+            .then(|pool: Pool<AsyncPgConnection>, body: Bytes| async move {
+                let result = async {
+                    let new: $new = parse(&body)?;
+                    new.validate().map_err(WriteError::Invalid)?;
+                    let mut conn = conn(&pool).await?;
+                    Ok::<_, WriteError>(
+                        diesel::insert_into($table::table)
+                            .values(&new)
+                            .returning(<$row>::as_returning())
+                            .get_result(&mut conn)
+                            .await?,
+                    )
+                };
+                respond($what, StatusCode::CREATED, result.await)
+            });
+        let update = warp::path!("api" / $segment / i32)
+            .and(warp::patch())
+            .and(with_pool())
+            .and(body())
+            .then(
+                |id: i32, pool: Pool<AsyncPgConnection>, body: Bytes| async move {
+                    let result = async {
+                        let patch: $patch = parse(&body)?;
+                        patch.validate().map_err(WriteError::Invalid)?;
+                        let mut conn = conn(&pool).await?;
+                        diesel::update($table::table.find(id))
+                            .set(&patch)
+                            .returning(<$row>::as_returning())
+                            .get_result(&mut conn)
+                            .await
+                            .optional()?
+                            .ok_or(WriteError::NotFound)
+                    };
+                    respond($what, StatusCode::OK, result.await)
+                },
+            );
+        let delete = warp::path!("api" / $segment / i32)
+            .and(warp::delete())
+            .and(with_pool())
+            .then(|id: i32, pool: Pool<AsyncPgConnection>| async move {
+                let result = async {
+                    let mut conn = conn(&pool).await?;
+                    let n = diesel::delete($table::table.find(id))
+                        .execute(&mut conn)
+                        .await?;
+                    if n == 0 {
+                        Err(WriteError::NotFound)
+                    } else {
+                        Ok(())
+                    }
+                };
+                deleted($what, result.await)
+            });
+        create.or(update).unify().or(delete).unify()
+    }};
 }
 
 fn deleted(what: &str, result: Result<(), WriteError>) -> Response {
@@ -245,55 +237,15 @@ fn deleted(what: &str, result: Result<(), WriteError>) -> Response {
 pub fn routes(
     pool: Pool<AsyncPgConnection>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    let pool = warp::any().map(move || pool.clone());
-    let body = warp::body::content_length_limit(MAX_BODY).and(warp::body::bytes());
-
-    let items_create = warp::path!("api" / "items")
-        .and(warp::post())
-        .and(pool.clone())
-        .and(body)
-        .then(|pool, body| async move {
-            respond("item", StatusCode::CREATED, create_item(pool, body).await)
-        });
-    let items_update = warp::path!("api" / "items" / i32)
-        .and(warp::patch())
-        .and(pool.clone())
-        .and(body)
-        .then(|id, pool, body| async move {
-            respond("item", StatusCode::OK, update_item(pool, id, body).await)
-        });
-    let items_delete = warp::path!("api" / "items" / i32)
-        .and(warp::delete())
-        .and(pool.clone())
-        .then(|id, pool| async move { deleted("item", delete_item(pool, id).await) });
-    let tasks_create = warp::path!("api" / "tasks")
-        .and(warp::post())
-        .and(pool.clone())
-        .and(body)
-        .then(|pool, body| async move {
-            respond("task", StatusCode::CREATED, create_task(pool, body).await)
-        });
-    let tasks_update = warp::path!("api" / "tasks" / i32)
-        .and(warp::patch())
-        .and(pool.clone())
-        .and(body)
-        .then(|id, pool, body| async move {
-            respond("task", StatusCode::OK, update_task(pool, id, body).await)
-        });
-    let tasks_delete = warp::path!("api" / "tasks" / i32)
-        .and(warp::delete())
-        .and(pool)
-        .then(|id, pool| async move { deleted("task", delete_task(pool, id).await) });
-
-    items_create
-        .or(items_update)
-        .unify()
-        .or(items_delete)
-        .unify()
-        .or(tasks_create)
-        .unify()
-        .or(tasks_update)
-        .unify()
-        .or(tasks_delete)
-        .unify()
+    let items = table_writes!(
+        pool.clone(),
+        items,
+        "items",
+        Item,
+        NewItem,
+        ItemPatch,
+        "item"
+    );
+    let tasks = table_writes!(pool, tasks, "tasks", Task, NewTask, TaskPatch, "task");
+    items.or(tasks).unify()
 }

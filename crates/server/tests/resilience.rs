@@ -62,17 +62,9 @@ async fn a_client_that_stops_reading_is_resynced_and_never_blocks_others() {
     // 1,000 changes of 20 long rows each (~6 kB per diff): far more than the
     // socket buffers hold, so the slow client's outbox fills.
     let mut conn = db.conn().await;
-    for i in 0..1000 {
-        let lo = (i * 20) % 200 + 1;
-        conn.batch_execute(&format!(
-            "UPDATE items SET name = '{long}{i}-' || id WHERE id BETWEEN {lo} AND {}",
-            lo + 19
-        ))
-        .await
-        .unwrap();
-        if i % 10 == 0 {
-            fast.drain(Duration::from_millis(1)).await;
-        }
+    for round in 0..100 {
+        churn(&mut conn, &long, round * 10..(round + 1) * 10).await;
+        fast.drain(Duration::from_millis(1)).await;
     }
     let want = canon(&fresh(&db, "SELECT * FROM items ORDER BY id").await);
     assert!(
@@ -108,6 +100,23 @@ async fn a_client_that_stops_reading_is_resynced_and_never_blocks_others() {
     server.stop().await;
 }
 
+/// One change per `i`: 20 of the 200 long-named items renamed (~6 kB per diff).
+async fn churn(
+    conn: &mut diesel_async::AsyncPgConnection,
+    long: &str,
+    changes: std::ops::Range<usize>,
+) {
+    for i in changes {
+        let lo = (i * 20) % 200 + 1;
+        let hi = lo + 19;
+        conn.batch_execute(&format!(
+            "UPDATE items SET name = '{long}{i}-' || id WHERE id BETWEEN {lo} AND {hi}"
+        ))
+        .await
+        .unwrap();
+    }
+}
+
 trait SendSub {
     async fn send_sub(&mut self);
 }
@@ -137,15 +146,7 @@ async fn a_stuck_client_is_closed() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Enough data to fill the kernel's socket buffers on both ends.
     let mut conn = db.conn().await;
-    for i in 0..2500 {
-        let lo = (i * 20) % 200 + 1;
-        conn.batch_execute(&format!(
-            "UPDATE items SET name = '{long}{i}-' || id WHERE id BETWEEN {lo} AND {}",
-            lo + 19
-        ))
-        .await
-        .unwrap();
-    }
+    churn(&mut conn, &long, 0..2500).await;
     let deadline = tokio::time::Instant::now() + common::TIMEOUT;
     while server.metric("pglive_slow_clients_closed_total").await == 0 {
         assert!(

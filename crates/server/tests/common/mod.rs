@@ -145,36 +145,26 @@ pub struct TestDb {
 impl TestDb {
     pub async fn new() -> TestDb {
         let cluster = cluster().await;
-        let name = format!(
-            "pglive_test_{}_{}_{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::SeqCst),
-            rand_suffix()
-        );
-        let mut conn = AsyncPgConnection::establish(&cluster.admin).await.unwrap();
-        conn.batch_execute(&format!(
-            "CREATE DATABASE {name} TEMPLATE {}",
-            cluster.template
-        ))
-        .await
-        .unwrap();
-        TestDb {
-            url: with_db(&cluster.admin, &name),
-            name,
-            admin: cluster.admin.clone(),
-        }
+        TestDb::create(cluster, "pglive_test", Some(&cluster.template)).await
     }
 
     /// An empty database without migrations (for the migration tests).
     pub async fn empty() -> TestDb {
-        let cluster = cluster().await;
+        TestDb::create(cluster().await, "pglive_empty", None).await
+    }
+
+    async fn create(cluster: &Cluster, prefix: &str, template: Option<&str>) -> TestDb {
         let name = format!(
-            "pglive_empty_{}_{}",
+            "{prefix}_{}_{}_{}",
             std::process::id(),
-            SEQ.fetch_add(1, Ordering::SeqCst)
+            SEQ.fetch_add(1, Ordering::SeqCst),
+            rand_suffix()
         );
+        let template = template
+            .map(|t| format!(" TEMPLATE {t}"))
+            .unwrap_or_default();
         let mut conn = AsyncPgConnection::establish(&cluster.admin).await.unwrap();
-        conn.batch_execute(&format!("CREATE DATABASE {name}"))
+        conn.batch_execute(&format!("CREATE DATABASE {name}{template}"))
             .await
             .unwrap();
         TestDb {
