@@ -234,7 +234,7 @@ pub async fn run<T: LiveTable>(ctx: GroupContext, query: T::Query) {
                         ErrorCode::ResultTooLarge,
                         "the query's result has more rows than the server serves live; add a filter or a limit",
                     );
-                    continue;
+                    break;
                 }
                 Err(err) => {
                     failures = failures.saturating_add(1);
@@ -477,12 +477,15 @@ fn serve_snapshots<T: LiveTable>(
     });
 }
 
-/// Tells every member the subscription ended with `code`, and empties the group.
+/// Empties and drops the group, then tells every member its subscription
+/// ended with `code`. The group is gone before the error is sent, so a client
+/// may reuse the subscription id as soon as it reads the error.
 fn refuse_all(ctx: &GroupContext, code: ErrorCode, message: &str) {
     let slots: Vec<Slot> = {
         let mut members = lock(&ctx.shared.members);
         members.slots.drain().map(|(_, s)| s).collect()
     };
+    ctx.hub.remove_if_empty(&ctx.shared);
     for slot in slots {
         let id: String = serde_json::from_str(&slot.member.id_json).unwrap_or_default();
         let id = pglive_schema::SubscriptionId(id);
@@ -492,5 +495,4 @@ fn refuse_all(ctx: &GroupContext, code: ErrorCode, message: &str) {
             .try_send(Frame::error(Some(&id), code, message));
         Metrics::dec(&ctx.hub.metrics().subscriptions);
     }
-    ctx.shared.wake();
 }

@@ -362,3 +362,22 @@ async fn shutdown_closes_sockets_with_1001() {
     assert_eq!(code, Some(1001));
     stop.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_over_the_row_cap_are_refused() {
+    let db = TestDb::new().await;
+    db.exec("INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 10) g")
+        .await;
+    let mut config = Config::new(db.url.clone());
+    config.max_rows = 5;
+    let server = TestServer::with_config(config).await;
+    let mut c = Client::connect(&server).await;
+    c.subscribe("a", json!({"table":"items"})).await;
+    let e = expect_error(&mut c, "result_too_large").await;
+    assert_eq!(e["id"], "a");
+    // The id is free again, and a smaller query works.
+    c.subscribe("a", json!({"table":"items","limit":3})).await;
+    assert!(c.until(|c| c.rows("a").len() == 3).await);
+    assert_eq!(server.metric("pglive_subscriptions").await, 1);
+    server.stop().await;
+}
