@@ -215,3 +215,28 @@ async fn health_readiness_and_metrics() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_origins_can_be_restricted() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let db = TestDb::new().await;
+    let mut config = pglive_server::config::Config::new(db.url.clone());
+    config.allowed_origins = vec!["http://good.example".into()];
+    let server = TestServer::with_config(config).await;
+    let connect = |origin: &'static str| {
+        let mut request = server.ws_url().into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+        tokio_tungstenite::connect_async(request)
+    };
+    let refused = connect("http://evil.example").await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("expected 403, got {other:?}"),
+    }
+    assert!(connect("http://good.example").await.is_ok());
+    server.stop().await;
+}
