@@ -16,6 +16,10 @@ use serde::Serialize;
 use crate::diff::Changes;
 use crate::table::Key;
 
+/// Largest WebSocket frame the server writes for a shared body; bodies above
+/// it go out as several continuation fragments (slices of the same `Bytes`).
+pub const FRAGMENT: usize = 8 * 1024;
+
 /// Which message a shared body belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -76,6 +80,14 @@ impl Frame {
             Frame::Close { .. } => 2,
         }
     }
+}
+
+/// Splits a shared body into zero-copy slices of at most [`FRAGMENT`] bytes.
+pub fn fragments(body: &Bytes) -> impl Iterator<Item = Bytes> + '_ {
+    // An empty body still yields one (empty) fragment to end the message.
+    (0..body.len().max(1))
+        .step_by(FRAGMENT)
+        .map(move |start| body.slice(start..(start + FRAGMENT).min(body.len())))
 }
 
 /// The JSON form of a subscription id, computed once per subscription.
@@ -209,6 +221,23 @@ mod tests {
                 },
             })
         );
+    }
+
+    #[test]
+    fn fragments_cover_the_body_without_copying() {
+        let body = Bytes::from(vec![b'x'; FRAGMENT * 2 + 5]);
+        let parts: Vec<Bytes> = fragments(&body).collect();
+        assert_eq!(
+            parts.iter().map(Bytes::len).collect::<Vec<_>>(),
+            [FRAGMENT, FRAGMENT, 5]
+        );
+        assert_eq!(
+            parts[1].as_ptr(),
+            body[FRAGMENT..].as_ptr(),
+            "a slice, not a copy"
+        );
+        assert_eq!(fragments(&Bytes::from_static(b"}")).count(), 1);
+        assert_eq!(fragments(&Bytes::new()).count(), 1);
     }
 
     #[test]

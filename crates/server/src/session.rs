@@ -475,12 +475,18 @@ where
                 false,
             )))
             .await?;
-            sink.feed(Message::Frame(WsFrame::message(
-                body,
-                OpCode::Data(Data::Continue),
-                true,
-            )))
-            .await
+            // The body follows as one or more continuation fragments, each a
+            // slice of the shared `Bytes`; the last one ends the message.
+            let last = body.len().saturating_sub(1) / frame::FRAGMENT;
+            for (n, part) in frame::fragments(&body).enumerate() {
+                sink.feed(Message::Frame(WsFrame::message(
+                    part,
+                    OpCode::Data(Data::Continue),
+                    n == last,
+                )))
+                .await?;
+            }
+            Ok(())
         }
         Frame::Text(bytes) => {
             Metrics::add(&metrics.bytes_sent_total, bytes.len() as u64);

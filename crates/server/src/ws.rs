@@ -26,6 +26,16 @@ use crate::session::{self, SessionLimits};
 /// `max_frame_bytes` answers with an error frame instead.
 const HARD_MAX_MESSAGE: usize = 1024 * 1024;
 
+/// Per-connection buffers. tungstenite copies each frame into a connection's
+/// write buffer and keeps that buffer's capacity, so shared bodies are sent
+/// in fragments of at most `frame::FRAGMENT` bytes (see `session`): a
+/// connection's buffer then stays near `WRITE_BUFFER` + one fragment however
+/// large a snapshot is, instead of growing to (and keeping) the snapshot size.
+/// Client messages are small, so the read buffer is too.
+const READ_BUFFER: usize = 8 * 1024;
+const WRITE_BUFFER: usize = 8 * 1024;
+const MAX_WRITE_BUFFER: usize = 128 * 1024;
+
 /// What the endpoint needs; cloned into every connection.
 #[derive(Clone, Debug)]
 pub struct WsContext {
@@ -105,7 +115,10 @@ fn upgrade(
             Ok(upgraded) => {
                 let config = WebSocketConfig::default()
                     .max_message_size(Some(HARD_MAX_MESSAGE))
-                    .max_frame_size(Some(HARD_MAX_MESSAGE));
+                    .max_frame_size(Some(HARD_MAX_MESSAGE))
+                    .read_buffer_size(READ_BUFFER)
+                    .write_buffer_size(WRITE_BUFFER)
+                    .max_write_buffer_size(MAX_WRITE_BUFFER);
                 let ws = WebSocketStream::from_raw_socket(
                     TokioIo::new(upgraded),
                     Role::Server,
