@@ -56,8 +56,8 @@ async fn shutdown_signal() {
             }
         };
         tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            _ = ctrl_c => tracing::warn!("SIGINT received"),
+            _ = term.recv() => tracing::warn!("SIGTERM received"),
         }
     }
     #[cfg(not(unix))]

@@ -1,0 +1,293 @@
+//! One WebSocket client: connect, subscribe, wait for the initial state, then
+//! record when each write's marker first reaches it.
+//!
+//! Per frame it does a `memmem` scan for the marker prefix, parses the numbers
+//! after each hit, and for full-state frames checks pending deletes; there is
+//! no JSON parsing, so one tokio runtime on 2 cores keeps up with 10,000
+//! clients.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, watch};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::scan::{self, FrameKind};
+use crate::shared::{KIND_DELETE, Shared};
+
+/// How to reach the server and what to subscribe to.
+#[derive(Debug, Clone)]
+pub struct ClientSpec {
+    pub addr: std::net::SocketAddr,
+    pub url: String,
+    /// The subscribe frame to send (pglive), or none (the peer pushes on connect).
+    pub subscribe: Option<String>,
+    /// The client sees the writes of this group.
+    pub group: u32,
+    pub read_buffer: usize,
+}
+
+/// What one client saw.
+#[derive(Debug, Default)]
+pub struct ClientOutcome {
+    pub connected: bool,
+    pub ready: bool,
+    pub error: Option<String>,
+    /// The server closed the connection (or it failed) before the end.
+    pub closed_early: bool,
+    /// Per operation: first time (µs since t0, +1) the client had it; 0 = never.
+    pub recv: Vec<u32>,
+    pub frames_before: u64,
+    pub bytes_before: u64,
+    pub frames_after: u64,
+    pub bytes_after: u64,
+    /// Last frame received (µs since t0).
+    pub last_frame_us: u64,
+    pub error_frames: u64,
+}
+
+struct State {
+    shared: Arc<Shared>,
+    group: u32,
+    out: ClientOutcome,
+    /// Per operation: the number of the last full-state frame holding its marker.
+    in_frame: Vec<u32>,
+    full_frames: u32,
+    /// DELETE seqs of this client's group not yet seen, and how far the shared
+    /// list has been read.
+    pending_deletes: Vec<usize>,
+    deletes_read: usize,
+}
+
+fn us32(us: u64) -> u32 {
+    u32::try_from(us.saturating_add(1)).unwrap_or(u32::MAX)
+}
+
+impl State {
+    fn on_frame(&mut self, frame: &[u8]) {
+        let shared = Arc::clone(&self.shared);
+        let now = shared.now_us();
+        shared.frames.fetch_add(1, Ordering::Relaxed);
+        self.out.last_frame_us = now;
+        let measuring = shared.measuring.load(Ordering::Acquire);
+        let len = frame.len() as u64;
+        if measuring {
+            self.out.frames_after += 1;
+            self.out.bytes_after += len;
+        } else {
+            self.out.frames_before += 1;
+            self.out.bytes_before += len;
+        }
+        let kind = scan::classify(frame);
+        if kind == FrameKind::Error {
+            self.out.error_frames += 1;
+            shared.error_frames.fetch_add(1, Ordering::Relaxed);
+            shared.note_error(scan::error_summary(frame));
+            return;
+        }
+        if !self.out.ready && kind != FrameKind::Other {
+            self.out.ready = true;
+            shared.ready.fetch_add(1, Ordering::Release);
+        }
+        if !measuring {
+            return;
+        }
+        let now32 = us32(now);
+        let n = self.out.recv.len();
+        match kind {
+            FrameKind::Diff => {
+                let recv = &mut self.out.recv;
+                scan::for_each_marker(frame, &shared.finder, |seq| {
+                    if let Some(cell) = usize::try_from(seq).ok().and_then(|s| recv.get_mut(s))
+                        && *cell == 0
+                    {
+                        *cell = now32;
+                    }
+                });
+                scan::for_each_deleted_id(frame, |id| {
+                    let tag = usize::try_from(id)
+                        .ok()
+                        .and_then(|id| shared.delete_by_id.get(id))
+                        .map_or(0, |c| c.load(Ordering::Acquire));
+                    if tag > 0
+                        && let Some(cell) = recv.get_mut(tag as usize - 1)
+                        && *cell == 0
+                    {
+                        *cell = now32;
+                    }
+                });
+            }
+            FrameKind::Full => {
+                if self.in_frame.len() != n {
+                    self.in_frame = vec![0; n];
+                }
+                self.full_frames += 1;
+                let frame_no = self.full_frames;
+                let mut newest: Option<usize> = None;
+                let recv = &mut self.out.recv;
+                let in_frame = &mut self.in_frame;
+                scan::for_each_marker(frame, &shared.finder, |seq| {
+                    let Ok(s) = usize::try_from(seq) else { return };
+                    if s < n {
+                        in_frame[s] = frame_no;
+                        if recv[s] == 0 {
+                            recv[s] = now32;
+                        }
+                        newest = Some(newest.map_or(s, |m: usize| m.max(s)));
+                    }
+                });
+                self.check_deletes(frame_no, newest, now32);
+            }
+            FrameKind::Error | FrameKind::Other => {}
+        }
+    }
+
+    /// A full-state frame proves DELETE `d` (of the row whose last marker was
+    /// `m`) when `m` is absent from it and the frame is known to be newer than
+    /// `m`: the client saw `m` earlier, or the frame holds a later marker.
+    fn check_deletes(&mut self, frame_no: u32, newest: Option<usize>, now32: u32) {
+        let shared = &self.shared;
+        let published = shared.n_deletes.load(Ordering::Acquire);
+        while self.deletes_read < published {
+            let tag = shared.deletes[self.deletes_read].load(Ordering::Acquire);
+            self.deletes_read += 1;
+            if tag == 0 {
+                continue;
+            }
+            let d = tag as usize - 1;
+            let slot = &shared.slots[d];
+            if slot.kind.load(Ordering::Acquire) == KIND_DELETE
+                && slot.group.load(Ordering::Acquire) == self.group
+            {
+                self.pending_deletes.push(d);
+            }
+        }
+        let recv = &mut self.out.recv;
+        let in_frame = &self.in_frame;
+        self.pending_deletes.retain(|&d| {
+            if recv[d] != 0 {
+                return false;
+            }
+            let prev = shared.slots[d].prev.load(Ordering::Acquire);
+            if prev == 0 {
+                return true;
+            }
+            let m = prev as usize - 1;
+            let absent = in_frame[m] != frame_no;
+            let newer = recv[m] != 0 || newest.is_some_and(|x| x > m);
+            if absent && newer {
+                recv[d] = now32;
+                false
+            } else {
+                true
+            }
+        });
+    }
+}
+
+/// Runs one client until `stop` turns true (or the connection ends).
+pub async fn run(
+    shared: Arc<Shared>,
+    spec: ClientSpec,
+    connect_gate: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) -> ClientOutcome {
+    let n = shared.slots.len();
+    let mut state = State {
+        shared: Arc::clone(&shared),
+        group: spec.group,
+        out: ClientOutcome {
+            recv: vec![0; n],
+            ..ClientOutcome::default()
+        },
+        in_frame: Vec::new(),
+        full_frames: 0,
+        pending_deletes: Vec::new(),
+        deletes_read: 0,
+    };
+    let result = session(&mut state, &spec, &connect_gate, &mut stop).await;
+    if let Err(e) = result {
+        state.out.error = Some(format!("{e:#}"));
+        state.out.closed_early = true;
+    }
+    if !state.out.ready {
+        // Counted so that the connect phase need not wait for it.
+        shared.finished.fetch_add(1, Ordering::Release);
+    }
+    state.out
+}
+
+async fn session(
+    state: &mut State,
+    spec: &ClientSpec,
+    connect_gate: &Semaphore,
+    stop: &mut watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let permit = connect_gate
+        .acquire()
+        .await
+        .context("connect gate closed")?;
+    let tcp = tokio::time::timeout(Duration::from_secs(15), TcpStream::connect(spec.addr))
+        .await
+        .context("TCP connect timed out")?
+        .context("TCP connect")?;
+    tcp.set_nodelay(true).context("TCP_NODELAY")?;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(spec.read_buffer)
+        .write_buffer_size(0);
+    let (mut ws, _) = tokio::time::timeout(
+        Duration::from_secs(15),
+        tokio_tungstenite::client_async_with_config(spec.url.as_str(), tcp, Some(config)),
+    )
+    .await
+    .context("WebSocket handshake timed out")?
+    .context("WebSocket handshake")?;
+    state.out.connected = true;
+    state.shared.connected.fetch_add(1, Ordering::Release);
+    if let Some(sub) = &spec.subscribe {
+        ws.send(Message::text(sub.as_str()))
+            .await
+            .context("send subscribe")?;
+    }
+    // Hold the connect slot until the initial state arrived (or 15 s), so the
+    // connect phase does not pile up unanswered subscriptions.
+    let mut permit = Some(permit);
+    let gate_deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let stopped = stop.changed();
+    tokio::pin!(stopped);
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = &mut stopped => return Ok(()),
+            _ = tokio::time::sleep_until(gate_deadline), if permit.is_some() => {
+                permit = None;
+                continue;
+            }
+            next = ws.next() => next,
+        };
+        match next {
+            Some(Ok(Message::Text(text))) => state.on_frame(text.as_bytes()),
+            Some(Ok(Message::Binary(bytes))) => state.on_frame(&bytes),
+            Some(Ok(Message::Close(frame))) => {
+                state.out.closed_early = true;
+                state.out.error = Some(format!("server closed the connection: {frame:?}"));
+                return Ok(());
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(anyhow::Error::new(e).context("WebSocket read")),
+            None => {
+                state.out.closed_early = true;
+                state.out.error = Some("connection ended".into());
+                return Ok(());
+            }
+        }
+        if state.out.ready {
+            permit = None;
+        }
+    }
+}

@@ -1,0 +1,548 @@
+//! `pglive-bench`: the load generator behind `just bench`.
+//!
+//! For each scenario it runs pglive and the article's Node.js server (the
+//! peer) one after the other on identical, freshly created databases: N
+//! WebSocket clients subscribe, W marked writes go through PostgreSQL at rate
+//! R, and every client records when each write reaches it. See
+//! docs/benchmarks.md for the method and the latest results.
+
+mod client;
+mod db;
+mod report;
+mod run;
+mod scan;
+mod scenario;
+mod server;
+mod shared;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use serde::Serialize;
+
+use crate::report::TargetReport;
+use crate::run::{Ctx, Target};
+use crate::scenario::{Overrides, Params};
+use crate::writer::Mix;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pglive-bench",
+    about = "Load generator: pglive side by side with the article's Node.js server",
+    after_help = "Scenarios: S1 100 clients/1,000 rows/20 writes/s; S2 1,000 clients/10,000 rows/20 writes/s; \
+S3 100 clients/2,000 writes as fast as possible; S4 5,000 clients/10 writes/s; S5 10,000 clients/10 writes/s; \
+S6 2,000 clients on distinct filtered task queries; all = S1..S6; smoke = 4 clients, 20 writes (for `just test`).\n\
+Database: --database-url / PGLIVE_BENCH_DATABASE_URL, else DATABASE_URL, else `dev/pg.sh start`."
+)]
+struct Cli {
+    /// S1, S2, S3, S4, S5, S6, all or smoke.
+    scenario: String,
+    /// Number of WebSocket clients.
+    #[arg(long)]
+    clients: Option<usize>,
+    /// Rows loaded before the run (items; tasks for S6).
+    #[arg(long)]
+    rows: Option<usize>,
+    /// Write transactions per second (0 = as fast as possible).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Number of write transactions (default: rate × duration).
+    #[arg(long)]
+    writes: Option<usize>,
+    /// Seconds of writing (writes = rate × duration).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Row operations per transaction (1 = single-row autocommit writes).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Operation mix, e.g. update=60,insert=20,delete=20 (the default).
+    #[arg(long)]
+    mix: Option<Mix>,
+    /// Which servers to run: pglive, peer, or both (comma-separated).
+    #[arg(long, default_value = "pglive,peer")]
+    targets: String,
+    /// Where to write the JSON results (default target/bench/<scenario>-<time>.json).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Admin URL of PostgreSQL (needs CREATEDB).
+    #[arg(long, env = "PGLIVE_BENCH_DATABASE_URL")]
+    database_url: Option<String>,
+    /// The pglive binary (default: the newer of target/release/pglive and target/debug/pglive).
+    #[arg(long, env = "PGLIVE_BIN")]
+    pglive_bin: Option<PathBuf>,
+    /// The peer's sources (default ../shared/peers/seed-node beside the repository).
+    #[arg(long)]
+    peer_dir: Option<PathBuf>,
+    /// The node executable.
+    #[arg(long, default_value = "node")]
+    node: String,
+    /// Clients connecting at the same time.
+    #[arg(long)]
+    connect_concurrency: Option<usize>,
+    /// Seconds of idle time between the connect phase and the first write.
+    #[arg(long)]
+    settle: Option<f64>,
+    /// Seconds without any frame that end the tail after the last write.
+    #[arg(long)]
+    quiet: Option<f64>,
+    /// Longest tail after the last write, seconds.
+    #[arg(long)]
+    tail_timeout: Option<f64>,
+    /// Hard limit for one server's run, seconds.
+    #[arg(long)]
+    deadline: Option<f64>,
+    /// Random seed of the write plan (identical for both servers).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Tokio worker threads of the load generator.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Exit non-zero when a run has errors or missing deliveries (always on for smoke).
+    #[arg(long)]
+    strict: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Machine {
+    nproc: usize,
+    mem_total_mib: Option<u64>,
+    cpu_model: Option<String>,
+    kernel: Option<String>,
+    postgres: Option<String>,
+    node: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ScenarioResult {
+    params: Params,
+    pglive: Option<TargetReport>,
+    peer: Option<TargetReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct Results {
+    tool: &'static str,
+    started_at: String,
+    command: String,
+    machine: Machine,
+    pglive_bin: Option<String>,
+    /// `git rev-parse HEAD` of the repository, `+dirty` with local changes
+    /// under crates/ or migrations/.
+    git: Option<String>,
+    scenarios: Vec<ScenarioResult>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.workers.max(1))
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pglive-bench: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let res = rt.block_on(real_main(cli));
+    rt.shutdown_timeout(Duration::from_secs(2));
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            server::kill_all_children();
+            eprintln!("pglive-bench: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn repo_root() -> PathBuf {
+    let compiled = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    if compiled.join("Cargo.toml").exists() {
+        compiled.canonicalize().unwrap_or(compiled)
+    } else {
+        std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+    }
+}
+
+/// Raises RLIMIT_NOFILE to the hard limit (children inherit it) and warns
+/// when that is too low for `need` descriptors.
+fn raise_nofile(need: u64) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let lim = getrlimit(Resource::Nofile);
+    let hard = lim.maximum;
+    let new = Rlimit {
+        current: hard,
+        maximum: hard,
+    };
+    if let Err(e) = setrlimit(Resource::Nofile, new) {
+        eprintln!("pglive-bench: warning: could not raise RLIMIT_NOFILE: {e}");
+    }
+    if let Some(h) = hard
+        && h < need
+    {
+        eprintln!(
+            "pglive-bench: warning: the hard open-file limit is {h}, but this run needs about {need} \
+                 (clients + servers' sockets); raise it (e.g. `ulimit -Hn {need}` as root, or \
+                 /etc/security/limits.conf) or use fewer --clients"
+        );
+    }
+}
+
+fn machine(postgres: Option<String>, node: Option<String>) -> Machine {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    Machine {
+        nproc: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        mem_total_mib: server::parse_status_kb(&meminfo, "MemTotal").map(|kb| kb / 1024),
+        cpu_model: cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string()),
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .ok()
+            .map(|s| s.trim().to_string()),
+        postgres,
+        node,
+    }
+}
+
+/// The newer of target/release/pglive and target/debug/pglive.
+fn find_pglive(root: &Path) -> Result<PathBuf, String> {
+    let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
+    for p in [
+        root.join("target/release/pglive"),
+        root.join("target/debug/pglive"),
+    ] {
+        if let Ok(m) = std::fs::metadata(&p).and_then(|m| m.modified())
+            && best.as_ref().is_none_or(|(t, _)| m > *t)
+        {
+            best = Some((m, p));
+        }
+    }
+    best.map(|(_, p)| p).ok_or_else(|| {
+        format!(
+            "no pglive binary in {}/target/{{release,debug}}: build it with `cargo build --release -p pglive-server` (or pass --pglive-bin)",
+            root.display()
+        )
+    })
+}
+
+/// Copies the peer into target/bench/seed-node and installs its
+/// node_modules (npm ci) when missing or stale.
+async fn prepare_peer(
+    src: &Path,
+    out_dir: &Path,
+    node: &str,
+    npm_timeout: Duration,
+) -> Result<PathBuf, String> {
+    let inner = async {
+        anyhow::ensure!(
+            src.join("server.js").exists(),
+            "the peer is not at {} (pass --peer-dir)",
+            src.display()
+        );
+        let node_ok = tokio::process::Command::new(node)
+            .arg("--version")
+            .output()
+            .await
+            .is_ok_and(|o| o.status.success());
+        anyhow::ensure!(
+            node_ok,
+            "{node} is not runnable (Node.js 18+ is needed for the peer)"
+        );
+        let dst = out_dir.join("seed-node");
+        std::fs::create_dir_all(&dst)?;
+        let mut changed = false;
+        for f in [
+            "package.json",
+            "package-lock.json",
+            "server.js",
+            "schema.sql",
+        ] {
+            let from = src.join(f);
+            if !from.exists() {
+                continue;
+            }
+            let new =
+                std::fs::read(&from).with_context(|| format!("reading {}", from.display()))?;
+            let to = dst.join(f);
+            if std::fs::read(&to).ok().as_deref() != Some(new.as_slice()) {
+                std::fs::write(&to, &new).with_context(|| format!("writing {}", to.display()))?;
+                changed = true;
+            }
+        }
+        if changed || !dst.join("node_modules").exists() {
+            eprintln!("pglive-bench: npm ci in {}", dst.display());
+            let out = tokio::time::timeout(
+                npm_timeout,
+                tokio::process::Command::new("npm")
+                    .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                    .current_dir(&dst)
+                    .stdin(std::process::Stdio::null())
+                    .kill_on_drop(true)
+                    .output(),
+            )
+            .await
+            .context("npm ci took too long")?
+            .context("running npm ci")?;
+            if !out.status.success() {
+                let _ = std::fs::remove_dir_all(dst.join("node_modules"));
+                anyhow::bail!(
+                    "npm ci failed ({}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+        }
+        Ok(dst)
+    };
+    inner.await.map_err(|e: anyhow::Error| format!("{e:#}"))
+}
+
+fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut x = (nanos as u64) ^ (u64::from(std::process::id()) << 32);
+    let mut s = String::new();
+    for _ in 0..6 {
+        let d = (x % 36) as u32;
+        s.push(char::from_digit(d, 36).unwrap_or('x'));
+        x /= 36;
+    }
+    s
+}
+
+async fn real_main(cli: Cli) -> Result<ExitCode> {
+    let which = cli.scenario.to_ascii_lowercase();
+    let smoke = which == "smoke";
+    let names: Vec<String> = match which.as_str() {
+        "all" => scenario::NAMES.iter().map(|s| s.to_string()).collect(),
+        _ => vec![cli.scenario.clone()],
+    };
+    let overrides = Overrides {
+        clients: cli.clients,
+        rows: cli.rows,
+        rate: cli.rate,
+        writes: cli.writes,
+        duration: cli.duration,
+        batch: cli.batch,
+        mix: cli.mix,
+        seed: cli.seed,
+        connect_concurrency: cli.connect_concurrency,
+        settle: cli.settle,
+        quiet: cli.quiet,
+        tail_timeout: cli.tail_timeout,
+        deadline: cli.deadline,
+    };
+    let params: Vec<Params> = names
+        .iter()
+        .map(|n| scenario::params(n, &overrides))
+        .collect::<Result<_>>()?;
+    let mut targets = Vec::new();
+    for t in cli
+        .targets
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        match t {
+            "pglive" => targets.push(Target::Pglive),
+            "peer" | "seed-node" | "node" => targets.push(Target::Peer),
+            other => anyhow::bail!("unknown target {other:?}: pglive or peer"),
+        }
+    }
+    anyhow::ensure!(!targets.is_empty(), "no targets");
+
+    let max_clients = params.iter().map(|p| p.clients).max().unwrap_or(1) as u64;
+    raise_nofile(max_clients + 1024);
+
+    // Watchdog: whatever happens, the process ends.
+    let total: f64 = params
+        .iter()
+        .map(|p| p.deadline_s * targets.len() as f64)
+        .sum::<f64>()
+        + 240.0;
+    std::thread::Builder::new()
+        .name("pglive-bench-watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(Duration::from_secs_f64(total));
+            eprintln!("pglive-bench: global deadline of {total:.0} s exceeded; giving up");
+            server::kill_all_children();
+            std::process::exit(3);
+        })
+        .context("starting the watchdog")?;
+
+    let root = repo_root();
+    let out_dir = root.join("target/bench");
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let admin_url = db::admin_url(cli.database_url.as_deref(), &root)?;
+    let admin = db::connect(&admin_url).await?;
+    db::drop_leftovers(&admin).await?;
+    let pg_version = admin
+        .query_one("SHOW server_version", &[])
+        .await
+        .ok()
+        .and_then(|r| r.try_get::<_, String>(0).ok());
+
+    let pglive_bin = match &cli.pglive_bin {
+        Some(p) if p.exists() => Ok(p.clone()),
+        Some(p) => Err(format!("--pglive-bin {} does not exist", p.display())),
+        None => find_pglive(&root),
+    };
+    if targets.contains(&Target::Pglive) {
+        match &pglive_bin {
+            Ok(p) => eprintln!("pglive-bench: pglive binary {}", p.display()),
+            Err(e) if smoke => anyhow::bail!("{e}"),
+            Err(e) => eprintln!("pglive-bench: warning: {e}"),
+        }
+    }
+    let mut peer_dir = Err("not requested".to_string());
+    let mut node_version = None;
+    if targets.contains(&Target::Peer) {
+        let src = cli
+            .peer_dir
+            .clone()
+            .unwrap_or_else(|| root.join("../shared/peers/seed-node"));
+        let npm_timeout = Duration::from_secs(if smoke { 25 } else { 300 });
+        peer_dir = prepare_peer(&src, &out_dir, &cli.node, npm_timeout).await;
+        match &peer_dir {
+            Ok(_) => {
+                node_version = tokio::process::Command::new(&cli.node)
+                    .arg("--version")
+                    .output()
+                    .await
+                    .ok()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+            }
+            Err(e) if smoke => {
+                eprintln!("pglive-bench: smoke: skipping the peer: {e}");
+                targets.retain(|t| *t != Target::Peer);
+            }
+            Err(e) => eprintln!("pglive-bench: warning: the peer cannot run: {e}"),
+        }
+    }
+
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let ctx = Ctx {
+        admin,
+        admin_url,
+        out_dir: out_dir.clone(),
+        pglive_bin: pglive_bin.clone(),
+        peer_dir,
+        node: cli.node.clone(),
+        run_id: run_id(),
+        stamp: stamp.clone(),
+    };
+    let mut results = Results {
+        tool: "pglive-bench",
+        started_at: chrono::Utc::now().to_rfc3339(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        machine: machine(pg_version, node_version),
+        pglive_bin: pglive_bin.as_ref().ok().map(|p| p.display().to_string()),
+        git: git_revision(&root),
+        scenarios: Vec::new(),
+    };
+    let out_path = cli
+        .out
+        .clone()
+        .unwrap_or_else(|| out_dir.join(format!("{which}-{stamp}.json")));
+    let mut failed = false;
+    let mut markdown = String::new();
+    for p in params {
+        eprintln!(
+            "pglive-bench: {} — {} clients, {} rows, {} writes at {}, batch {}, mix {}",
+            p.name,
+            p.clients,
+            p.rows,
+            p.writes,
+            if p.rate > 0.0 {
+                format!("{}/s", p.rate)
+            } else {
+                "full speed".into()
+            },
+            p.batch,
+            p.mix
+        );
+        let mut res = ScenarioResult {
+            params: p.clone(),
+            pglive: None,
+            peer: None,
+        };
+        for &t in &targets {
+            let rep = run::run_target(&ctx, &p, t).await;
+            failed |= !rep.ok
+                || rep.deliveries.missing > 0
+                || rep.ready < p.clients
+                || rep.error_frames > 0;
+            match t {
+                Target::Pglive => res.pglive = Some(rep),
+                Target::Peer => res.peer = Some(rep),
+            }
+        }
+        let reports: Vec<&TargetReport> = [res.pglive.as_ref(), res.peer.as_ref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        let text = format!(
+            "\n== {}: {}\n{}",
+            p.name,
+            p.description,
+            report::table(&reports, false)
+        );
+        println!("{text}");
+        markdown.push_str(&format!(
+            "\n### {}: {}\n\n{}",
+            p.name,
+            p.description,
+            report::table(&reports, true)
+        ));
+        results.scenarios.push(res);
+        // Written after every scenario, so a long `all` leaves partial results.
+        write_json(&out_path, &results)?;
+        let md_path = out_path.with_extension("md");
+        std::fs::write(&md_path, &markdown)
+            .with_context(|| format!("writing {}", md_path.display()))?;
+    }
+    println!(
+        "results: {} (tables: {})",
+        out_path.display(),
+        out_path.with_extension("md").display()
+    );
+    if (smoke || cli.strict) && failed {
+        eprintln!("pglive-bench: FAILED: errors or missing deliveries (see above)");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn git_revision(root: &Path) -> Option<String> {
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let head = run(&["rev-parse", "HEAD"])?;
+    let dirty = run(&["status", "--porcelain", "--", "crates", "migrations"])
+        .is_some_and(|s| !s.is_empty());
+    Some(if dirty { format!("{head}+dirty") } else { head })
+}
+
+fn write_json(path: &Path, results: &Results) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let text = serde_json::to_string_pretty(results).context("encoding results")?;
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}

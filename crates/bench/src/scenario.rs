@@ -1,0 +1,225 @@
+//! The named scenarios and their parameters.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::writer::{Mix, Table};
+
+/// One scenario with every parameter resolved.
+#[derive(Debug, Clone, Serialize)]
+pub struct Params {
+    pub name: String,
+    pub description: String,
+    pub clients: usize,
+    /// Seeded rows (items, or tasks for S6).
+    pub rows: usize,
+    /// Transactions per second (0 = as fast as possible).
+    pub rate: f64,
+    /// Transactions.
+    pub writes: usize,
+    /// Row operations per transaction.
+    pub batch: usize,
+    pub mix: Mix,
+    /// pglive's table/query; the peer always serves all of `items`.
+    pub table: Table,
+    pub seed: u64,
+    pub connect_concurrency: usize,
+    /// Idle time before the first write, so that the connect phase's
+    /// statistics are flushed before the "before" snapshot (PostgreSQL
+    /// backends flush pending statistics when idle for 10 s).
+    pub settle_s: f64,
+    /// The tail ends after this much silence (no frame to any client).
+    pub quiet_s: f64,
+    /// The tail ends at the latest this long after the last commit.
+    pub tail_timeout_s: f64,
+    pub connect_timeout_s: f64,
+    /// Hard limit for one server's run.
+    pub deadline_s: f64,
+}
+
+impl Params {
+    pub fn deadline(&self) -> Duration {
+        Duration::from_secs_f64(self.deadline_s)
+    }
+}
+
+/// Command-line overrides (each applies to every scenario run).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub clients: Option<usize>,
+    pub rows: Option<usize>,
+    pub rate: Option<f64>,
+    pub writes: Option<usize>,
+    pub duration: Option<f64>,
+    pub batch: Option<usize>,
+    pub mix: Option<Mix>,
+    pub seed: Option<u64>,
+    pub connect_concurrency: Option<usize>,
+    pub settle: Option<f64>,
+    pub quiet: Option<f64>,
+    pub tail_timeout: Option<f64>,
+    pub deadline: Option<f64>,
+}
+
+pub const NAMES: [&str; 6] = ["S1", "S2", "S3", "S4", "S5", "S6"];
+
+const DEFAULT_MIX: Mix = Mix {
+    update: 60,
+    insert: 20,
+    delete: 20,
+};
+
+/// The scenario `name` (S1…S6, smoke) with overrides applied.
+pub fn params(name: &str, o: &Overrides) -> anyhow::Result<Params> {
+    // (clients, rows, rate, duration s, writes, table, description)
+    let upper = name.to_ascii_uppercase();
+    let (clients, rows, rate, duration, writes, table, description): (
+        usize,
+        usize,
+        f64,
+        f64,
+        Option<usize>,
+        Table,
+        &str,
+    ) = match upper.as_str() {
+        "S1" => (
+            100,
+            1_000,
+            20.0,
+            30.0,
+            None,
+            Table::Items,
+            "100 clients on all items (1,000 rows), 20 writes/s",
+        ),
+        "S2" => (
+            1_000,
+            10_000,
+            20.0,
+            30.0,
+            None,
+            Table::Items,
+            "1,000 clients on all items (10,000 rows), 20 writes/s",
+        ),
+        "S3" => (
+            100,
+            1_000,
+            0.0,
+            0.0,
+            Some(2_000),
+            Table::Items,
+            "100 clients, 2,000 writes as fast as possible",
+        ),
+        "S4" => (
+            5_000,
+            1_000,
+            10.0,
+            30.0,
+            None,
+            Table::Items,
+            "5,000 clients on all items (1,000 rows), 10 writes/s",
+        ),
+        "S5" => (
+            10_000,
+            1_000,
+            10.0,
+            30.0,
+            None,
+            Table::Items,
+            "10,000 clients on one query (1,000 items), 10 writes/s",
+        ),
+        "S6" => (
+            2_000,
+            10_000,
+            20.0,
+            30.0,
+            None,
+            Table::Tasks { groups: 2_000 },
+            "2,000 clients, each on tasks filtered by its own assignee (10,000 tasks); 20 writes/s spread over them. The peer has no filtering: its clients all get the whole items table (same row count)",
+        ),
+        "SMOKE" => (
+            4,
+            50,
+            40.0,
+            0.5,
+            None,
+            Table::Items,
+            "smoke: 4 clients, 50 items, 20 writes",
+        ),
+        other => anyhow::bail!("unknown scenario {other:?}: use S1…S6, all or smoke"),
+    };
+    let smoke = upper == "SMOKE";
+    let clients = o.clients.unwrap_or(clients).max(1);
+    let rows = o.rows.unwrap_or(rows).max(1);
+    let rate = o.rate.unwrap_or(rate).max(0.0);
+    let writes = match (o.writes, o.duration) {
+        (Some(w), _) => w,
+        (None, Some(d)) if rate > 0.0 => (rate * d).round() as usize,
+        _ => writes.unwrap_or((rate * duration).round() as usize),
+    }
+    .max(1);
+    let table = match table {
+        // One distinct query per client: as many assignees as clients.
+        Table::Tasks { .. } => Table::Tasks { groups: clients },
+        t => t,
+    };
+    let rows = match table {
+        Table::Tasks { groups } => rows.max(groups),
+        Table::Items => rows,
+    };
+    let settle_s = o.settle.unwrap_or(if smoke { 0.0 } else { 11.0 });
+    let quiet_s = o.quiet.unwrap_or(if smoke { 0.5 } else { 2.0 });
+    let tail_timeout_s = o.tail_timeout.unwrap_or(if smoke { 10.0 } else { 60.0 });
+    let connect_timeout_s = 30.0 + clients as f64 / 100.0;
+    let write_s = if rate > 0.0 {
+        writes as f64 / rate * 1.5 + 10.0
+    } else {
+        writes as f64 * 0.02 + 10.0
+    };
+    let deadline_s = o.deadline.unwrap_or(
+        connect_timeout_s + settle_s + write_s + tail_timeout_s + if smoke { 15.0 } else { 60.0 },
+    );
+    Ok(Params {
+        name: upper,
+        description: description.to_string(),
+        clients,
+        rows,
+        rate,
+        writes,
+        batch: o.batch.unwrap_or(1).max(1),
+        mix: o.mix.unwrap_or(DEFAULT_MIX),
+        table,
+        seed: o.seed.unwrap_or(42),
+        connect_concurrency: o.connect_concurrency.unwrap_or(128).max(1),
+        settle_s,
+        quiet_s,
+        tail_timeout_s,
+        connect_timeout_s,
+        deadline_s,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() -> anyhow::Result<()> {
+        let s1 = params("s1", &Overrides::default())?;
+        assert_eq!((s1.clients, s1.rows, s1.writes), (100, 1_000, 600));
+        let s3 = params("S3", &Overrides::default())?;
+        assert_eq!((s3.rate, s3.writes), (0.0, 2_000));
+        let s6 = params(
+            "S6",
+            &Overrides {
+                clients: Some(10),
+                duration: Some(2.0),
+                ..Overrides::default()
+            },
+        )?;
+        assert_eq!(s6.table, Table::Tasks { groups: 10 });
+        assert_eq!(s6.writes, 40);
+        assert!(params("S9", &Overrides::default()).is_err());
+        Ok(())
+    }
+}
