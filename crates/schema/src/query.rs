@@ -79,6 +79,17 @@ pub struct ItemsFilter {
     pub name_eq: Option<String>,
 }
 
+impl ItemsFilter {
+    /// Whether `item` passes this filter, exactly as the SQL `WHERE` does
+    /// (text comparisons are byte-wise: the columns are `COLLATE "C"`).
+    pub fn matches(&self, item: &Item) -> bool {
+        self.name_contains
+            .as_ref()
+            .is_none_or(|text| item.name.contains(text.as_str()))
+            && self.name_eq.as_ref().is_none_or(|name| &item.name == name)
+    }
+}
+
 /// Columns `items` can be ordered by. Ties are broken by `id` in the same direction.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, TS, JsonSchema,
@@ -163,6 +174,31 @@ pub struct TasksFilter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub due_before: Option<NaiveDate>,
+}
+
+impl TasksFilter {
+    /// Whether `task` passes this filter, exactly as the SQL `WHERE` does:
+    /// a condition on a NULL column is false, text comparisons are byte-wise.
+    pub fn matches(&self, task: &Task) -> bool {
+        self.status
+            .as_ref()
+            .is_none_or(|s| s.contains(&task.status))
+            && self
+                .assignee
+                .as_ref()
+                .is_none_or(|a| task.assignee.as_ref() == Some(a))
+            && self
+                .unassigned
+                .is_none_or(|unassigned| task.assignee.is_none() == unassigned)
+            && self.priority_min.is_none_or(|p| task.priority >= p)
+            && self
+                .title_contains
+                .as_ref()
+                .is_none_or(|text| task.title.contains(text.as_str()))
+            && self
+                .due_before
+                .is_none_or(|date| task.due_date.is_some_and(|due| due < date))
+    }
 }
 
 /// Columns `tasks` can be ordered by. Ties are broken by `id` in the same direction.

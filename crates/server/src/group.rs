@@ -26,6 +26,7 @@ use crate::diff::{self, Changes};
 use crate::frame::{self, Frame, Kind};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::reader::{Batch, Fetched};
 use crate::table::{Key, LiveTable};
 
 /// Identifies a member within its group.
@@ -67,11 +68,17 @@ struct Slot {
     state: MemberState,
 }
 
-/// Changes not yet reflected in the group's result.
+/// Batches a group holds before it re-runs its query instead.
+const MAX_PENDING_BATCHES: usize = 64;
+
+/// Changes not yet reflected in the group's result, in the order its table's
+/// reader delivered them.
 #[derive(Debug, Default)]
 struct Pending {
+    /// Re-run the whole query (it reads after every batch below was read).
     all: bool,
-    keys: HashSet<Key>,
+    /// Changed rows to apply in memory.
+    batches: Vec<Batch>,
     /// Some stale member's connection has drained and wants a snapshot.
     resync: bool,
 }
@@ -157,22 +164,25 @@ impl GroupShared {
         self.wake.notify_one();
     }
 
-    /// Records changed keys (`None`: everything) and wakes the task.
-    pub(crate) fn mark(&self, keys: Option<&[Key]>, max_keys: usize) {
+    /// The whole query must re-run.
+    pub(crate) fn mark_all(&self) {
         {
             let mut pending = lock(&self.pending);
-            match keys {
-                Some(keys) if !pending.all => {
-                    pending.keys.extend(keys.iter().copied());
-                    if pending.keys.len() > max_keys {
-                        pending.all = true;
-                        pending.keys = HashSet::new();
-                    }
-                }
-                Some(_) => {}
-                None => {
+            pending.all = true;
+            pending.batches = Vec::new();
+        }
+        self.wake();
+    }
+
+    /// Changed rows from the table's reader.
+    pub(crate) fn offer(&self, batch: &Batch) {
+        {
+            let mut pending = lock(&self.pending);
+            if !pending.all {
+                pending.batches.push(Arc::clone(batch));
+                if pending.batches.len() > MAX_PENDING_BATCHES {
                     pending.all = true;
-                    pending.keys = HashSet::new();
+                    pending.batches = Vec::new();
                 }
             }
         }
@@ -221,29 +231,28 @@ pub async fn run<T: LiveTable>(ctx: GroupContext, query: T::Query) {
             break;
         }
         let pending = shared.take_pending();
-        let needs_query = current.is_none() || pending.all || !pending.keys.is_empty();
-        if needs_query {
-            match refresh::<T>(&ctx, &query, current.as_ref(), &pending).await {
-                Ok(Refreshed::Rows(rows)) => {
+        let mut full = current.is_none() || pending.all;
+        let mut next: Option<Vec<Arc<T::Row>>> = None;
+        if let (false, Some(now)) = (full, current.as_ref()) {
+            match apply_batches::<T>(&query, &now.rows, &pending.batches) {
+                Applied::Unchanged => {}
+                Applied::Rows(rows) => next = Some(rows),
+                Applied::NeedsQuery => full = true,
+            }
+        }
+        if full {
+            match refresh::<T>(&ctx, &query).await {
+                Ok(rows) => {
                     failures = 0;
-                    current = Some(publish::<T>(&shared, &metrics, current.take(), rows));
-                }
-                Ok(Refreshed::TooLarge) => {
-                    refuse_all(
-                        &ctx,
-                        ErrorCode::ResultTooLarge,
-                        "the query's result has more rows than the server serves live; add a filter or a limit",
-                    );
-                    break;
+                    next = Some(rows);
                 }
                 Err(err) => {
                     failures = failures.saturating_add(1);
                     Metrics::inc(&metrics.refresh_errors_total);
                     tracing::warn!(group = %shared.key, error = %err, failures, "refresh failed; will retry");
-                    // Nothing is lost: put the changes back and try again after
-                    // a capped backoff. Members keep their last state meanwhile.
-                    let keys: Vec<Key> = pending.keys.iter().copied().collect();
-                    shared.mark(if pending.all { None } else { Some(&keys) }, usize::MAX);
+                    // Nothing is lost: the whole query runs again after a
+                    // capped backoff. Members keep their last state meanwhile.
+                    shared.mark_all();
                     let backoff =
                         Duration::from_millis(100u64.saturating_mul(1 << failures.min(6)))
                             .min(Duration::from_secs(5));
@@ -252,6 +261,17 @@ pub async fn run<T: LiveTable>(ctx: GroupContext, query: T::Query) {
                 }
             }
         }
+        if let Some(rows) = next {
+            if rows.len() > ctx.hub.limits().max_rows as usize {
+                refuse_all(
+                    &ctx,
+                    ErrorCode::ResultTooLarge,
+                    "the query's result has more rows than the server serves live; add a filter or a limit",
+                );
+                break;
+            }
+            current = Some(publish::<T>(&shared, &metrics, current.take(), rows));
+        }
         if let Some(current) = current.as_mut() {
             serve_snapshots::<T>(&shared, &metrics, current, pending.resync);
         }
@@ -259,26 +279,49 @@ pub async fn run<T: LiveTable>(ctx: GroupContext, query: T::Query) {
     tracing::debug!(group = %shared.key, "group dropped");
 }
 
-enum Refreshed<R> {
+/// What applying changed rows did to a group's result.
+enum Applied<R> {
+    Unchanged,
     Rows(Vec<Arc<R>>),
-    TooLarge,
+    /// A limited query is affected: only re-running it gives the new window.
+    NeedsQuery,
 }
 
-/// Runs the group's query: only the changed keys when that is enough, else
-/// the whole query. Returns the new complete result, in order.
+/// Applies the reader's batches, in order, to `old`. A batch affects the
+/// group when one of its keys is in the result (the row changed or left) or
+/// one of its rows passes the filter (the row entered or changed).
+fn apply_batches<T: LiveTable>(
+    query: &T::Query,
+    old: &[Arc<T::Row>],
+    batches: &[Batch],
+) -> Applied<T::Row> {
+    let mut rows: Option<Vec<Arc<T::Row>>> = None;
+    for batch in batches {
+        let Some(batch) = batch.downcast_ref::<Fetched<T::Row>>() else {
+            return Applied::NeedsQuery;
+        };
+        let base = rows.as_deref().unwrap_or(old);
+        let entering: Vec<&Arc<T::Row>> =
+            batch.rows.iter().filter(|r| T::matches(query, r)).collect();
+        let present = base.iter().any(|r| batch.keys.contains(&T::key(r)));
+        if entering.is_empty() && !present {
+            continue;
+        }
+        if T::limit(query).is_some() {
+            return Applied::NeedsQuery;
+        }
+        rows = Some(merge::<T>(query, base, &batch.keys, entering));
+    }
+    rows.map_or(Applied::Unchanged, Applied::Rows)
+}
+
+/// Runs the group's whole query. Returns the complete result, in order.
 async fn refresh<T: LiveTable>(
     ctx: &GroupContext,
     query: &T::Query,
-    current: Option<&Current<T::Row>>,
-    pending: &Pending,
-) -> Result<Refreshed<T::Row>, RefreshError> {
+) -> Result<Vec<Arc<T::Row>>, RefreshError> {
     let metrics = ctx.hub.metrics();
     let max_rows = ctx.hub.limits().max_rows;
-    let keyed = match current {
-        Some(current) if !pending.all && T::limit(query).is_none() => Some(current),
-        _ => None,
-    };
-    let keys: Vec<Key> = pending.keys.iter().copied().collect();
     let _permit = ctx
         .hub
         .refresh_permits()
@@ -292,13 +335,7 @@ async fn refresh<T: LiveTable>(
         .await
         .map_err(|e| RefreshError::Pool(e.to_string()))?;
     let started = Instant::now();
-    let loaded = T::load(
-        &mut conn,
-        query,
-        keyed.map(|_| keys.as_slice()),
-        i64::from(max_rows) + 1,
-    )
-    .await;
+    let loaded = T::load(&mut conn, query, i64::from(max_rows) + 1).await;
     drop(conn);
     Metrics::add(
         &metrics.refresh_micros_total,
@@ -307,36 +344,26 @@ async fn refresh<T: LiveTable>(
     Metrics::inc(&metrics.refreshes_total);
     let loaded = loaded?;
     Metrics::add(&metrics.rows_read_total, loaded.len() as u64);
-    let rows = match keyed {
-        Some(current) => {
-            Metrics::inc(&metrics.refreshes_keyed_total);
-            merge::<T>(query, &current.rows, &keys, loaded)
-        }
-        None => loaded.into_iter().map(Arc::new).collect(),
-    };
-    if rows.len() > max_rows as usize {
-        return Ok(Refreshed::TooLarge);
-    }
-    Ok(Refreshed::Rows(rows))
+    Ok(loaded.into_iter().map(Arc::new).collect())
 }
 
-/// The result after re-reading `keys`: rows with those keys are replaced by
-/// what was read (absent ones left the result), placed by the query's order.
+/// The result after changed rows were read: rows with `touched` keys are
+/// replaced by the `entering` ones (touched rows that no longer pass the
+/// filter, or no longer exist, leave), placed by the query's order.
 fn merge<T: LiveTable>(
     query: &T::Query,
     old: &[Arc<T::Row>],
-    keys: &[Key],
-    read: Vec<T::Row>,
+    touched: &HashSet<Key>,
+    entering: Vec<&Arc<T::Row>>,
 ) -> Vec<Arc<T::Row>> {
-    let touched: HashSet<Key> = keys.iter().copied().collect();
     let mut rows: Vec<Arc<T::Row>> = old
         .iter()
         .filter(|r| !touched.contains(&T::key(r)))
         .cloned()
         .collect();
-    for row in read {
-        let at = rows.partition_point(|r| T::compare(query, r, &row).is_lt());
-        rows.insert(at, Arc::new(row));
+    for row in entering {
+        let at = rows.partition_point(|r| T::compare(query, r, row).is_lt());
+        rows.insert(at, Arc::clone(row));
     }
     rows
 }

@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 
 use crate::group::{GroupContext, GroupShared, Member, MemberId};
 use crate::metrics::Metrics;
+use crate::reader::{Batch, ReaderShared};
 use crate::table::{Key, Registry};
 
 /// Bounds on the engine's work, from configuration.
@@ -59,7 +60,8 @@ impl std::fmt::Debug for Hub {
     }
 }
 
-struct HubInner {
+/// The hub's state; readers hold it weakly so that they end with the hub.
+pub struct HubInner {
     registry: Registry,
     /// Groups by table, then by group key. Locked briefly by sessions (join),
     /// group tasks (removal) and the listener (routing); never held across an
@@ -68,6 +70,8 @@ struct HubInner {
     /// Bounds refresh queries in flight across all groups. Group tasks hold a
     /// permit only while their query runs; the semaphore is never closed.
     refresh_permits: Semaphore,
+    /// One change reader per live table, created with the hub.
+    readers: HashMap<&'static str, Arc<ReaderShared>>,
     pool: Pool<AsyncPgConnection>,
     metrics: Arc<Metrics>,
     limits: EngineLimits,
@@ -88,22 +92,38 @@ pub struct Membership {
 }
 
 impl Hub {
+    /// Creates the hub and starts one change reader per registered table.
     pub fn new(
         registry: Registry,
         pool: Pool<AsyncPgConnection>,
         metrics: Arc<Metrics>,
         limits: EngineLimits,
     ) -> Hub {
-        Hub {
+        let readers: HashMap<&'static str, Arc<ReaderShared>> = registry
+            .engines()
+            .map(|e| (e.name(), Arc::new(ReaderShared::default())))
+            .collect();
+        let hub = Hub {
             inner: Arc::new(HubInner {
-                registry,
+                readers,
                 groups: Mutex::new(HashMap::new()),
                 refresh_permits: Semaphore::new(limits.max_concurrent_refreshes.max(1)),
+                registry,
                 pool,
                 metrics,
                 limits,
             }),
+        };
+        for engine in hub.inner.registry.engines() {
+            if let Some(reader) = hub.inner.readers.get(engine.name()) {
+                engine.spawn_reader(Arc::downgrade(&hub.inner), Arc::clone(reader));
+            }
         }
+        hub
+    }
+
+    pub(crate) fn from_inner(inner: Arc<HubInner>) -> Hub {
+        Hub { inner }
     }
 
     pub fn registry(&self) -> &Registry {
@@ -197,22 +217,40 @@ impl Hub {
         true
     }
 
-    /// Routes a change to every group on its table.
+    /// Hands a change to its table's reader, which reads the changed rows
+    /// once and passes them to every group of the table.
     pub fn changed(&self, change: &Change) {
-        let groups = self.groups();
-        if let Some(table) = groups.get(change.table) {
-            for group in table.values() {
-                group.mark(change.keys.as_deref(), self.inner.limits.max_pending_keys);
-            }
+        if let Some(reader) = self.inner.readers.get(change.table) {
+            reader.mark(change.keys.as_deref(), self.inner.limits.max_pending_keys);
         }
     }
 
-    /// Marks every group as wholly changed: used after the listener lost its
+    /// Marks every table as wholly changed: used after the listener lost its
     /// connection, since notices sent meanwhile are gone.
     pub fn resync_all(&self) {
-        let groups = self.groups();
-        for group in groups.values().flat_map(|t| t.values()) {
-            group.mark(None, 0);
+        for reader in self.inner.readers.values() {
+            reader.mark(None, 0);
+        }
+    }
+
+    fn table_groups(&self, table: &str) -> Vec<Arc<GroupShared>> {
+        self.groups()
+            .get(table)
+            .map(|t| t.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// From a reader: every group of `table` must re-run its query.
+    pub(crate) fn deliver_all(&self, table: &str) {
+        for group in self.table_groups(table) {
+            group.mark_all();
+        }
+    }
+
+    /// From a reader: changed rows for every group of `table`.
+    pub(crate) fn deliver_batch(&self, table: &str, batch: &Batch) {
+        for group in self.table_groups(table) {
+            group.offer(batch);
         }
     }
 

@@ -14,6 +14,7 @@ pub mod http;
 pub mod hub;
 pub mod listener;
 pub mod metrics;
+pub mod reader;
 pub mod session;
 pub mod table;
 pub mod tables;

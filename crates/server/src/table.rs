@@ -6,7 +6,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use diesel::QueryResult;
 use diesel_async::AsyncPgConnection;
@@ -15,6 +15,8 @@ use pglive_schema::LiveQuery;
 use serde::Serialize;
 
 use crate::group::{self, GroupContext};
+use crate::hub::HubInner;
+use crate::reader::{self, ReaderShared};
 
 /// Primary-key value as the engine handles it. Live tables have a single
 /// integer primary-key column (`smallint`, `integer` or `bigint`).
@@ -36,17 +38,22 @@ pub trait LiveTable: Send + Sync + 'static {
     fn key(row: &Self::Row) -> Key;
     /// The order `load` returns rows in (ties broken by key).
     fn compare(query: &Self::Query, a: &Self::Row, b: &Self::Row) -> Ordering;
-    /// The query's row limit, if any. Limited queries are always re-run in
-    /// full; unlimited ones read only the changed rows when keys are known.
+    /// The query's row limit, if any. Limited queries re-run in full when a
+    /// change can affect them; unlimited ones are updated from changed rows.
     fn limit(query: &Self::Query) -> Option<u32>;
-    /// Loads the query's rows. With `keys`, loads only rows with those keys
-    /// that match the filter (in any order, no limit); without, loads the
-    /// whole result in order, at most `max_rows` rows.
+    /// Whether `row` passes the query's filter, exactly as the SQL `WHERE`
+    /// that `load` builds would decide.
+    fn matches(query: &Self::Query, row: &Self::Row) -> bool;
+    /// Loads the query's whole result in order, at most `max_rows` rows.
     fn load<'a>(
         conn: &'a mut AsyncPgConnection,
         query: &'a Self::Query,
-        keys: Option<&'a [Key]>,
         max_rows: i64,
+    ) -> BoxFuture<'a, QueryResult<Vec<Self::Row>>>;
+    /// Loads the rows with these keys, unfiltered, in any order.
+    fn fetch<'a>(
+        conn: &'a mut AsyncPgConnection,
+        keys: &'a [Key],
     ) -> BoxFuture<'a, QueryResult<Vec<Self::Row>>>;
 }
 
@@ -57,6 +64,8 @@ pub trait TableEngine: Send + Sync {
     fn name(&self) -> &'static str;
     /// Starts the task that keeps one group's result for `query` current.
     fn spawn_group(&self, ctx: GroupContext, query: &LiveQuery) -> bool;
+    /// Starts the table's change reader.
+    fn spawn_reader(&self, hub: Weak<HubInner>, shared: Arc<ReaderShared>);
 }
 
 struct Registration<T>(std::marker::PhantomData<T>);
@@ -78,6 +87,10 @@ impl<T: LiveTable> TableEngine for Registration<T> {
             }
             None => false,
         }
+    }
+
+    fn spawn_reader(&self, hub: Weak<HubInner>, shared: Arc<ReaderShared>) {
+        tokio::spawn(reader::run::<T>(hub, shared));
     }
 }
 
@@ -113,6 +126,11 @@ impl Registry {
             .get(name)
             .filter(|t| t.schema() == schema)
             .map(|t| t.name())
+    }
+
+    /// Every registered table.
+    pub fn engines(&self) -> impl Iterator<Item = &Arc<dyn TableEngine>> {
+        self.tables.values()
     }
 
     /// Registered table names, sorted.

@@ -124,6 +124,10 @@ fn property_queries() -> Vec<(serde_json::Value, &'static str)> {
             "SELECT * FROM tasks WHERE assignee IS NULL ORDER BY due_date DESC, id DESC LIMIT 4",
         ),
         (
+            json!({"table":"tasks","filter":{"due_before":"2026-12-03","status":["done","todo"]},"order":{"by":"updated_at","dir":"desc"}}),
+            "SELECT * FROM tasks WHERE due_date < DATE '2026-12-03' AND status IN ('done','todo') ORDER BY updated_at DESC, id DESC",
+        ),
+        (
             json!({"table":"tasks","filter":{"title_contains":"a_"},"order":{"by":"title","dir":"desc"}}),
             "SELECT * FROM tasks WHERE title LIKE '%a\\_%' ORDER BY title DESC, id DESC",
         ),
@@ -281,6 +285,50 @@ async fn burst_of_writes_coalesces() {
     assert!(
         refreshes < 2000,
         "refreshes {refreshes} must be fewer than writes"
+    );
+    server.stop().await;
+}
+
+/// Many filtered subscriptions on one table: a write costs one keyed read in
+/// total (not one per group), and only the groups it concerns hear of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_read_per_write_across_filtered_groups() {
+    let db = TestDb::new().await;
+    db.exec("INSERT INTO tasks (title, assignee) SELECT 't' || g, 'user-' || (g % 40) FROM generate_series(1, 200) g").await;
+    let server = TestServer::start(&db).await;
+    let mut clients = Vec::new();
+    for i in 0..40 {
+        let mut c = Client::connect(&server).await;
+        c.subscribe(
+            "mine",
+            json!({"table":"tasks","filter":{"assignee":format!("user-{i}")}}),
+        )
+        .await;
+        clients.push(c);
+    }
+    for c in &mut clients {
+        assert!(c.until(|c| c.rows("mine").len() == 5).await);
+    }
+    assert_eq!(server.metric("pglive_groups").await, 40);
+    let before = server.metric("pglive_refreshes_total").await;
+    // Task 1 belongs to user-1; it moves to user-2.
+    db.exec("UPDATE tasks SET assignee = 'user-2' WHERE id = 1")
+        .await;
+    assert!(clients[1].until(|c| c.rows("mine").len() == 4).await);
+    assert!(clients[2].until(|c| c.rows("mine").len() == 6).await);
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.drain(Duration::from_millis(100)).await;
+        let diffs = c.subs["mine"].diffs;
+        assert_eq!(
+            diffs,
+            u64::from(i == 1 || i == 2),
+            "client {i} got {diffs} diffs"
+        );
+    }
+    assert_eq!(
+        server.metric("pglive_refreshes_total").await - before,
+        1,
+        "one read for 40 groups"
     );
     server.stop().await;
 }

@@ -40,10 +40,13 @@ impl LiveTable for Items {
         query.limit
     }
 
+    fn matches(query: &ItemsQuery, row: &Item) -> bool {
+        query.filter.as_ref().is_none_or(|f| f.matches(row))
+    }
+
     fn load<'a>(
         conn: &'a mut AsyncPgConnection,
         query: &'a ItemsQuery,
-        keys: Option<&'a [Key]>,
         max_rows: i64,
     ) -> BoxFuture<'a, QueryResult<Vec<Item>>> {
         Box::pin(async move {
@@ -55,9 +58,6 @@ impl LiveTable for Items {
                 if let Some(name) = &f.name_eq {
                     q = q.filter(items::name.eq(name.clone()));
                 }
-            }
-            if let Some(keys) = keys {
-                return q.filter(items::id.eq_any(int4_keys(keys))).load(conn).await;
             }
             let order = query.order.unwrap_or_default();
             let desc = order.dir.unwrap_or_default() == Direction::Desc;
@@ -81,6 +81,19 @@ impl LiveTable for Items {
             };
             let limit = query.limit.map_or(max_rows, |l| i64::from(l).min(max_rows));
             q.limit(limit).load(conn).await
+        })
+    }
+
+    fn fetch<'a>(
+        conn: &'a mut AsyncPgConnection,
+        keys: &'a [Key],
+    ) -> BoxFuture<'a, QueryResult<Vec<Item>>> {
+        Box::pin(async move {
+            items::table
+                .filter(items::id.eq_any(int4_keys(keys)))
+                .select(Item::as_select())
+                .load(conn)
+                .await
         })
     }
 }

@@ -40,10 +40,13 @@ impl LiveTable for Tasks {
         query.limit
     }
 
+    fn matches(query: &TasksQuery, row: &Task) -> bool {
+        query.filter.as_ref().is_none_or(|f| f.matches(row))
+    }
+
     fn load<'a>(
         conn: &'a mut AsyncPgConnection,
         query: &'a TasksQuery,
-        keys: Option<&'a [Key]>,
         max_rows: i64,
     ) -> BoxFuture<'a, QueryResult<Vec<Task>>> {
         Box::pin(async move {
@@ -69,9 +72,6 @@ impl LiveTable for Tasks {
                 if let Some(date) = f.due_before {
                     q = q.filter(tasks::due_date.lt(date));
                 }
-            }
-            if let Some(keys) = keys {
-                return q.filter(tasks::id.eq_any(int4_keys(keys))).load(conn).await;
             }
             let order = query.order.unwrap_or_default();
             let desc = order.dir.unwrap_or_default() == Direction::Desc;
@@ -107,6 +107,19 @@ impl LiveTable for Tasks {
             };
             let limit = query.limit.map_or(max_rows, |l| i64::from(l).min(max_rows));
             q.limit(limit).load(conn).await
+        })
+    }
+
+    fn fetch<'a>(
+        conn: &'a mut AsyncPgConnection,
+        keys: &'a [Key],
+    ) -> BoxFuture<'a, QueryResult<Vec<Task>>> {
+        Box::pin(async move {
+            tasks::table
+                .filter(tasks::id.eq_any(int4_keys(keys)))
+                .select(Task::as_select())
+                .load(conn)
+                .await
         })
     }
 }
