@@ -38,6 +38,22 @@ use crate::ws::WsContext;
 /// How long shutdown waits for WebSocket sessions to send their close frames.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+#[cfg(test)]
+mod tests {
+    /// The server relies on accepted sockets inheriting TCP_NODELAY.
+    #[tokio::test]
+    async fn accepted_sockets_inherit_nodelay() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        socket2::SockRef::from(&listener)
+            .set_tcp_nodelay(true)
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        assert!(accepted.nodelay().unwrap());
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("no database URL: set DATABASE_URL or pass --database-url")]
@@ -94,6 +110,12 @@ pub async fn run(
         ),
     };
     let routes = http::routes(ws_ctx, status, config.web_dir.clone());
+    // Accepted sockets inherit TCP_NODELAY from the listener. Every message
+    // is one write; with Nagle's algorithm a small frame would wait for the
+    // previous one's acknowledgement, which clients may delay by up to 40 ms.
+    if let Err(err) = socket2::SockRef::from(&listener).set_tcp_nodelay(true) {
+        tracing::warn!(error = %err, "cannot set TCP_NODELAY; small messages may be delayed");
+    }
     tracing::info!(addr = ?listener.local_addr().ok(), tables = ?hub.registry().names(), "serving");
     warp::serve(routes)
         .incoming(listener)
