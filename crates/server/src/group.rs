@@ -24,7 +24,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::diff::{self, Changes};
 use crate::frame::{self, Frame, Kind};
-use crate::hub::Hub;
+use crate::hub::{Hub, ReadError};
 use crate::metrics::Metrics;
 use crate::reader::{Batch, Fetched};
 use crate::table::{Key, LiveTable};
@@ -319,32 +319,12 @@ fn apply_batches<T: LiveTable>(
 async fn refresh<T: LiveTable>(
     ctx: &GroupContext,
     query: &T::Query,
-) -> Result<Vec<Arc<T::Row>>, RefreshError> {
-    let metrics = ctx.hub.metrics();
-    let max_rows = ctx.hub.limits().max_rows;
-    let _permit = ctx
-        .hub
-        .refresh_permits()
-        .acquire()
-        .await
-        .map_err(|_| RefreshError::ShuttingDown)?;
-    let mut conn = ctx
-        .hub
-        .pool()
-        .get()
-        .await
-        .map_err(|e| RefreshError::Pool(e.to_string()))?;
+) -> Result<Vec<Arc<T::Row>>, ReadError> {
+    let max_rows = i64::from(ctx.hub.limits().max_rows) + 1;
+    let (_permit, mut conn) = ctx.hub.checkout().await?;
     let started = Instant::now();
-    let loaded = T::load(&mut conn, query, i64::from(max_rows) + 1).await;
-    drop(conn);
-    Metrics::add(
-        &metrics.refresh_micros_total,
-        started.elapsed().as_micros() as u64,
-    );
-    Metrics::inc(&metrics.refreshes_total);
-    let loaded = loaded?;
-    Metrics::add(&metrics.rows_read_total, loaded.len() as u64);
-    Ok(loaded.into_iter().map(Arc::new).collect())
+    let rows = T::load(&mut conn, query, max_rows).await;
+    ctx.hub.record_read(started, rows)
 }
 
 /// The result after changed rows were read: rows with `touched` keys are
@@ -366,16 +346,6 @@ fn merge<T: LiveTable>(
         rows.insert(at, Arc::clone(row));
     }
     rows
-}
-
-#[derive(Debug, thiserror::Error)]
-enum RefreshError {
-    #[error("database pool: {0}")]
-    Pool(String),
-    #[error("query: {0}")]
-    Query(#[from] diesel::result::Error),
-    #[error("shutting down")]
-    ShuttingDown,
 }
 
 /// Makes `rows` the group's result: sends the diff to live members, or, when

@@ -6,11 +6,15 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use diesel::QueryResult;
 
 use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::bb8::Pool;
+use diesel_async::pooled_connection::bb8::PooledConnection;
 use pglive_schema::LiveQuery;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::group::{GroupContext, GroupShared, Member, MemberId};
 use crate::metrics::Metrics;
@@ -84,6 +88,17 @@ pub enum JoinError {
     UnknownTable(String),
 }
 
+/// Why a refresh query did not run or failed; the caller retries.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("database pool: {0}")]
+    Pool(String),
+    #[error("query: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
 /// A member's place in a group; leaving consumes it.
 #[derive(Debug)]
 pub struct Membership {
@@ -142,8 +157,41 @@ impl Hub {
         &self.inner.limits
     }
 
-    pub(crate) fn refresh_permits(&self) -> &Semaphore {
-        &self.inner.refresh_permits
+    /// A pooled connection for one refresh query, and the permit that
+    /// bounds how many run at once. Readers and groups both read through here.
+    pub(crate) async fn checkout(
+        &self,
+    ) -> Result<(SemaphorePermit<'_>, PooledConnection<'_, AsyncPgConnection>), ReadError> {
+        let permit = self
+            .inner
+            .refresh_permits
+            .acquire()
+            .await
+            .map_err(|_| ReadError::ShuttingDown)?;
+        let conn = self
+            .inner
+            .pool
+            .get()
+            .await
+            .map_err(|e| ReadError::Pool(e.to_string()))?;
+        Ok((permit, conn))
+    }
+
+    /// Counts a refresh query that started at `started`, and shares its rows.
+    pub(crate) fn record_read<R>(
+        &self,
+        started: Instant,
+        rows: QueryResult<Vec<R>>,
+    ) -> Result<Vec<Arc<R>>, ReadError> {
+        let metrics = &self.inner.metrics;
+        Metrics::add(
+            &metrics.refresh_micros_total,
+            started.elapsed().as_micros() as u64,
+        );
+        Metrics::inc(&metrics.refreshes_total);
+        let rows = rows?;
+        Metrics::add(&metrics.rows_read_total, rows.len() as u64);
+        Ok(rows.into_iter().map(Arc::new).collect())
     }
 
     fn groups(&self) -> MutexGuard<'_, HashMap<&'static str, HashMap<String, Arc<GroupShared>>>> {

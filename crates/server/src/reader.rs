@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::hub::{Hub, HubInner};
+use crate::hub::{Hub, HubInner, ReadError};
 use crate::metrics::Metrics;
 use crate::table::{Key, LiveTable};
 
@@ -129,38 +129,14 @@ pub async fn run<T: LiveTable>(hub: Weak<HubInner>, shared: Arc<ReaderShared>) {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-enum ReadError {
-    #[error("database pool: {0}")]
-    Pool(String),
-    #[error("query: {0}")]
-    Query(#[from] diesel::result::Error),
-    #[error("shutting down")]
-    ShuttingDown,
-}
-
 async fn read<T: LiveTable>(hub: &Hub, keys: &HashSet<Key>) -> Result<Vec<Arc<T::Row>>, ReadError> {
-    let metrics = hub.metrics();
     let keys: Vec<Key> = keys.iter().copied().collect();
-    let _permit = hub
-        .refresh_permits()
-        .acquire()
-        .await
-        .map_err(|_| ReadError::ShuttingDown)?;
-    let mut conn = hub
-        .pool()
-        .get()
-        .await
-        .map_err(|e| ReadError::Pool(e.to_string()))?;
+    let (_permit, mut conn) = hub.checkout().await?;
     let started = Instant::now();
     let rows = T::fetch(&mut conn, &keys).await;
-    Metrics::add(
-        &metrics.refresh_micros_total,
-        started.elapsed().as_micros() as u64,
-    );
-    Metrics::inc(&metrics.refreshes_total);
-    Metrics::inc(&metrics.refreshes_keyed_total);
-    let rows = rows?;
-    Metrics::add(&metrics.rows_read_total, rows.len() as u64);
-    Ok(rows.into_iter().map(Arc::new).collect())
+    let rows = hub.record_read(started, rows);
+    if rows.is_ok() {
+        Metrics::inc(&hub.metrics().refreshes_keyed_total);
+    }
+    rows
 }
