@@ -13,21 +13,32 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::query::LiveQuery;
-use crate::rows::{Item, Task};
+use crate::tables::{LiveQuery, TableChanges, TableRows};
 
-/// A subscription id, chosen by the client and unique per connection.
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, TS, JsonSchema,
-)]
+/// A subscription id, chosen by the client and unique per connection: 1 to
+/// 128 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, TS, JsonSchema)]
 #[serde(transparent)]
-pub struct SubscriptionId(pub String);
+pub struct SubscriptionId(#[schemars(length(min = 1, max = 128))] pub String);
 
-/// Longest accepted subscription id, in bytes.
+/// Longest accepted subscription id, in characters.
 pub const MAX_SUBSCRIPTION_ID: usize = 128;
 
+impl<'de> Deserialize<'de> for SubscriptionId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let id = String::deserialize(deserializer)?;
+        let len = id.chars().count();
+        if len == 0 || len > MAX_SUBSCRIPTION_ID {
+            return Err(serde::de::Error::custom(format!(
+                "a subscription id must be 1 to {MAX_SUBSCRIPTION_ID} characters"
+            )));
+        }
+        Ok(SubscriptionId(id))
+    }
+}
+
 /// What a client may send.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
     /// Start receiving `query`'s rows under `id`: a snapshot, then diffs.
@@ -72,28 +83,6 @@ pub struct Diff {
     pub to: u64,
     #[serde(flatten)]
     pub changes: TableChanges,
-}
-
-/// A query result, typed by table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
-#[serde(tag = "table", rename_all = "snake_case")]
-pub enum TableRows {
-    Items { rows: Vec<Item> },
-    Tasks { rows: Vec<Task> },
-}
-
-/// Keyed changes to a query result, typed by table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
-#[serde(tag = "table", rename_all = "snake_case")]
-pub enum TableChanges {
-    Items {
-        upserts: Vec<Placed<Item>>,
-        deletes: Vec<i32>,
-    },
-    Tasks {
-        upserts: Vec<Placed<Task>>,
-        deletes: Vec<i32>,
-    },
 }
 
 /// A row and its index in the new result.
@@ -144,6 +133,8 @@ pub enum ErrorCode {
     /// The query's result has more rows than the server serves live; add a
     /// filter or a limit.
     ResultTooLarge,
+    /// The server holds as many live queries or rows as it may; try later.
+    ServerBusy,
     /// A REST request body or parameter is invalid.
     Validation,
     /// The REST resource does not exist.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::hub::EngineLimits;
+use crate::engine::EngineLimits;
 use crate::session::SessionLimits;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -77,8 +77,8 @@ pub struct Config {
     #[arg(long, env = "PGLIVE_MAX_SUBSCRIPTIONS", default_value_t = 100)]
     pub max_subscriptions: usize,
     /// Client messages per second per connection (sustained; bursts of twice that).
-    #[arg(long, env = "PGLIVE_MESSAGES_PER_SECOND", default_value_t = 50.0)]
-    pub messages_per_second: f64,
+    #[arg(long, env = "PGLIVE_MESSAGES_PER_SECOND", default_value_t = 50)]
+    pub messages_per_second: u32,
     /// Frames queued per connection before the client counts as lagging.
     #[arg(long, env = "PGLIVE_OUTBOX_FRAMES", default_value_t = 64)]
     pub outbox_frames: usize,
@@ -88,6 +88,16 @@ pub struct Config {
     /// Largest `limit` a live query may ask for.
     #[arg(long, env = "PGLIVE_MAX_QUERY_LIMIT", default_value_t = 10_000)]
     pub max_query_limit: u32,
+    /// Live groups (distinct queries per security context) the server keeps at once.
+    #[arg(long, env = "PGLIVE_MAX_GROUPS", default_value_t = 10_000)]
+    pub max_groups: usize,
+    /// Rows all live groups may hold in memory together.
+    #[arg(long, env = "PGLIVE_MAX_ROWS_HELD", default_value_t = 2_000_000)]
+    pub max_rows_held: usize,
+    /// Times in a row a live query may fail in the database before its
+    /// subscribers are told `query_failed`.
+    #[arg(long, env = "PGLIVE_MAX_QUERY_FAILURES", default_value_t = 3)]
+    pub max_query_failures: u32,
 }
 
 impl Config {
@@ -102,6 +112,9 @@ impl Config {
         EngineLimits {
             max_concurrent_refreshes: self.max_concurrent_refreshes,
             max_rows: self.max_rows,
+            max_groups: self.max_groups,
+            max_rows_held: self.max_rows_held,
+            max_query_failures: self.max_query_failures.max(1),
             ..EngineLimits::default()
         }
     }
@@ -111,7 +124,6 @@ impl Config {
             max_frame_bytes: self.max_frame_bytes,
             max_subscriptions: self.max_subscriptions,
             messages_per_second: self.messages_per_second,
-            message_burst: self.messages_per_second * 2.0,
             outbox_frames: self.outbox_frames,
             stall_timeout: Duration::from_secs(self.stall_timeout_secs),
             max_query_limit: self.max_query_limit,

@@ -13,16 +13,17 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use crate::api;
-use crate::hub::Hub;
-use crate::listener::ListenerStatus;
+use crate::capture::CaptureStatus;
+use crate::engine::Hub;
+use crate::metrics::Metrics;
 use crate::ws::{self, WsContext};
 
 /// Whether the server can do its job: the LISTEN connection is up and the
 /// pool can run a query.
-async fn ready(hub: Hub, status: Arc<ListenerStatus>) -> Response {
+async fn ready(hub: Hub, status: Arc<CaptureStatus>) -> Response {
     if !status.is_up() {
         return warp::reply::with_status(
-            "not ready: LISTEN connection is down\n",
+            "not ready: change capture is down\n",
             StatusCode::SERVICE_UNAVAILABLE,
         )
         .into_response();
@@ -54,7 +55,7 @@ async fn ready(hub: Hub, status: Arc<ListenerStatus>) -> Response {
 /// Every route of the server.
 pub fn routes(
     ws_ctx: WsContext,
-    status: Arc<ListenerStatus>,
+    status: Arc<CaptureStatus>,
     web_dir: Option<PathBuf>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let hub = ws_ctx.hub.clone();
@@ -70,11 +71,7 @@ pub fn routes(
     let metrics = {
         let hub = hub.clone();
         warp::path!("metrics").and(warp::get()).map(move || {
-            warp::reply::with_header(
-                hub.metrics().render(),
-                "content-type",
-                "text/plain; version=0.0.4",
-            )
+            warp::reply::with_header(hub.metrics().render(), "content-type", Metrics::CONTENT_TYPE)
             .into_response()
         })
     };

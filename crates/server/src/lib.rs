@@ -1,58 +1,42 @@
-//! The pglive server: LISTEN, subscription groups, refresh, diff and
+//! The pglive server: change capture, subscription groups, diffs and
 //! WebSocket fan-out, plus the REST write API and the web app.
 //!
 //! `main` parses [`config::Config`], binds a listener and calls [`run`]; tests
 //! call [`run`] the same way on `127.0.0.1:0`.
 
-pub mod api;
+mod api;
+mod capture;
 pub mod config;
 pub mod db;
-pub mod diff;
-pub mod frame;
-pub mod group;
-pub mod http;
-pub mod hub;
-pub mod listener;
-pub mod metrics;
-pub mod reader;
-pub mod session;
-pub mod table;
-pub mod tables;
-pub mod ws;
+mod engine;
+mod http;
+mod metrics;
+mod session;
+mod ws;
 
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
+use crate::capture::CaptureStatus;
 use crate::config::Config;
-use crate::hub::Hub;
-use crate::listener::ListenerStatus;
+use crate::engine::Hub;
 use crate::metrics::Metrics;
 use crate::ws::WsContext;
 
-/// How long shutdown waits for WebSocket sessions to send their close frames.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// The keyed diff the server sends, for clients and tests that apply it.
+pub use crate::engine::diff;
+/// WebSocket close codes the server uses.
+pub use crate::session::{CLOSE_FLOODING, CLOSE_TOO_SLOW};
 
-#[cfg(test)]
-mod tests {
-    /// The server relies on accepted sockets inheriting TCP_NODELAY.
-    #[tokio::test]
-    async fn accepted_sockets_inherit_nodelay() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        socket2::SockRef::from(&listener)
-            .set_tcp_nodelay(true)
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (accepted, _) = listener.accept().await.unwrap();
-        assert!(accepted.nodelay().unwrap());
-    }
-}
+/// How long shutdown waits for WebSocket sessions to send their close frames,
+/// and then for the engine's tasks.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -69,45 +53,33 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let url = config
-        .database_url
-        .clone()
-        .ok_or(ServerError::NoDatabaseUrl)?;
+    let url = config.database_url.clone().ok_or(ServerError::NoDatabaseUrl)?;
     if config.migrate {
         let applied = db::migrate(&url).await?;
         tracing::info!(?applied, "migrations applied");
     }
     let pool = db::pool(&url, config.pool_size).await?;
     let metrics = Arc::new(Metrics::default());
-    let hub = Hub::new(
-        tables::registry(),
-        pool,
-        Arc::clone(&metrics),
-        config.engine_limits(),
-    );
+    let hub = Hub::start(pool, Arc::clone(&metrics), config.engine_limits());
 
     // Flips to true once, when shutdown begins. Every session and the
-    // listener hold a receiver; the sender lives in the shutdown future.
+    // capture task hold a receiver; the sender lives in the shutdown future.
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let status = Arc::new(ListenerStatus::default());
-    let listener_task = tokio::spawn(listener::run(
+    let status = Arc::new(CaptureStatus::default());
+    let capture = tokio::spawn(capture::listener::run(
         url,
         hub.clone(),
         Arc::clone(&status),
         shutdown_rx.clone(),
     ));
 
+    let sessions = TaskTracker::new();
     let ws_ctx = WsContext {
         hub: hub.clone(),
         limits: Arc::new(config.session_limits()),
         shutdown: shutdown_rx,
-        allowed_origins: Arc::new(
-            config
-                .allowed_origins
-                .iter()
-                .cloned()
-                .collect::<HashSet<_>>(),
-        ),
+        allowed_origins: Arc::new(config.allowed_origins.iter().cloned().collect::<HashSet<_>>()),
+        sessions: sessions.clone(),
     };
     let routes = http::routes(ws_ctx, status, config.web_dir.clone());
     // Accepted sockets inherit TCP_NODELAY from the listener. Every message
@@ -129,10 +101,25 @@ pub async fn run(
 
     // Upgraded WebSockets outlive the HTTP server; wait for their sessions
     // to send 1001 and finish writing, up to a bound.
-    let started = Instant::now();
-    while metrics.connections.load(Ordering::Relaxed) > 0 && started.elapsed() < DRAIN_TIMEOUT {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    sessions.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, sessions.wait()).await.is_err() {
+        tracing::warn!("some WebSocket sessions did not finish within {DRAIN_TIMEOUT:?}");
     }
-    let _ = listener_task.await;
+    let _ = capture.await;
+    hub.stop(DRAIN_TIMEOUT).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The server relies on accepted sockets inheriting TCP_NODELAY.
+    #[tokio::test]
+    async fn accepted_sockets_inherit_nodelay() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        socket2::SockRef::from(&listener).set_tcp_nodelay(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        assert!(accepted.nodelay().unwrap());
+    }
 }

@@ -23,11 +23,11 @@ async fn main() -> anyhow::Result<()> {
             .as_deref()
             .context("no database URL: set DATABASE_URL or pass --database-url")?;
         let applied = pglive_server::db::migrate(url).await?;
-        println!(
-            "applied {} migration(s): {}",
-            applied.len(),
-            applied.join(", ")
-        );
+        if applied.is_empty() {
+            println!("no pending migrations");
+        } else {
+            println!("applied {} migration(s): {}", applied.len(), applied.join(", "));
+        }
         return Ok(());
     }
 

@@ -1,192 +1,146 @@
-//! Process-wide counters, rendered in the Prometheus text format at `/metrics`.
-//! Plain atomics: every increment is lock-free and the renderer reads them
-//! without stopping anyone.
+//! Process-wide metrics, exposed at `/metrics` in the OpenMetrics text format
+//! through the `prometheus-client` crate. Each metric is a cheap handle
+//! (an `Arc` of atomics) shared by the code that updates it and by the
+//! registry that renders it; updating never takes a lock.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
 
-#[derive(Debug, Default)]
+/// Every metric. Counters render with a `_total` suffix.
+#[derive(Debug)]
 pub struct Metrics {
-    pub connections: AtomicU64,
-    pub connections_total: AtomicU64,
-    pub groups: AtomicU64,
-    pub subscriptions: AtomicU64,
-    pub notifications_total: AtomicU64,
-    pub notifications_malformed_total: AtomicU64,
-    pub listener_up: AtomicU64,
-    pub listener_reconnects_total: AtomicU64,
-    pub refreshes_total: AtomicU64,
-    pub refreshes_keyed_total: AtomicU64,
-    pub refresh_errors_total: AtomicU64,
-    pub refresh_micros_total: AtomicU64,
-    pub rows_read_total: AtomicU64,
-    pub snapshots_total: AtomicU64,
-    pub diffs_total: AtomicU64,
-    pub frames_sent_total: AtomicU64,
-    pub bytes_sent_total: AtomicU64,
-    pub frames_dropped_total: AtomicU64,
-    pub lagging_resyncs_total: AtomicU64,
-    pub slow_clients_closed_total: AtomicU64,
-    pub client_errors_total: AtomicU64,
+    registry: Registry,
+    pub connections: Gauge,
+    pub connections_accepted: Counter,
+    pub groups: Gauge,
+    pub subscriptions: Gauge,
+    pub notifications: Counter,
+    pub notifications_malformed: Counter,
+    pub capture_up: Gauge,
+    pub capture_reconnects: Counter,
+    pub refreshes: Counter,
+    pub refreshes_keyed: Counter,
+    pub refresh_errors: Counter,
+    pub refresh_seconds: Histogram,
+    pub rows_read: Counter,
+    pub rows_skipped: Counter,
+    pub rows_held: Gauge,
+    pub query_failures: Counter,
+    pub snapshots: Counter,
+    pub diffs: Counter,
+    pub frames_sent: Counter,
+    pub bytes_sent: Counter,
+    pub frames_dropped: Counter,
+    pub lagging_resyncs: Counter,
+    pub slow_clients_closed: Counter,
+    pub client_errors: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let mut registry = Registry::with_prefix("pglive");
+        let mut gauge = |name: &str, help: &str| {
+            let g = Gauge::default();
+            registry.register(name, help, g.clone());
+            g
+        };
+        let connections = gauge("connections", "Open WebSocket connections.");
+        let groups = gauge("groups", "Live subscription groups (distinct queries per security context).");
+        let subscriptions = gauge("subscriptions", "Active subscriptions over all connections.");
+        let capture_up = gauge("capture_up", "1 while change capture is connected.");
+        let rows_held = gauge("rows_held", "Rows all groups hold in memory together.");
+        let mut counter = |name: &str, help: &str| {
+            let c = Counter::default();
+            registry.register(name, help, c.clone());
+            c
+        };
+        let connections_accepted = counter("connections_accepted", "WebSocket connections accepted.");
+        let notifications = counter("notifications", "Change notices received.");
+        let notifications_malformed = counter(
+            "notifications_malformed",
+            "Change notices that could not be parsed (treated as whole-table changes).",
+        );
+        let capture_reconnects =
+            counter("capture_reconnects", "Change capture connections re-established after a loss.");
+        let refreshes = counter("refreshes", "Reads for groups: full queries and changed-row reads.");
+        let refreshes_keyed = counter("refreshes_keyed", "Reads of changed rows only (one per table, batch and context).");
+        let refresh_errors = counter("refresh_errors", "Reads that failed.");
+        let rows_read = counter("rows_read", "Rows read from PostgreSQL for groups.");
+        let rows_skipped = counter("rows_skipped", "Rows skipped because they could not be decoded.");
+        let query_failures = counter(
+            "query_failures",
+            "Groups ended with query_failed after their query kept failing.",
+        );
+        let snapshots = counter("snapshots", "Snapshot bodies encoded.");
+        let diffs = counter("diffs", "Diff bodies encoded.");
+        let frames_sent = counter("frames_sent", "Messages written to WebSockets.");
+        let bytes_sent = counter("bytes_sent", "Message bytes written to WebSockets.");
+        let frames_dropped = counter("frames_dropped", "Messages dropped for clients whose outbox was full.");
+        let lagging_resyncs = counter("lagging_resyncs", "Fresh snapshots sent to clients that had fallen behind.");
+        let slow_clients_closed = counter("slow_clients_closed", "Connections closed for not reading.");
+        let client_errors = counter("client_errors", "Error frames sent to clients.");
+        let refresh_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        registry.register("refresh_seconds", "Duration of reads for groups.", refresh_seconds.clone());
+        Metrics {
+            registry,
+            connections,
+            connections_accepted,
+            groups,
+            subscriptions,
+            notifications,
+            notifications_malformed,
+            capture_up,
+            capture_reconnects,
+            refreshes,
+            refreshes_keyed,
+            refresh_errors,
+            refresh_seconds,
+            rows_read,
+            rows_skipped,
+            rows_held,
+            query_failures,
+            snapshots,
+            diffs,
+            frames_sent,
+            bytes_sent,
+            frames_dropped,
+            lagging_resyncs,
+            slow_clients_closed,
+            client_errors,
+        }
+    }
 }
 
 impl Metrics {
-    pub fn inc(counter: &AtomicU64) {
-        counter.fetch_add(1, Relaxed);
-    }
-
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Relaxed);
-    }
-
-    pub fn dec(counter: &AtomicU64) {
-        counter.fetch_sub(1, Relaxed);
-    }
-
-    /// The Prometheus text exposition of every metric.
+    /// The OpenMetrics text exposition of every metric.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 21] = [
-            (
-                "pglive_connections",
-                "gauge",
-                "Open WebSocket connections.",
-                &self.connections,
-            ),
-            (
-                "pglive_connections_total",
-                "counter",
-                "WebSocket connections accepted.",
-                &self.connections_total,
-            ),
-            (
-                "pglive_groups",
-                "gauge",
-                "Live subscription groups (distinct queries).",
-                &self.groups,
-            ),
-            (
-                "pglive_subscriptions",
-                "gauge",
-                "Active subscriptions over all connections.",
-                &self.subscriptions,
-            ),
-            (
-                "pglive_notifications_total",
-                "counter",
-                "Change notices received.",
-                &self.notifications_total,
-            ),
-            (
-                "pglive_notifications_malformed_total",
-                "counter",
-                "Change notices that could not be parsed (treated as whole-table changes).",
-                &self.notifications_malformed_total,
-            ),
-            (
-                "pglive_listener_up",
-                "gauge",
-                "1 while the LISTEN connection is up.",
-                &self.listener_up,
-            ),
-            (
-                "pglive_listener_reconnects_total",
-                "counter",
-                "LISTEN connections re-established after a loss.",
-                &self.listener_reconnects_total,
-            ),
-            (
-                "pglive_refreshes_total",
-                "counter",
-                "Group refresh queries executed.",
-                &self.refreshes_total,
-            ),
-            (
-                "pglive_refreshes_keyed_total",
-                "counter",
-                "Refresh queries that read only changed keys.",
-                &self.refreshes_keyed_total,
-            ),
-            (
-                "pglive_refresh_errors_total",
-                "counter",
-                "Refresh queries that failed.",
-                &self.refresh_errors_total,
-            ),
-            (
-                "pglive_refresh_seconds_total",
-                "counter",
-                "Time spent in refresh queries.",
-                &self.refresh_micros_total,
-            ),
-            (
-                "pglive_rows_read_total",
-                "counter",
-                "Rows read from PostgreSQL by refresh queries.",
-                &self.rows_read_total,
-            ),
-            (
-                "pglive_snapshots_total",
-                "counter",
-                "Snapshot bodies encoded.",
-                &self.snapshots_total,
-            ),
-            (
-                "pglive_diffs_total",
-                "counter",
-                "Diff bodies encoded.",
-                &self.diffs_total,
-            ),
-            (
-                "pglive_frames_sent_total",
-                "counter",
-                "Messages written to WebSockets.",
-                &self.frames_sent_total,
-            ),
-            (
-                "pglive_bytes_sent_total",
-                "counter",
-                "Message bytes written to WebSockets.",
-                &self.bytes_sent_total,
-            ),
-            (
-                "pglive_frames_dropped_total",
-                "counter",
-                "Messages dropped for clients whose outbox was full.",
-                &self.frames_dropped_total,
-            ),
-            (
-                "pglive_lagging_resyncs_total",
-                "counter",
-                "Fresh snapshots sent to clients that had fallen behind.",
-                &self.lagging_resyncs_total,
-            ),
-            (
-                "pglive_slow_clients_closed_total",
-                "counter",
-                "Connections closed for not reading.",
-                &self.slow_clients_closed_total,
-            ),
-            (
-                "pglive_client_errors_total",
-                "counter",
-                "Error frames sent to clients.",
-                &self.client_errors_total,
-            ),
-        ];
         let mut out = String::new();
-        for (name, kind, help, value) in rows {
-            if name == "pglive_refresh_seconds_total" {
-                let secs = value.load(Relaxed) as f64 / 1e6;
-                let _ = writeln!(out, "# HELP {name} Time spent in refresh queries.");
-                let _ = writeln!(out, "# TYPE {name} counter\n{name} {secs}");
-                continue;
-            }
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
-                value.load(Relaxed)
-            );
-        }
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
         out
+    }
+
+    /// The `Content-Type` of [`Metrics::render`]'s output.
+    pub const CONTENT_TYPE: &'static str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_gauges() {
+        let m = Metrics::default();
+        m.groups.set(3);
+        m.refreshes.inc_by(5);
+        m.refresh_seconds.observe(0.002);
+        let text = m.render();
+        assert!(text.contains("\npglive_groups 3\n"), "{text}");
+        assert!(text.contains("\npglive_refreshes_total 5\n"), "{text}");
+        assert!(text.contains("pglive_refresh_seconds_count 1"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
     }
 }

@@ -16,9 +16,10 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::hyper::upgrade::OnUpgrade;
 use warp::reply::Response;
+use tokio_util::task::TaskTracker;
 use warp::{Filter, Reply};
 
-use crate::hub::Hub;
+use crate::engine::Hub;
 use crate::session::{self, SessionLimits};
 
 /// Hard cap on a client message; above it tungstenite stops reading and the
@@ -45,6 +46,8 @@ pub struct WsContext {
     pub shutdown: watch::Receiver<bool>,
     /// Origins allowed to connect; empty allows any.
     pub allowed_origins: Arc<HashSet<String>>,
+    /// Sessions run on it, so shutdown can wait for them to finish.
+    pub sessions: TaskTracker,
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response {
@@ -110,7 +113,8 @@ fn upgrade(
         return plain(StatusCode::BAD_REQUEST, "connection cannot be upgraded\n");
     };
     let accept = derive_accept_key(key.as_bytes());
-    tokio::spawn(async move {
+    let sessions = ctx.sessions.clone();
+    sessions.spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
                 let config = WebSocketConfig::default()

@@ -3,9 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)] // Tests fail loudly by design.
 
-mod common;
-
-use common::{Client, TestDb, TestServer};
+use pglive_testkit::{Client, TestDb, TestServer, fresh_json};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,7 +19,7 @@ async fn item_writes_round_trip_and_go_live() {
         .await;
     assert_eq!(status, 201, "{body}");
     let item: Value = serde_json::from_str(&body).unwrap();
-    let id = item["id"].as_i64().unwrap();
+    let id = item["id"].as_str().expect("a bigint key travels as a string").to_owned();
     assert!(
         c.until(|c| c.rows("items").iter().any(|r| r["name"] == "first"))
             .await
@@ -153,7 +151,7 @@ async fn invalid_writes_are_refused_and_write_nothing() {
             assert_eq!(err["field"], field, "{text}");
         }
     }
-    let rows = common::fresh(&db, "SELECT id FROM items UNION ALL SELECT id FROM tasks").await;
+    let rows = fresh_json(&db, "SELECT id FROM items UNION ALL SELECT id FROM tasks").await;
     assert!(rows.is_empty(), "nothing was written: {rows:?}");
     server.stop().await;
 }
@@ -201,7 +199,7 @@ async fn health_readiness_and_metrics() {
         "pglive_groups",
         "pglive_refreshes_total",
         "pglive_bytes_sent_total",
-        "pglive_listener_up",
+        "pglive_capture_up",
     ] {
         assert!(
             text.contains(&format!("\n{name} ")) || text.starts_with(&format!("{name} ")),

@@ -2,11 +2,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Client, TestDb, TestServer, canon, fresh};
+use pglive_schema::{Item, Task};
+use pglive_testkit::{Client, TestDb, TestServer, fresh};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,9 +18,9 @@ async fn snapshot_then_diffs() {
     c.subscribe("all", json!({"table":"items"})).await;
     assert!(c.until(|c| c.rows("all").len() == 10).await);
     db.exec("INSERT INTO items (name) VALUES ('c'); UPDATE items SET name = 'B' WHERE id = 2; DELETE FROM items WHERE id = 1").await;
-    let want = fresh(&db, "SELECT * FROM items ORDER BY id").await;
+    let want = fresh::<Item>(&db, "SELECT * FROM items ORDER BY id").await;
     assert!(
-        c.until(|c| canon(c.rows("all")) == canon(&want)).await,
+        c.until(|c| c.rows("all") == want).await,
         "{:?}",
         c.rows("all")
     );
@@ -54,9 +53,9 @@ async fn fifty_clients_one_query_one_refresh() {
     db.exec("INSERT INTO items (name) VALUES ('new one')").await;
     let mut texts = Vec::new();
     for c in &mut clients {
-        let msg = c.next(common::TIMEOUT).await.expect("a diff");
-        assert_eq!(msg["type"], "diff");
-        texts.push(msg.to_string());
+        let msg = c.next(pglive_testkit::TIMEOUT).await.expect("a diff");
+        assert!(matches!(msg, pglive_schema::ServerMessage::Diff(_)), "{msg:?}");
+        texts.push(serde_json::to_string(&msg).unwrap());
         assert_eq!(c.rows("q").len(), 101);
     }
     assert!(texts.iter().all(|t| t == &texts[0]), "identical diffs");
@@ -73,7 +72,7 @@ async fn unsubscribe_and_disconnect_clean_up() {
     let mut a = Client::connect(&server).await;
     let mut b = Client::connect(&server).await;
     a.subscribe("x", json!({"table":"items"})).await;
-    a.subscribe("y", json!({"table":"tasks","filter":{"status":["todo"]}}))
+    a.subscribe("y", json!({"table":"tasks","filter":{"status_in":["todo"]}}))
         .await;
     b.subscribe("x", json!({"table":"items"})).await;
     assert!(a.until(|c| c.subs.len() == 2).await);
@@ -87,7 +86,7 @@ async fn unsubscribe_and_disconnect_clean_up() {
     assert_eq!(a.subs["y"].diffs + a.subs["y"].snapshots, 1);
     drop(b);
     drop(a);
-    let deadline = tokio::time::Instant::now() + common::TIMEOUT;
+    let deadline = tokio::time::Instant::now() + pglive_testkit::TIMEOUT;
     while server.metric("pglive_groups").await != 0
         || server.metric("pglive_connections").await != 0
     {
@@ -104,11 +103,11 @@ fn property_queries() -> Vec<(serde_json::Value, &'static str)> {
     vec![
         (json!({"table":"tasks"}), "SELECT * FROM tasks ORDER BY id"),
         (
-            json!({"table":"tasks","filter":{"status":["todo","in_progress"]}}),
+            json!({"table":"tasks","filter":{"status_in":["todo","in_progress"]}}),
             "SELECT * FROM tasks WHERE status IN ('todo','in_progress') ORDER BY id",
         ),
         (
-            json!({"table":"tasks","filter":{"assignee":"alice"},"order":{"by":"title"}}),
+            json!({"table":"tasks","filter":{"assignee_eq":"alice"},"order":{"by":"title"}}),
             "SELECT * FROM tasks WHERE assignee = 'alice' ORDER BY title, id",
         ),
         (
@@ -116,15 +115,15 @@ fn property_queries() -> Vec<(serde_json::Value, &'static str)> {
             "SELECT * FROM tasks ORDER BY priority DESC, id DESC LIMIT 5",
         ),
         (
-            json!({"table":"tasks","filter":{"priority_min":2},"order":{"by":"due_date"}}),
+            json!({"table":"tasks","filter":{"priority_gte":2},"order":{"by":"due_date"}}),
             "SELECT * FROM tasks WHERE priority >= 2 ORDER BY due_date, id",
         ),
         (
-            json!({"table":"tasks","filter":{"unassigned":true},"order":{"by":"due_date","dir":"desc"},"limit":4}),
+            json!({"table":"tasks","filter":{"assignee_is_null":true},"order":{"by":"due_date","dir":"desc"},"limit":4}),
             "SELECT * FROM tasks WHERE assignee IS NULL ORDER BY due_date DESC, id DESC LIMIT 4",
         ),
         (
-            json!({"table":"tasks","filter":{"due_before":"2026-12-03","status":["done","todo"]},"order":{"by":"updated_at","dir":"desc"}}),
+            json!({"table":"tasks","filter":{"due_date_lt":"2026-12-03","status_in":["done","todo"]},"order":{"by":"updated_at","dir":"desc"}}),
             "SELECT * FROM tasks WHERE due_date < DATE '2026-12-03' AND status IN ('done','todo') ORDER BY updated_at DESC, id DESC",
         ),
         (
@@ -212,15 +211,15 @@ async fn random_operations_converge() {
             .await;
     }
     for (c, which) in &mut clients {
-        let want = canon(&fresh(&db, queries[*which].1).await);
+        let want = fresh::<Task>(&db, queries[*which].1).await;
         let ok = c
-            .until(|c| c.subs.contains_key("p") && canon(c.rows("p")) == want)
+            .until(|c| c.subs.contains_key("p") && c.rows("p") == want)
             .await;
         assert!(
             ok,
             "seed {seed}: query {} diverged:\n got {:?}\nwant {:?}",
             queries[*which].0,
-            canon(c.rows("p")),
+            c.rows("p"),
             want
         );
         assert!(c.errors.is_empty(), "{:?}", c.errors);
@@ -266,7 +265,7 @@ async fn burst_of_writes_coalesces() {
         for w in writers {
             w.await.unwrap();
         }
-        canon(&fresh(&db, "SELECT * FROM items ORDER BY id").await)
+        fresh::<Item>(&db, "SELECT * FROM items ORDER BY id").await
     };
     let readers = async {
         for c in &mut clients {
@@ -276,7 +275,7 @@ async fn burst_of_writes_coalesces() {
     let (want, ()) = tokio::join!(want_final, readers);
     for c in &mut clients {
         assert!(
-            c.until(|c| canon(c.rows("all")) == want).await,
+            c.until(|c| c.rows("all") == want).await,
             "client diverged"
         );
     }
@@ -301,7 +300,7 @@ async fn one_read_per_write_across_filtered_groups() {
         let mut c = Client::connect(&server).await;
         c.subscribe(
             "mine",
-            json!({"table":"tasks","filter":{"assignee":format!("user-{i}")}}),
+            json!({"table":"tasks","filter":{"assignee_eq":format!("user-{i}")}}),
         )
         .await;
         clients.push(c);

@@ -4,11 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
-mod common;
-
 use std::time::Duration;
 
-use common::TestDb;
+use pglive_testkit::TestDb;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -165,12 +163,15 @@ async fn a_broken_watch_never_fails_the_writer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_run_up_down_up() {
+    let migrations = std::fs::read_dir(pglive_testkit::repo_root().join("migrations"))
+        .unwrap()
+        .count();
     let db = TestDb::empty().await;
     let applied = pglive_server::db::migrate(&db.url).await.unwrap();
-    assert_eq!(applied.len(), 2);
+    assert_eq!(applied.len(), migrations);
     db.exec("INSERT INTO items (name) VALUES ('x')").await;
     let reverted = pglive_server::db::revert_all(&db.url).await.unwrap();
-    assert_eq!(reverted, 2);
+    assert_eq!(reverted, migrations);
     let mut conn = db.conn().await;
     assert!(
         conn.batch_execute("SELECT 1 FROM items").await.is_err(),
@@ -181,7 +182,7 @@ async fn migrations_run_up_down_up() {
         "function dropped"
     );
     let applied = pglive_server::db::migrate(&db.url).await.unwrap();
-    assert_eq!(applied.len(), 2);
+    assert_eq!(applied.len(), migrations);
     let mut l = Listener::new(&db).await;
     db.exec("INSERT INTO items (name) VALUES ('again')").await;
     assert_eq!(l.next().await["op"], "INSERT");

@@ -3,6 +3,6 @@ import type { Direction } from "./Direction";
 import type { ItemsOrderBy } from "./ItemsOrderBy";
 
 /**
- * Order of an items query.
+ * The order of a query's rows; ascending when `dir` is omitted.
  */
 export type ItemsOrder = { by: ItemsOrderBy, dir?: Direction, };

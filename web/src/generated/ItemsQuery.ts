@@ -3,7 +3,7 @@ import type { ItemsFilter } from "./ItemsFilter";
 import type { ItemsOrder } from "./ItemsOrder";
 
 /**
- * A query over `items`.
+ * A live query over `items`. `{"table":"items"}` is every row, ordered by `id`.
  */
 export type ItemsQuery = { filter?: ItemsFilter, order?: ItemsOrder, 
 /**

@@ -3,6 +3,8 @@ import type { ItemsQuery } from "./ItemsQuery";
 import type { TasksQuery } from "./TasksQuery";
 
 /**
- * A subscription's query. `{"table":"items"}` is all items ordered by id.
+ * A subscription's query: a table and, optionally, a filter, an order and
+ * a limit built from that table's own columns. `{"table":"items"}` is every
+ * row of `items`, ordered by its key.
  */
 export type LiveQuery = { "table": "items" } & ItemsQuery | { "table": "tasks" } & TasksQuery;

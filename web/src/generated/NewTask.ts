@@ -4,4 +4,12 @@ import type { TaskStatus } from "./TaskStatus";
 /**
  * Body of `POST /api/tasks`. Omitted fields take the column defaults.
  */
-export type NewTask = { title: string, status?: TaskStatus, priority?: number, assignee?: string, due_date?: string, };
+export type NewTask = { title: string, status?: TaskStatus, 
+/**
+ * 0 (low) to 3 (urgent).
+ */
+priority?: number, assignee?: string, 
+/**
+ * A calendar date, `YYYY-MM-DD`.
+ */
+due_date?: string, };

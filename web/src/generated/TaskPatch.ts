@@ -2,7 +2,14 @@
 import type { TaskStatus } from "./TaskStatus";
 
 /**
- * Body of `PATCH /api/tasks/{id}`. A missing field is left alone; `null`
- * clears a nullable field.
+ * Body of `PATCH /api/tasks/{key}`. A missing field is left alone; `null` clears a nullable one.
  */
-export type TaskPatch = { title?: string, status?: TaskStatus, priority?: number, assignee?: string | null, due_date?: string | null, };
+export type TaskPatch = { title?: string, status?: TaskStatus, 
+/**
+ * 0 (low) to 3 (urgent).
+ */
+priority?: number, assignee?: string | null, 
+/**
+ * A calendar date, `YYYY-MM-DD`.
+ */
+due_date?: string | null, };

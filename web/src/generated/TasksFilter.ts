@@ -2,30 +2,62 @@
 import type { TaskStatus } from "./TaskStatus";
 
 /**
- * Conditions on `tasks`; all given conditions must hold.
+ * Conditions on `tasks`; every given condition must hold.
  */
 export type TasksFilter = { 
 /**
- * The task's status is one of these.
+ * `id` equals this value.
  */
-status?: Array<TaskStatus>, 
+id_eq?: number, 
 /**
- * Assigned to exactly this person.
+ * `id` is one of these values.
  */
-assignee?: string, 
+id_in?: Array<number>, 
 /**
- * `true`: only unassigned tasks; `false`: only assigned ones.
+ * `title` equals this value.
  */
-unassigned?: boolean, 
+title_eq?: string, 
 /**
- * Priority at least this (0–3).
- */
-priority_min?: number, 
-/**
- * Case-sensitive substring of `title`.
+ * `title` contains this text (case-sensitive).
  */
 title_contains?: string, 
 /**
- * Due strictly before this date (tasks with no due date never match).
+ * `status` equals this value.
  */
-due_before?: string, };
+status_eq?: TaskStatus, 
+/**
+ * `status` is one of these values.
+ */
+status_in?: Array<TaskStatus>, 
+/**
+ * `priority` equals this value.
+ */
+priority_eq?: number, 
+/**
+ * `priority` is greater than or equal to this value.
+ */
+priority_gte?: number, 
+/**
+ * `priority` is less than or equal to this value.
+ */
+priority_lte?: number, 
+/**
+ * `assignee` equals this value.
+ */
+assignee_eq?: string, 
+/**
+ * `true`: `assignee` is null; `false`: it is not.
+ */
+assignee_is_null?: boolean, 
+/**
+ * `due_date` is less than this value.
+ */
+due_date_lt?: string, 
+/**
+ * `due_date` is greater than or equal to this value.
+ */
+due_date_gte?: string, 
+/**
+ * `true`: `due_date` is null; `false`: it is not.
+ */
+due_date_is_null?: boolean, };

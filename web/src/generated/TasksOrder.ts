@@ -3,6 +3,6 @@ import type { Direction } from "./Direction";
 import type { TasksOrderBy } from "./TasksOrderBy";
 
 /**
- * Order of a tasks query.
+ * The order of a query's rows; ascending when `dir` is omitted.
  */
 export type TasksOrder = { by: TasksOrderBy, dir?: Direction, };

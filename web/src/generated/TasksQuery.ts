@@ -3,7 +3,7 @@ import type { TasksFilter } from "./TasksFilter";
 import type { TasksOrder } from "./TasksOrder";
 
 /**
- * A query over `tasks`.
+ * A live query over `tasks`. `{"table":"tasks"}` is every row, ordered by `id`.
  */
 export type TasksQuery = { filter?: TasksFilter, order?: TasksOrder, 
 /**

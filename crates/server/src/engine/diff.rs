@@ -8,21 +8,20 @@
 //! rows left in place is a longest increasing run of old positions, so a row
 //! moving across a window boundary or a reordering sends as few rows as can be.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
 use std::sync::Arc;
-
-use crate::table::Key;
 
 /// The changes that turn one result into the next.
 #[derive(Debug, PartialEq)]
-pub struct Changes<R> {
+pub struct Changes<R, K> {
     /// Rows to (re)place, ascending by index in the new result.
     pub upserts: Vec<(u32, Arc<R>)>,
     /// Keys of rows that are no longer in the result.
-    pub deletes: Vec<Key>,
+    pub deletes: Vec<K>,
 }
 
-impl<R> Changes<R> {
+impl<R, K> Changes<R, K> {
     pub fn is_empty(&self) -> bool {
         self.upserts.is_empty() && self.deletes.is_empty()
     }
@@ -34,18 +33,23 @@ impl<R> Changes<R> {
 }
 
 /// Computes the keyed diff from `old` to `new`. Both must hold unique keys.
-pub fn diff<R: PartialEq>(old: &[Arc<R>], new: &[Arc<R>], key: impl Fn(&R) -> Key) -> Changes<R> {
-    let old_pos: HashMap<Key, usize> = old.iter().enumerate().map(|(i, r)| (key(r), i)).collect();
-    let mut in_new: HashMap<Key, ()> = HashMap::with_capacity(new.len());
+pub fn diff<R: PartialEq, K: Hash + Eq>(
+    old: &[Arc<R>],
+    new: &[Arc<R>],
+    key: impl Fn(&R) -> K,
+) -> Changes<R, K> {
+    let old_pos: HashMap<K, usize> = old.iter().enumerate().map(|(i, r)| (key(r), i)).collect();
+    let mut in_new: HashSet<K> = HashSet::with_capacity(new.len());
 
     // Rows present in both results with unchanged content, as (new index, old index).
     let mut kept: Vec<(usize, usize)> = Vec::with_capacity(new.len());
     let mut upsert_at: Vec<usize> = Vec::new();
     for (j, row) in new.iter().enumerate() {
         let k = key(row);
-        in_new.insert(k, ());
-        match old_pos.get(&k) {
-            Some(&i) if Arc::ptr_eq(&old[i], row) || *old[i] == **row => kept.push((j, i)),
+        let old_at = old_pos.get(&k).copied();
+        in_new.insert(k);
+        match old_at {
+            Some(i) if Arc::ptr_eq(&old[i], row) || *old[i] == **row => kept.push((j, i)),
             _ => upsert_at.push(j),
         }
     }
@@ -64,7 +68,7 @@ pub fn diff<R: PartialEq>(old: &[Arc<R>], new: &[Arc<R>], key: impl Fn(&R) -> Ke
     let deletes = old
         .iter()
         .map(|r| key(r))
-        .filter(|k| !in_new.contains_key(k))
+        .filter(|k| !in_new.contains(k))
         .collect();
     let upserts = upsert_at
         .into_iter()
@@ -102,15 +106,18 @@ fn longest_increasing(xs: &[usize]) -> Vec<bool> {
 
 /// Applies `changes` to `rows` the way a client does. Used by tests and by the
 /// property check that diffs reproduce the new result.
-pub fn apply<R: Clone>(rows: &mut Vec<Arc<R>>, changes: &Changes<R>, key: impl Fn(&R) -> Key) {
-    let gone: HashMap<Key, ()> = changes
+pub fn apply<R, K: Hash + Eq + Clone>(
+    rows: &mut Vec<Arc<R>>,
+    changes: &Changes<R, K>,
+    key: impl Fn(&R) -> K,
+) {
+    let gone: HashSet<K> = changes
         .deletes
         .iter()
-        .copied()
+        .cloned()
         .chain(changes.upserts.iter().map(|(_, r)| key(r)))
-        .map(|k| (k, ()))
         .collect();
-    rows.retain(|r| !gone.contains_key(&key(r)));
+    rows.retain(|r| !gone.contains(&key(r)));
     for (at, row) in &changes.upserts {
         let at = (*at as usize).min(rows.len());
         rows.insert(at, Arc::clone(row));
@@ -121,6 +128,8 @@ pub fn apply<R: Clone>(rows: &mut Vec<Arc<R>>, changes: &Changes<R>, key: impl F
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    type Key = i64;
 
     #[derive(Debug, Clone, PartialEq)]
     struct Row {

@@ -1,46 +1,31 @@
-//! The listener: the only module that knows `LISTEN`.
+//! NOTIFY capture, the default: the only module that knows `LISTEN`.
 //!
 //! It holds one dedicated connection (never from the pool, whose connections
 //! come and go), turns each change notice into a [`Change`] for the hub, and
 //! survives losing the connection: it reconnects with capped exponential
-//! backoff and jitter, listens again, and then marks every table changed,
+//! backoff and jitter, listens again, and then reports every table changed,
 //! because notices sent while it was down are gone.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::StreamExt;
 use pglive_schema::notice::{CHANNEL, ChangeNotice};
-use rand::Rng;
 use tokio::sync::watch;
 
-use crate::hub::{Change, Hub};
+use super::CaptureStatus;
+use crate::engine::{Change, Hub};
 use crate::metrics::Metrics;
-use crate::table::{Key, Registry};
 
 /// How often an idle listener checks that its connection still works; a
 /// half-open TCP connection would otherwise look like a quiet database.
 const PING_EVERY: Duration = Duration::from_secs(15);
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
-const BACKOFF_START: Duration = Duration::from_millis(100);
-const BACKOFF_CAP: Duration = Duration::from_secs(10);
 
 /// The name the listener's session shows in `pg_stat_activity`.
 pub const APPLICATION_NAME: &str = "pglive_listener";
-
-/// Whether the listener is connected and listening; read by `/readyz`.
-#[derive(Debug, Default)]
-pub struct ListenerStatus {
-    up: AtomicBool,
-}
-
-impl ListenerStatus {
-    pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::SeqCst)
-    }
-}
 
 /// Adds `application_name` to a connection URL so operators (and the chaos
 /// test) can find the listener's backend.
@@ -51,48 +36,60 @@ fn listener_url(url: &str) -> String {
 
 /// Turns a notice payload into a change for a live table. Payloads that do not
 /// parse are logged and treated as "the whole table changed" when the table
-/// can still be recognized; changes to tables that are not live are ignored.
-pub fn parse(payload: &str, registry: &Registry, metrics: &Metrics) -> Option<Change> {
+/// can still be recognized, else as "everything changed"; changes to tables
+/// that are not live are ignored.
+pub fn parse(payload: &str, hub: &Hub, metrics: &Metrics) -> Option<Change> {
     match serde_json::from_str::<ChangeNotice>(payload) {
         Ok(notice) => {
-            let table = registry.by_notice(&notice.schema, &notice.table)?;
-            let keys = notice
-                .touched_keys()
-                .and_then(|keys| keys.map(|k| k.as_i64()).collect::<Option<Vec<Key>>>());
-            Some(Change { table, keys })
+            let table = hub.registry().by_name(&notice.schema, &notice.table)?.name();
+            Some(match notice.touched_keys() {
+                Some(keys) => Change::Rows {
+                    table,
+                    keys: keys.cloned().collect(),
+                },
+                None => Change::Table { table },
+            })
         }
         Err(err) => {
-            Metrics::inc(&metrics.notifications_malformed_total);
+            metrics.notifications_malformed.inc();
             // Recover the table if we can; otherwise every table is suspect.
             let value: Option<serde_json::Value> = serde_json::from_str(payload).ok();
             let named = value
                 .as_ref()
                 .and_then(|v| v.get("table"))
                 .and_then(|t| t.as_str())
-                .and_then(|t| registry.get(t))
+                .and_then(|t| hub.registry().get(t))
                 .map(|t| t.name());
             tracing::warn!(error = %err, payload = %payload.chars().take(200).collect::<String>(), "malformed change notice; refreshing");
-            match named {
-                Some(table) => Some(Change { table, keys: None }),
-                None => Some(Change {
-                    table: "",
-                    keys: None,
-                }),
-            }
+            Some(match named {
+                Some(table) => Change::Table { table },
+                None => Change::Everything,
+            })
         }
     }
+}
+
+/// Reconnect delays: 100 ms doubling to 10 s, with jitter so that many
+/// servers losing the database together do not reconnect together.
+fn reconnect_backoff() -> backon::ExponentialBackoff {
+    ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(10))
+        .with_jitter()
+        .without_max_times()
+        .build()
 }
 
 /// Listens until `shutdown` flips, reconnecting as often as needed.
 pub async fn run(
     database_url: String,
     hub: Hub,
-    status: Arc<ListenerStatus>,
+    status: Arc<CaptureStatus>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let url = listener_url(&database_url);
     let metrics = Arc::clone(hub.metrics());
-    let mut backoff = BACKOFF_START;
+    let mut backoff = reconnect_backoff();
     let mut connected_before = false;
     loop {
         if *shutdown.borrow() {
@@ -100,33 +97,32 @@ pub async fn run(
         }
         match connect(&url).await {
             Ok(mut conn) => {
-                status.up.store(true, Ordering::SeqCst);
-                metrics.listener_up.store(1, Ordering::Relaxed);
+                status.set_up(true);
+                metrics.capture_up.set(1);
                 if connected_before {
-                    Metrics::inc(&metrics.listener_reconnects_total);
+                    metrics.capture_reconnects.inc();
                     tracing::info!("listener reconnected; resyncing every group");
                 } else {
                     tracing::info!(channel = CHANNEL, "listening for changes");
                 }
                 connected_before = true;
-                backoff = BACKOFF_START;
+                backoff = reconnect_backoff();
                 // Everything may have changed while no one was listening.
-                hub.resync_all();
+                hub.changed(Change::Everything);
                 let ended = listen(&mut conn, &hub, &metrics, &mut shutdown).await;
-                status.up.store(false, Ordering::SeqCst);
-                metrics.listener_up.store(0, Ordering::Relaxed);
+                status.set_up(false);
+                metrics.capture_up.set(0);
                 if ended == Ended::Shutdown {
                     break;
                 }
             }
             Err(err) => tracing::warn!(error = %err, "listener cannot connect"),
         }
-        let jittered = rand::rng().random_range(backoff / 2..=backoff);
+        let delay = backoff.next().unwrap_or(Duration::from_secs(10));
         tokio::select! {
-            () = tokio::time::sleep(jittered) => {}
+            () = tokio::time::sleep(delay) => {}
             _ = shutdown.changed() => break,
         }
-        backoff = (backoff * 2).min(BACKOFF_CAP);
     }
     tracing::debug!("listener stopped");
 }
@@ -163,11 +159,9 @@ async fn listen(
         };
         match next {
             Some(Some(Ok(notification))) => {
-                Metrics::inc(&metrics.notifications_total);
-                match parse(&notification.payload, hub.registry(), metrics) {
-                    Some(change) if change.table.is_empty() => hub.resync_all(),
-                    Some(change) => hub.changed(&change),
-                    None => {}
+                metrics.notifications.inc();
+                if let Some(change) = parse(&notification.payload, hub, metrics) {
+                    hub.changed(change);
                 }
             }
             Some(Some(Err(err))) => {
@@ -196,87 +190,3 @@ async fn listen(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::tables;
-
-    #[test]
-    fn notices_parse_into_changes() {
-        let registry = tables::registry();
-        let m = Metrics::default();
-        let c = parse(
-            r#"{"v":1,"schema":"public","table":"items","op":"UPDATE","keys":[2],"old_keys":[1]}"#,
-            &registry,
-            &m,
-        )
-        .unwrap();
-        assert_eq!(
-            c,
-            Change {
-                table: "items",
-                keys: Some(vec![2, 1])
-            }
-        );
-        let c = parse(r#"{"v":1,"schema":"public","table":"tasks","op":"TRUNCATE","keys":null,"old_keys":null}"#, &registry, &m).unwrap();
-        assert_eq!(
-            c,
-            Change {
-                table: "tasks",
-                keys: None
-            }
-        );
-        assert!(
-            parse(
-                r#"{"v":1,"schema":"public","table":"other","op":"INSERT","keys":[1]}"#,
-                &registry,
-                &m
-            )
-            .is_none()
-        );
-        assert!(
-            parse(
-                r#"{"v":1,"schema":"elsewhere","table":"items","op":"INSERT","keys":[1]}"#,
-                &registry,
-                &m
-            )
-            .is_none()
-        );
-    }
-
-    #[test]
-    fn malformed_notices_refresh_instead_of_crashing() {
-        let registry = tables::registry();
-        let m = Metrics::default();
-        let c = parse(r#"{"table":"items","op":"WHAT"}"#, &registry, &m).unwrap();
-        assert_eq!(
-            c,
-            Change {
-                table: "items",
-                keys: None
-            }
-        );
-        let c = parse("not json", &registry, &m).unwrap();
-        assert_eq!(
-            c,
-            Change {
-                table: "",
-                keys: None
-            }
-        );
-        let c = parse(
-            r#"{"v":1,"schema":"public","table":"items","op":"INSERT","keys":["a"]}"#,
-            &registry,
-            &m,
-        )
-        .unwrap();
-        assert_eq!(
-            c,
-            Change {
-                table: "items",
-                keys: None
-            }
-        );
-        assert_eq!(m.notifications_malformed_total.load(Ordering::Relaxed), 2);
-    }
-}

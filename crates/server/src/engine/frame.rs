@@ -13,8 +13,7 @@ use pglive_schema::wire::{ErrorMessage, SubscriptionId};
 use pglive_schema::{ErrorCode, ServerMessage};
 use serde::Serialize;
 
-use crate::diff::Changes;
-use crate::table::Key;
+use super::diff::Changes;
 
 /// Largest WebSocket frame the server writes for a shared body; bodies above
 /// it go out as several continuation fragments (slices of the same `Bytes`).
@@ -71,15 +70,6 @@ impl Frame {
         });
         Frame::Text(Bytes::from(json))
     }
-
-    /// Bytes this frame puts on the wire (before WebSocket framing).
-    pub fn len(&self, id_len: usize) -> usize {
-        match self {
-            Frame::Shared { body, .. } => body.len() + id_len + 24,
-            Frame::Text(b) => b.len(),
-            Frame::Close { .. } => 2,
-        }
-    }
 }
 
 /// Splits a shared body into zero-copy slices of at most [`FRAGMENT`] bytes.
@@ -111,12 +101,12 @@ struct Placed<'a, R> {
 }
 
 #[derive(Serialize)]
-struct DiffBody<'a, R> {
+struct DiffBody<'a, R, K> {
     from: u64,
     to: u64,
     table: &'static str,
     upserts: Vec<Placed<'a, R>>,
-    deletes: &'a [Key],
+    deletes: &'a [K],
 }
 
 /// Serializes `value` as a JSON object and drops its opening brace, leaving
@@ -140,11 +130,11 @@ pub fn snapshot_body<R: Serialize>(
 }
 
 /// The shared body of a diff message.
-pub fn diff_body<R: Serialize>(
+pub fn diff_body<R: Serialize, K: Serialize>(
     table: &'static str,
     from: u64,
     to: u64,
-    changes: &Changes<R>,
+    changes: &Changes<R, K>,
 ) -> Result<Bytes, serde_json::Error> {
     body_of(&DiffBody {
         from,
@@ -166,13 +156,14 @@ pub fn diff_body<R: Serialize>(
 mod tests {
     use super::*;
     use pglive_schema::Item;
-    use pglive_schema::wire::{Diff, Snapshot, TableChanges, TableRows};
+    use pglive_schema::wire::{Diff, Snapshot};
+    use pglive_schema::{TableChanges, TableRows};
 
-    fn item(id: i32, name: &str) -> Item {
+    fn item(id: i64, name: &str) -> Item {
         // A fixed instant, so that rows built apart compare equal.
         let now = chrono::DateTime::from_timestamp(1_790_000_000, 123_456_000).unwrap();
         Item {
-            id,
+            id: pglive_schema::Int8(id),
             name: name.into(),
             created_at: now,
             updated_at: now,
@@ -203,7 +194,7 @@ mod tests {
         );
         let changes = Changes {
             upserts: vec![(0, Arc::clone(&rows[1]))],
-            deletes: vec![1],
+            deletes: vec![pglive_schema::Int8(1)],
         };
         let body = diff_body("items", 7, 8, &changes).unwrap();
         assert_eq!(
@@ -217,7 +208,7 @@ mod tests {
                         at: 0,
                         row: (*rows[1]).clone()
                     }],
-                    deletes: vec![1],
+                    deletes: vec![pglive_schema::Int8(1)],
                 },
             })
         );

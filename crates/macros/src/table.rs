@@ -1,0 +1,655 @@
+//! `#[live_table]`: everything one table declaration generates.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use syn::Ident;
+
+use crate::model::{self, Column, Op, Table, Write};
+
+pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let table = model::parse(attr, item)?;
+    let g = Gen::new(&table);
+    let row = g.row_struct();
+    let decode = g.decode();
+    let query = g.query_types();
+    let writes = g.write_types();
+    let live = g.live_impl();
+    Ok(quote! {
+        #row
+        #decode
+        #query
+        #writes
+        #live
+    })
+}
+
+/// Names and paths shared by the generators.
+struct Gen<'a> {
+    t: &'a Table,
+    /// `::pglive_schema`
+    s: TokenStream,
+    row: &'a Ident,
+    query: Ident,
+    filter: Ident,
+    order: Ident,
+    order_by: Ident,
+    new: Ident,
+    patch: Ident,
+}
+
+/// One filter field: a column and one of its operators.
+struct FilterField<'a> {
+    col: &'a Column,
+    op: Op,
+    field: Ident,
+    wire: String,
+}
+
+impl<'a> Gen<'a> {
+    fn new(t: &'a Table) -> Gen<'a> {
+        let row = &t.row.ident;
+        Gen {
+            t,
+            s: quote!(::pglive_schema),
+            row,
+            query: format_ident!("{}Query", t.pascal),
+            filter: format_ident!("{}Filter", t.pascal),
+            order: format_ident!("{}Order", t.pascal),
+            order_by: format_ident!("{}OrderBy", t.pascal),
+            new: format_ident!("New{}", row),
+            patch: format_ident!("{}Patch", row),
+        }
+    }
+
+    fn filters(&self) -> Vec<FilterField<'a>> {
+        let mut out = Vec::new();
+        for col in &self.t.columns {
+            for &op in &col.ops {
+                let wire = format!("{}_{}", col.name, op.suffix());
+                out.push(FilterField {
+                    col,
+                    op,
+                    field: format_ident!("{}", wire),
+                    wire,
+                });
+            }
+        }
+        out
+    }
+
+    fn ordered(&self) -> Vec<(&'a Column, Ident)> {
+        self.t
+            .columns
+            .iter()
+            .filter(|c| c.order)
+            .map(|c| (c, format_ident!("{}", model::pascal(&c.name))))
+            .collect()
+    }
+
+    /// The type the SQL and Rust meanings of an operator are implemented
+    /// for: `<ops::Eq as ops::Operator<T>>`.
+    fn operator(&self, f: &FilterField) -> TokenStream {
+        let s = &self.s;
+        let op = format_ident!("{}", f.op.type_name());
+        let inner = &f.col.inner;
+        quote!(<#s::ops::#op as #s::ops::Operator<#inner>>)
+    }
+
+    fn operand_type(&self, f: &FilterField) -> TokenStream {
+        let inner = &f.col.inner;
+        match f.op {
+            Op::Eq | Op::Gt | Op::Gte | Op::Lt | Op::Lte => quote!(#inner),
+            Op::In => quote!(::std::vec::Vec<#inner>),
+            Op::Contains => quote!(::std::string::String),
+            Op::IsNull => quote!(bool),
+        }
+    }
+
+    fn column_sql(&self, col: &Column) -> TokenStream {
+        let s = &self.s;
+        let ident = format!("\"{}\"", col.name);
+        let inner = &col.inner;
+        quote!(#s::ops::ColumnSql { ident: #ident, text: <#inner as #s::scalar::Scalar>::TEXT })
+    }
+
+    /// The row's value for `col` as `Option<&T>` (NULL is `None`).
+    fn value(&self, row: TokenStream, col: &Column) -> TokenStream {
+        let ident = &col.ident;
+        if col.nullable {
+            quote!(#row.#ident.as_ref())
+        } else {
+            quote!(::std::option::Option::Some(&#row.#ident))
+        }
+    }
+
+    fn table_sql(&self) -> String {
+        format!("\"{}\".\"{}\"", self.t.schema, self.t.name)
+    }
+
+    fn column_list(&self) -> String {
+        self.t
+            .columns
+            .iter()
+            .map(|c| format!("\"{}\"", c.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn row_struct(&self) -> TokenStream {
+        let row = &self.t.row;
+        quote! {
+            #[derive(
+                Debug,
+                Clone,
+                PartialEq,
+                ::serde::Serialize,
+                ::serde::Deserialize,
+                ::ts_rs::TS,
+                ::schemars::JsonSchema
+            )]
+            #row
+        }
+    }
+
+    /// Rows are read by column name, whatever the statement's column order.
+    fn decode(&self) -> TokenStream {
+        let s = &self.s;
+        let row = self.row;
+        let fields = self.t.columns.iter().map(|c| {
+            let ident = &c.ident;
+            let name = &c.name;
+            let inner = &c.inner;
+            let ty = &c.ty;
+            let sql = if c.nullable {
+                quote!(::diesel::sql_types::Nullable<<#inner as #s::scalar::Scalar>::Sql>)
+            } else {
+                quote!(<#inner as #s::scalar::Scalar>::Sql)
+            };
+            quote!(#ident: ::diesel::row::NamedRow::get::<#sql, #ty>(row, #name)?)
+        });
+        quote! {
+            impl ::diesel::deserialize::QueryableByName<::diesel::pg::Pg> for #row {
+                fn build<'__a>(
+                    row: &impl ::diesel::row::NamedRow<'__a, ::diesel::pg::Pg>,
+                ) -> ::diesel::deserialize::Result<Self> {
+                    ::std::result::Result::Ok(#row { #(#fields,)* })
+                }
+            }
+        }
+    }
+
+    fn query_types(&self) -> TokenStream {
+        let s = &self.s;
+        let vis = &self.t.row.vis;
+        let (query, filter, order, order_by) = (&self.query, &self.filter, &self.order, &self.order_by);
+        let table = &self.t.name;
+        let key = self.t.key();
+        let filter_fields = self.filters().into_iter().map(|f| {
+            let field = &f.field;
+            let ty = self.operand_type(&f);
+            let col = &f.col.name;
+            let doc = match f.op {
+                Op::Eq => format!(" `{col}` equals this value."),
+                Op::In => format!(" `{col}` is one of these values."),
+                Op::Contains => format!(" `{col}` contains this text (case-sensitive)."),
+                Op::Gt => format!(" `{col}` is greater than this value."),
+                Op::Gte => format!(" `{col}` is greater than or equal to this value."),
+                Op::Lt => format!(" `{col}` is less than this value."),
+                Op::Lte => format!(" `{col}` is less than or equal to this value."),
+                Op::IsNull => format!(" `true`: `{col}` is null; `false`: it is not."),
+            };
+            quote! {
+                #[doc = #doc]
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                #[ts(optional)]
+                pub #field: ::std::option::Option<#ty>,
+            }
+        });
+        let variants = self.ordered().into_iter().map(|(c, v)| {
+            let name = &c.name;
+            let default = if c.is_key { quote!(#[default]) } else { quote!() };
+            quote! {
+                #default
+                #[serde(rename = #name)]
+                #v,
+            }
+        });
+        let query_doc = format!(" A live query over `{table}`. `{{\"table\":\"{table}\"}}` is every row, ordered by `{}`.", key.name);
+        let filter_doc = format!(" Conditions on `{table}`; every given condition must hold.");
+        let order_by_doc = format!(" Columns `{table}` can be ordered by. Ties are broken by `{}` in the same direction.", key.name);
+        quote! {
+            #[doc = #query_doc]
+            #[derive(Debug, Clone, Default, PartialEq, ::serde::Serialize, ::serde::Deserialize, ::ts_rs::TS, ::schemars::JsonSchema)]
+            #[serde(deny_unknown_fields)]
+            #vis struct #query {
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                #[ts(optional)]
+                pub filter: ::std::option::Option<#filter>,
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                #[ts(optional)]
+                pub order: ::std::option::Option<#order>,
+                /// At most this many rows (after ordering).
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                #[ts(optional)]
+                pub limit: ::std::option::Option<u32>,
+            }
+
+            #[doc = #filter_doc]
+            #[derive(Debug, Clone, Default, PartialEq, ::serde::Serialize, ::serde::Deserialize, ::ts_rs::TS, ::schemars::JsonSchema)]
+            #[serde(deny_unknown_fields)]
+            #vis struct #filter {
+                #(#filter_fields)*
+            }
+
+            #[doc = #order_by_doc]
+            #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize, ::ts_rs::TS, ::schemars::JsonSchema)]
+            #vis enum #order_by {
+                #(#variants)*
+            }
+
+            /// The order of a query's rows; ascending when `dir` is omitted.
+            #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize, ::ts_rs::TS, ::schemars::JsonSchema)]
+            #[serde(deny_unknown_fields)]
+            #vis struct #order {
+                pub by: #order_by,
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                #[ts(optional)]
+                pub dir: ::std::option::Option<#s::live::Direction>,
+            }
+        }
+    }
+
+    fn write_types(&self) -> TokenStream {
+        let s = &self.s;
+        let vis = &self.t.row.vis;
+        let (new, patch) = (&self.new, &self.patch);
+        let table = &self.t.name;
+        let new_fields = self.t.columns.iter().filter(|c| c.insertable()).map(|c| {
+            let ident = &c.ident;
+            let inner = &c.inner;
+            let docs = &c.docs;
+            if c.write == Write::Required {
+                quote! { #(#docs)* pub #ident: #inner, }
+            } else {
+                quote! {
+                    #(#docs)*
+                    #[serde(default, skip_serializing_if = "Option::is_none")]
+                    #[ts(optional)]
+                    pub #ident: ::std::option::Option<#inner>,
+                }
+            }
+        });
+        let patch_fields = self.t.columns.iter().filter(|c| c.patchable()).map(|c| {
+            let ident = &c.ident;
+            let inner = &c.inner;
+            let docs = &c.docs;
+            if c.nullable {
+                let with = format!("Option<{}>", quote!(#inner));
+                quote! {
+                    #(#docs)*
+                    #[serde(default, deserialize_with = "::pglive_schema::api::present", skip_serializing_if = "Option::is_none")]
+                    #[ts(optional)]
+                    #[schemars(with = #with)]
+                    pub #ident: ::std::option::Option<::std::option::Option<#inner>>,
+                }
+            } else {
+                quote! {
+                    #(#docs)*
+                    #[serde(default, skip_serializing_if = "Option::is_none")]
+                    #[ts(optional)]
+                    pub #ident: ::std::option::Option<#inner>,
+                }
+            }
+        });
+        let new_doc = format!(" Body of `POST /api/{table}`. Omitted fields take the column defaults.");
+        let patch_doc = format!(
+            " Body of `PATCH /api/{table}/{{key}}`. A missing field is left alone; `null` clears a nullable one."
+        );
+        let _ = s;
+        quote! {
+            #[doc = #new_doc]
+            #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize, ::ts_rs::TS, ::schemars::JsonSchema)]
+            #[serde(deny_unknown_fields)]
+            #vis struct #new {
+                #(#new_fields)*
+            }
+
+            #[doc = #patch_doc]
+            #[derive(Debug, Clone, Default, PartialEq, ::serde::Serialize, ::serde::Deserialize, ::ts_rs::TS, ::schemars::JsonSchema)]
+            #[serde(deny_unknown_fields)]
+            #vis struct #patch {
+                #(#patch_fields)*
+            }
+        }
+    }
+
+    fn column_meta(&self) -> TokenStream {
+        let s = &self.s;
+        let cols = self.t.columns.iter().map(|c| {
+            let name = &c.name;
+            let inner = &c.inner;
+            let nullable = c.nullable;
+            let key = c.is_key;
+            let order = c.order;
+            let ops = c.ops.iter().map(|op| {
+                let v = format_ident!("{}", op.type_name());
+                quote!(#s::ops::Op::#v)
+            });
+            let write = match c.write {
+                Write::Required => quote!(#s::live::Write::Required),
+                Write::Default => quote!(#s::live::Write::Default),
+                Write::Generated => quote!(#s::live::Write::Generated),
+            };
+            let patchable = c.patchable();
+            let text_max = match c.text_max {
+                Some(n) => quote!(::std::option::Option::Some(#n)),
+                None => quote!(::std::option::Option::None),
+            };
+            let (min, max) = match c.range {
+                Some((a, b)) => (quote!(::std::option::Option::Some(#a)), quote!(::std::option::Option::Some(#b))),
+                None => (quote!(::std::option::Option::None), quote!(::std::option::Option::None)),
+            };
+            quote! {
+                #s::live::Column {
+                    name: #name,
+                    kind: <#inner as #s::scalar::Scalar>::KIND,
+                    values: <#inner as #s::scalar::Scalar>::VALUES,
+                    nullable: #nullable,
+                    key: #key,
+                    filters: &[#(#ops),*],
+                    order: #order,
+                    write: #write,
+                    patchable: #patchable,
+                    text_max: #text_max,
+                    min: #min,
+                    max: #max,
+                }
+            }
+        });
+        quote!(&[#(#cols),*])
+    }
+
+    fn live_impl(&self) -> TokenStream {
+        let s = &self.s;
+        let row = self.row;
+        let (query, filter, order_by, new, patch) = (&self.query, &self.filter, &self.order_by, &self.new, &self.patch);
+        let (schema, name) = (&self.t.schema, &self.t.name);
+        let key = self.t.key();
+        let (key_ident, key_name, key_ty) = (&key.ident, &key.name, &key.inner);
+        let key_sql = self.column_sql(key);
+        let filters = self.filters();
+        let columns = self.column_meta();
+        let head = format!("SELECT {} FROM {}", self.column_list(), self.table_sql());
+        let returning = format!(" RETURNING {}", self.column_list());
+        let table_sql = self.table_sql();
+        let key_quoted = format!("\"{key_name}\"");
+
+        let matches = filters.iter().map(|f| {
+            let field = &f.field;
+            let op = self.operator(f);
+            let value = self.value(quote!(row), f.col);
+            quote! {
+                if let ::std::option::Option::Some(v) = &f.#field {
+                    if !#op::test(#value, v) {
+                        return false;
+                    }
+                }
+            }
+        });
+        let checks = filters.iter().map(|f| {
+            let field = &f.field;
+            let op = self.operator(f);
+            let wire = format!("filter.{}", f.wire);
+            quote! {
+                if let ::std::option::Option::Some(v) = &f.#field {
+                    #op::check(v).map_err(|m| #s::live::QueryError::at(#wire, m))?;
+                }
+            }
+        });
+        let normalize = filters.iter().map(|f| {
+            let field = &f.field;
+            let op = self.operator(f);
+            quote! {
+                if let ::std::option::Option::Some(v) = f.#field.as_mut() {
+                    #op::normalize(v);
+                }
+            }
+        });
+        let conditions = filters.iter().map(|f| {
+            let field = &f.field;
+            let op = self.operator(f);
+            let col = self.column_sql(f.col);
+            quote! {
+                if let ::std::option::Option::Some(v) = &f.#field {
+                    sql.condition(&mut first);
+                    #op::sql(&#col, v, &mut sql);
+                }
+            }
+        });
+        let ordered = self.ordered();
+        let compare_arms = ordered.iter().map(|(c, v)| {
+            if c.is_key {
+                quote!(#order_by::#v => ::std::cmp::Ordering::Equal,)
+            } else {
+                let a = self.value(quote!(a), c);
+                let b = self.value(quote!(b), c);
+                quote!(#order_by::#v => #s::live::cmp_nullable(#a, #b),)
+            }
+        });
+        let order_arms = ordered.iter().map(|(c, v)| {
+            if c.is_key {
+                quote!(#order_by::#v => {})
+            } else {
+                let col = self.column_sql(c);
+                let nullable = c.nullable;
+                quote!(#order_by::#v => {
+                    #s::live::order_term(&mut sql, &#col, #nullable, dir);
+                    sql.push(", ");
+                })
+            }
+        });
+        let inserts = self.t.columns.iter().filter(|c| c.insertable()).map(|c| {
+            let ident = &c.ident;
+            let quoted = format!("\"{}\"", c.name);
+            if c.write == Write::Required {
+                quote!(insert.value(#quoted, ::std::option::Option::Some(#s::scalar::Scalar::to_sql(&new.#ident)));)
+            } else {
+                quote! {
+                    if let ::std::option::Option::Some(v) = &new.#ident {
+                        insert.value(#quoted, ::std::option::Option::Some(#s::scalar::Scalar::to_sql(v)));
+                    }
+                }
+            }
+        });
+        let sets = self.t.columns.iter().filter(|c| c.patchable()).map(|c| {
+            let ident = &c.ident;
+            let quoted = format!("\"{}\"", c.name);
+            if c.nullable {
+                quote! {
+                    if let ::std::option::Option::Some(v) = &patch.#ident {
+                        update.set(#quoted, v.as_ref().map(#s::scalar::Scalar::to_sql));
+                    }
+                }
+            } else {
+                quote! {
+                    if let ::std::option::Option::Some(v) = &patch.#ident {
+                        update.set(#quoted, ::std::option::Option::Some(#s::scalar::Scalar::to_sql(v)));
+                    }
+                }
+            }
+        });
+        let rules = |c: &Column| {
+            let text_max = match c.text_max {
+                Some(n) => quote!(::std::option::Option::Some(#n)),
+                None => quote!(::std::option::Option::None),
+            };
+            let range = match c.range {
+                Some((a, b)) => quote!(::std::option::Option::Some((#a, #b))),
+                None => quote!(::std::option::Option::None),
+            };
+            (text_max, range)
+        };
+        let new_checks = self.t.columns.iter().filter(|c| c.insertable()).map(|c| {
+            let ident = &c.ident;
+            let name = &c.name;
+            let (text_max, range) = rules(c);
+            if c.write == Write::Required {
+                quote!(#s::live::check_value(#name, &new.#ident, #text_max, #range)?;)
+            } else {
+                quote! {
+                    if let ::std::option::Option::Some(v) = &new.#ident {
+                        #s::live::check_value(#name, v, #text_max, #range)?;
+                    }
+                }
+            }
+        });
+        let patch_checks = self.t.columns.iter().filter(|c| c.patchable()).map(|c| {
+            let ident = &c.ident;
+            let name = &c.name;
+            let (text_max, range) = rules(c);
+            if c.nullable {
+                quote! {
+                    if let ::std::option::Option::Some(::std::option::Option::Some(v)) = &patch.#ident {
+                        #s::live::check_value(#name, v, #text_max, #range)?;
+                    }
+                }
+            } else {
+                quote! {
+                    if let ::std::option::Option::Some(v) = &patch.#ident {
+                        #s::live::check_value(#name, v, #text_max, #range)?;
+                    }
+                }
+            }
+        });
+
+        quote! {
+            impl #s::live::LiveTable for #row {
+                const SCHEMA: &'static str = #schema;
+                const NAME: &'static str = #name;
+                const KEY: &'static str = #key_name;
+                const COLUMNS: &'static [#s::live::Column] = #columns;
+                type Key = #key_ty;
+                type Query = #query;
+                type New = #new;
+                type Patch = #patch;
+
+                fn key(&self) -> #key_ty {
+                    ::std::clone::Clone::clone(&self.#key_ident)
+                }
+
+                fn limit(query: &#query) -> ::std::option::Option<u32> {
+                    query.limit
+                }
+
+                #[allow(unused_variables)]
+                fn matches(query: &#query, row: &Self) -> bool {
+                    let ::std::option::Option::Some(f) = &query.filter else {
+                        return true;
+                    };
+                    #(#matches)*
+                    true
+                }
+
+                fn compare(query: &#query, a: &Self, b: &Self) -> ::std::cmp::Ordering {
+                    let order = query.order.unwrap_or_default();
+                    let by = match order.by {
+                        #(#compare_arms)*
+                    };
+                    #s::live::directed(
+                        order.dir.unwrap_or_default(),
+                        by.then_with(|| #s::scalar::Scalar::pg_cmp(&a.#key_ident, &b.#key_ident)),
+                    )
+                }
+
+                #[allow(unused_variables)]
+                fn validate(query: &#query, max_limit: u32) -> ::std::result::Result<(), #s::live::QueryError> {
+                    if let ::std::option::Option::Some(f) = &query.filter {
+                        #(#checks)*
+                    }
+                    #s::live::check_limit(query.limit, max_limit)
+                }
+
+                #[allow(unused_mut)]
+                fn normalized(query: &#query) -> #query {
+                    let filter = query
+                        .filter
+                        .clone()
+                        .map(|mut f| {
+                            #(#normalize)*
+                            f
+                        })
+                        .filter(|f| *f != #filter::default());
+                    let mut order = query.order.unwrap_or_default();
+                    order.dir = ::std::option::Option::Some(order.dir.unwrap_or_default());
+                    #query {
+                        filter,
+                        order: ::std::option::Option::Some(order),
+                        limit: query.limit,
+                    }
+                }
+
+                #[allow(unused_variables, unused_mut)]
+                fn select(query: &#query, limit: i64) -> #s::sql::Sql {
+                    let mut sql = #s::sql::Sql::new(#head);
+                    let mut first = true;
+                    if let ::std::option::Option::Some(f) = &query.filter {
+                        #(#conditions)*
+                    }
+                    let order = query.order.unwrap_or_default();
+                    let dir = order.dir.unwrap_or_default();
+                    sql.push(" ORDER BY ");
+                    match order.by {
+                        #(#order_arms)*
+                    }
+                    #s::live::order_term(&mut sql, &#key_sql, false, dir);
+                    sql.push(" LIMIT ");
+                    sql.bind(#s::sql::SqlValue::Int8(limit));
+                    sql
+                }
+
+                fn fetch(keys: &[#key_ty]) -> #s::sql::Sql {
+                    let mut sql = #s::sql::Sql::new(#head);
+                    sql.push(" WHERE ");
+                    sql.push(#key_quoted);
+                    sql.push(" = ANY(");
+                    sql.bind(<#key_ty as #s::scalar::Scalar>::array(keys));
+                    sql.push(")");
+                    sql
+                }
+
+                fn insert(new: &#new) -> #s::sql::Sql {
+                    let mut insert = #s::sql::Insert::new(#table_sql);
+                    #(#inserts)*
+                    insert.finish(#returning)
+                }
+
+                #[allow(unused_mut)]
+                fn update(key: &#key_ty, patch: &#patch) -> ::std::option::Option<#s::sql::Sql> {
+                    let mut update = #s::sql::Update::new(#table_sql);
+                    #(#sets)*
+                    update.finish(#key_quoted, #s::scalar::Scalar::to_sql(key), #returning)
+                }
+
+                fn delete(key: &#key_ty) -> #s::sql::Sql {
+                    let mut sql = #s::sql::Sql::new(::std::concat!("DELETE FROM ", #table_sql, " WHERE ", #key_quoted, " = "));
+                    sql.bind(#s::scalar::Scalar::to_sql(key));
+                    sql.push(::std::concat!(" RETURNING ", #key_quoted));
+                    sql
+                }
+
+                fn validate_new(new: &#new) -> ::std::result::Result<(), #s::api::Invalid> {
+                    #(#new_checks)*
+                    ::std::result::Result::Ok(())
+                }
+
+                fn validate_patch(patch: &#patch) -> ::std::result::Result<(), #s::api::Invalid> {
+                    if *patch == #patch::default() {
+                        return ::std::result::Result::Err(#s::api::Invalid::nothing_to_update());
+                    }
+                    #(#patch_checks)*
+                    ::std::result::Result::Ok(())
+                }
+            }
+        }
+    }
+}

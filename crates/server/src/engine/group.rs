@@ -1,0 +1,721 @@
+//! Groups: one per distinct (normalized query, security context) of a table.
+//! A group holds its members, its current result and version; its task keeps
+//! the result current and offers every change, encoded once, to every member.
+//!
+//! [`Groups`] is a table's map of groups and owns their lifecycle: a group
+//! enters it on its first join and leaves it when its last member leaves (or,
+//! once its task has ended it, when a member leaves or a join replaces it). A
+//! group task never touches the map; it only ends its own group.
+//!
+//! Changes reach a group as [`Batch`]es of changed rows from its table's
+//! reader, or as "re-run everything". A group applies batches in memory: rows
+//! whose keys it holds are replaced by the fetched rows that pass its filter,
+//! placed by its order. It runs its whole query only when it must: on its
+//! first member, on "re-run", and for a limited query whose known rows no
+//! longer fill its window (it keeps a few rows past the window, so that rows
+//! leaving the window are replaced from memory, not by a query).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use bytes::Bytes;
+use pglive_schema::ErrorCode;
+use tokio::sync::Notify;
+
+use super::diff::{self, Changes};
+use super::frame::{self, Frame, Kind};
+use super::outbox::{Member, MemberId, MemberState, Slot};
+use super::reads::{ReadError, Reads};
+use super::table::{Context, Key, LiveTable};
+
+/// Changed rows of one table, read once for one context: every key the
+/// notices named, and the rows that now have them (a key without a row was
+/// deleted, or moved away by a key update).
+#[derive(Debug)]
+pub struct Batch<T: LiveTable> {
+    /// Shared by the batches of every context read for the same changes.
+    pub keys: Arc<HashSet<Key<T>>>,
+    pub rows: Vec<Arc<T>>,
+}
+
+/// Batches a group holds before it re-runs its query instead.
+const MAX_PENDING_BATCHES: usize = 64;
+
+/// Changes not yet in the group's result, in the order its reader delivered them.
+struct Pending<T: LiveTable> {
+    /// Re-run the whole query (it reads after every batch below was read).
+    all: bool,
+    batches: Vec<Arc<Batch<T>>>,
+    /// Some stale member's connection has drained and wants a snapshot.
+    resync: bool,
+}
+
+impl<T: LiveTable> Default for Pending<T> {
+    fn default() -> Self {
+        Pending {
+            all: false,
+            batches: Vec::new(),
+            resync: false,
+        }
+    }
+}
+
+fn lock<M>(m: &Mutex<M>) -> MutexGuard<'_, M> {
+    // Every critical section in this module is a short update that a panic
+    // cannot leave half done, so a poisoned lock is still consistent.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The part of a group shared by its task, its table's [`Groups`], its
+/// table's reader and its members' sessions.
+pub struct GroupShared<T: LiveTable> {
+    /// The normalized query as canonical JSON.
+    pub key: String,
+    pub ctx: Arc<Context>,
+    /// Written by the reader and by sessions (resync), taken by the group
+    /// task at the start of each round. Never held across an `.await`.
+    pending: Mutex<Pending<T>>,
+    /// Wakes the group task. One stored permit turns any number of changes
+    /// during a read into exactly one follow-up round.
+    wake: Notify,
+    /// Members by id. Written by joins and leaves (under the table's map
+    /// lock, taken first) and by the group task; never held across an `.await`.
+    members: Mutex<HashMap<MemberId, Slot>>,
+    /// Set once, when the group ends (emptied, refused or failed); an ended
+    /// group takes no members and its task stops. Only changed under the
+    /// members lock.
+    closed: AtomicBool,
+}
+
+impl<T: LiveTable> std::fmt::Debug for GroupShared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupShared")
+            .field("table", &T::NAME)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: LiveTable> GroupShared<T> {
+    fn new(key: String, ctx: Arc<Context>) -> GroupShared<T> {
+        GroupShared {
+            key,
+            ctx,
+            pending: Mutex::new(Pending::default()),
+            wake: Notify::new(),
+            members: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Adds a member unless the group has ended; then the member comes back.
+    fn add(&self, member: Member) -> Result<(), Member> {
+        let mut members = lock(&self.members);
+        if self.is_closed() {
+            return Err(member);
+        }
+        members.insert(member.id, Slot::new(member));
+        Ok(())
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The whole query must re-run.
+    pub fn mark_all(&self) {
+        {
+            let mut pending = lock(&self.pending);
+            pending.all = true;
+            pending.batches = Vec::new();
+        }
+        self.wake();
+    }
+
+    /// Changed rows from the table's reader.
+    pub fn offer(&self, batch: &Arc<Batch<T>>) {
+        {
+            let mut pending = lock(&self.pending);
+            if !pending.all {
+                pending.batches.push(Arc::clone(batch));
+                if pending.batches.len() > MAX_PENDING_BATCHES {
+                    pending.all = true;
+                    pending.batches = Vec::new();
+                }
+            }
+        }
+        self.wake();
+    }
+
+    /// A stale member's connection has drained: send it a fresh snapshot.
+    fn request_resync(&self) {
+        lock(&self.pending).resync = true;
+        self.wake();
+    }
+
+    fn take_pending(&self) -> Pending<T> {
+        std::mem::take(&mut *lock(&self.pending))
+    }
+
+    /// Ends the group: no more members, and every current member is told
+    /// `code` and forgotten by its session.
+    fn end(&self, reads: &Reads, code: ErrorCode, message: &str) {
+        let slots: Vec<Slot> = {
+            let mut members = lock(&self.members);
+            self.closed.store(true, Ordering::SeqCst);
+            members.drain().map(|(_, slot)| slot).collect()
+        };
+        for slot in slots {
+            let frame = Frame::error(Some(&slot.member.sub), code, message);
+            reads.metrics.subscriptions.dec();
+            slot.end(frame);
+        }
+    }
+}
+
+/// Why a subscription could not join a group.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum JoinError {
+    #[error("the server holds as many live queries as it may")]
+    Busy,
+}
+
+/// A subscription's place in a group, as its session holds it.
+pub trait Membership: Send + Sync + std::fmt::Debug {
+    fn member(&self) -> MemberId;
+    /// Asks the group for a snapshot for this member if it went stale.
+    fn request_resync(&self);
+    /// Whether the group has ended (the subscription is gone).
+    fn ended(&self) -> bool;
+    /// Leaves the group; the last member to leave ends it.
+    fn leave(self: Box<Self>);
+}
+
+/// A table's groups, by context and normalized query. Shared by the
+/// table's registry entry (joins), its reader (delivery) and memberships
+/// (leaves).
+pub struct Groups<T: LiveTable> {
+    /// Locked briefly by joins, leaves and the reader's delivery; never held
+    /// across an `.await`. Taken before any group's members lock.
+    map: Mutex<HashMap<Arc<Context>, HashMap<String, Arc<GroupShared<T>>>>>,
+    reads: Arc<Reads>,
+}
+
+impl<T: LiveTable> std::fmt::Debug for Groups<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Groups").field("table", &T::NAME).finish_non_exhaustive()
+    }
+}
+
+type Map<T> = HashMap<Arc<Context>, HashMap<String, Arc<GroupShared<T>>>>;
+
+impl<T: LiveTable> Groups<T> {
+    pub fn new(reads: Arc<Reads>) -> Arc<Groups<T>> {
+        Arc::new(Groups {
+            map: Mutex::new(HashMap::new()),
+            reads,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Map<T>> {
+        lock(&self.map)
+    }
+
+    /// Adds `member` to the group of (`ctx`, `query`), creating the group if
+    /// there is none or the one there has ended. `query` must be normalized.
+    /// The member is in the group before the group next reads, so no change
+    /// can fall between its snapshot and its first diff.
+    pub fn join(
+        self: &Arc<Self>,
+        ctx: Arc<Context>,
+        query: T::Query,
+        member: Member,
+    ) -> Result<Box<dyn Membership>, JoinError> {
+        let key = serde_json::to_string(&query).unwrap_or_default();
+        let mut map = self.lock();
+        let mut member = member;
+        // At most two rounds: a group that ends between the lookup and the
+        // add (its task runs concurrently) is replaced by a new one.
+        for _ in 0..2 {
+            let groups = map.entry(Arc::clone(&ctx)).or_default();
+            let group = match groups.get(&key) {
+                Some(group) if !group.is_closed() => Arc::clone(group),
+                _ => {
+                    if groups.remove(&key).is_some() {
+                        self.forget_group();
+                    }
+                    if !self.reads.budget.try_group() {
+                        return Err(JoinError::Busy);
+                    }
+                    self.reads.metrics.groups.inc();
+                    let group = Arc::new(GroupShared::new(key.clone(), Arc::clone(&ctx)));
+                    groups.insert(key.clone(), Arc::clone(&group));
+                    let task = GroupTask {
+                        shared: Arc::clone(&group),
+                        reads: Arc::clone(&self.reads),
+                        query: query.clone(),
+                    };
+                    self.reads.tasks.spawn(task.run());
+                    group
+                }
+            };
+            let id = member.id;
+            match group.add(member) {
+                Ok(()) => {
+                    drop(map);
+                    self.reads.metrics.subscriptions.inc();
+                    group.wake();
+                    return Ok(Box::new(Joined {
+                        groups: Arc::clone(self),
+                        group,
+                        member: id,
+                    }));
+                }
+                Err(back) => member = back,
+            }
+        }
+        // Unreachable in practice: a group created under this lock cannot
+        // have ended yet. Refuse rather than loop.
+        Err(JoinError::Busy)
+    }
+
+    fn forget_group(&self) {
+        self.reads.budget.release_group();
+        self.reads.metrics.groups.dec();
+    }
+
+    fn leave(&self, group: &Arc<GroupShared<T>>, member: MemberId) {
+        let mut map = self.lock();
+        let removed = lock(&group.members).remove(&member).is_some();
+        if removed {
+            self.reads.metrics.subscriptions.dec();
+        }
+        let empty = {
+            let members = lock(&group.members);
+            if members.is_empty() {
+                group.closed.store(true, Ordering::SeqCst);
+            }
+            members.is_empty()
+        };
+        if empty || group.is_closed() {
+            if let Some(groups) = map.get_mut(&group.ctx) {
+                if groups.get(&group.key).is_some_and(|g| Arc::ptr_eq(g, group)) {
+                    groups.remove(&group.key);
+                    self.forget_group();
+                }
+                if groups.is_empty() {
+                    map.remove(&group.ctx);
+                }
+            }
+        }
+        drop(map);
+        group.wake();
+    }
+
+    /// The contexts that have groups now, with their groups.
+    pub fn by_context(&self) -> Vec<(Arc<Context>, Vec<Arc<GroupShared<T>>>)> {
+        self.lock()
+            .iter()
+            .map(|(ctx, groups)| (Arc::clone(ctx), groups.values().cloned().collect()))
+            .collect()
+    }
+
+    /// Every group must re-run its query.
+    pub fn mark_all(&self) {
+        for (_, groups) in self.by_context() {
+            for group in groups {
+                group.mark_all();
+            }
+        }
+    }
+}
+
+/// A member of a group of table `T`.
+struct Joined<T: LiveTable> {
+    groups: Arc<Groups<T>>,
+    group: Arc<GroupShared<T>>,
+    member: MemberId,
+}
+
+impl<T: LiveTable> std::fmt::Debug for Joined<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Joined")
+            .field("group", &self.group)
+            .field("member", &self.member)
+            .finish()
+    }
+}
+
+impl<T: LiveTable> Membership for Joined<T> {
+    fn member(&self) -> MemberId {
+        self.member
+    }
+
+    fn request_resync(&self) {
+        self.group.request_resync();
+    }
+
+    fn ended(&self) -> bool {
+        self.group.is_closed()
+    }
+
+    fn leave(self: Box<Self>) {
+        self.groups.leave(&self.group, self.member);
+    }
+}
+
+/// The rows a group knows: a prefix of its query's full ordered result.
+struct Window<T> {
+    /// In the query's order.
+    prefix: Vec<Arc<T>>,
+    /// `None`: `prefix` is the whole result. `Some(row)`: `prefix` holds
+    /// exactly the result's rows that sort at or before `row` (which need
+    /// not be in it any more); rows after it are unknown.
+    boundary: Option<Arc<T>>,
+}
+
+/// The group's published result at `version`, and what it knows past it.
+struct Current<T> {
+    version: u64,
+    window: Window<T>,
+    /// The published rows: the first `limit` rows of the window.
+    rows: Vec<Arc<T>>,
+    /// The snapshot body of `rows`, once encoded.
+    snapshot: Option<Bytes>,
+}
+
+/// What applying changed rows did to a group's window.
+enum Applied<T> {
+    Unchanged,
+    Changed(Window<T>),
+    /// A limited query lost rows it cannot replace from memory.
+    NeedsQuery,
+}
+
+/// Rows past a limited window that a group keeps, so that rows leaving the
+/// window are replaced from memory. A quarter of the limit, within bounds.
+fn lookahead(limit: u32) -> usize {
+    (limit as usize / 4).clamp(8, 256)
+}
+
+struct GroupTask<T: LiveTable> {
+    shared: Arc<GroupShared<T>>,
+    reads: Arc<Reads>,
+    query: T::Query,
+}
+
+impl<T: LiveTable> GroupTask<T> {
+    /// Keeps the group's result current until the group ends.
+    async fn run(self) {
+        let GroupTask { shared, reads, query } = self;
+        let limit = T::limit(&query);
+        let mut current: Option<Current<T>> = None;
+        let mut held = 0usize;
+        let mut failures: u32 = 0;
+        let mut backoff = retry_backoff();
+        tracing::debug!(table = T::NAME, group = %shared.key, "group started");
+        loop {
+            shared.wake.notified().await;
+            if shared.is_closed() {
+                break;
+            }
+            let pending = shared.take_pending();
+            let mut full = current.is_none() || pending.all;
+            let mut next: Option<Window<T>> = None;
+            if let (false, Some(now)) = (full, current.as_ref()) {
+                match apply::<T>(&query, limit, &now.window, &pending.batches) {
+                    Applied::Unchanged => {}
+                    Applied::Changed(window) => next = Some(window),
+                    Applied::NeedsQuery => full = true,
+                }
+            }
+            if full {
+                match load::<T>(&reads, &shared.ctx, &query).await {
+                    Ok(window) => {
+                        failures = 0;
+                        backoff = retry_backoff();
+                        next = Some(window);
+                    }
+                    Err(err) => {
+                        if matches!(err, ReadError::ShuttingDown) || shared.is_closed() {
+                            break;
+                        }
+                        let unavailable = matches!(err, ReadError::Unavailable(_)) || !reads.probe().await;
+                        if !unavailable {
+                            failures += 1;
+                            tracing::debug!(table = T::NAME, group = %shared.key, error = %err, failures, "query refused");
+                            if failures >= reads.limits.max_query_failures {
+                                reads.metrics.query_failures.inc();
+                                tracing::info!(table = T::NAME, error = %err, "a live query kept failing; its subscribers were told query_failed");
+                                let message = format!(
+                                    "the query failed {failures} times in a row ({}); the subscription was stopped",
+                                    err.class()
+                                );
+                                shared.end(&reads, ErrorCode::QueryFailed, &message);
+                                break;
+                            }
+                        }
+                        // Nothing is lost: the whole query runs again after a
+                        // capped backoff. Members keep their last state meanwhile.
+                        shared.mark_all();
+                        let delay = backoff.next().unwrap_or(Duration::from_secs(5));
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            () = reads.shutdown.cancelled() => break,
+                        }
+                        continue;
+                    }
+                }
+            }
+            if let Some(window) = next {
+                let rows: Vec<Arc<T>> = window.prefix.iter().take(limit.map_or(usize::MAX, |l| l as usize)).cloned().collect();
+                if rows.len() > reads.limits.max_rows as usize {
+                    shared.end(
+                        &reads,
+                        ErrorCode::ResultTooLarge,
+                        "the query's result has more rows than the server serves live; add a filter or a limit",
+                    );
+                    break;
+                }
+                let want = window.prefix.len();
+                if !reads.budget.try_rows(held, want) {
+                    shared.end(
+                        &reads,
+                        ErrorCode::ServerBusy,
+                        "the server holds as many live rows as it may; try again later or narrow the query",
+                    );
+                    break;
+                }
+                reads.metrics.rows_held.set(reads.budget.rows() as i64);
+                held = want;
+                current = Some(publish::<T>(&shared, &reads, current.take(), window, rows));
+            }
+            if let Some(current) = current.as_mut() {
+                serve_snapshots::<T>(&shared, &reads, current, pending.resync);
+            }
+        }
+        reads.budget.try_rows(held, 0);
+        reads.metrics.rows_held.set(reads.budget.rows() as i64);
+        tracing::debug!(table = T::NAME, group = %shared.key, "group ended");
+    }
+}
+
+/// Retry delays for a failing query: 100 ms doubling to 5 s, with jitter so
+/// that many groups failing together do not retry together.
+fn retry_backoff() -> backon::ExponentialBackoff {
+    ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// Runs the group's whole query: the window, and a few rows past it for a
+/// limited query.
+async fn load<T: LiveTable>(reads: &Reads, ctx: &Context, query: &T::Query) -> Result<Window<T>, ReadError> {
+    let max_rows = i64::from(reads.limits.max_rows);
+    match T::limit(query) {
+        None => {
+            let prefix = reads.load::<T>(ctx, query, max_rows + 1).await?;
+            Ok(Window { prefix, boundary: None })
+        }
+        Some(limit) => {
+            let want = limit as usize + lookahead(limit);
+            let prefix = reads.load::<T>(ctx, query, want as i64).await?;
+            let boundary = (prefix.len() >= want).then(|| prefix.last().cloned()).flatten();
+            Ok(Window { prefix, boundary })
+        }
+    }
+}
+
+/// Applies the reader's batches, in order, to the window. A batch affects
+/// the group when one of its keys is in the window (the row changed or left)
+/// or one of its rows passes the filter within the window (it entered or
+/// changed).
+fn apply<T: LiveTable>(
+    query: &T::Query,
+    limit: Option<u32>,
+    window: &Window<T>,
+    batches: &[Arc<Batch<T>>],
+) -> Applied<T> {
+    let mut prefix: Option<Vec<Arc<T>>> = None;
+    let within = |row: &T| {
+        window
+            .boundary
+            .as_ref()
+            .is_none_or(|b| T::compare(query, row, b).is_le())
+    };
+    for batch in batches {
+        let base = prefix.as_deref().unwrap_or(&window.prefix);
+        let entering: Vec<&Arc<T>> = batch
+            .rows
+            .iter()
+            .filter(|r| T::matches(query, r) && within(r))
+            .collect();
+        let present = base.iter().any(|r| batch.keys.contains(&r.key()));
+        if entering.is_empty() && !present {
+            continue;
+        }
+        prefix = Some(merge::<T>(query, base, &batch.keys, entering));
+    }
+    let Some(mut prefix) = prefix else {
+        return Applied::Unchanged;
+    };
+    let mut boundary = window.boundary.clone();
+    if let Some(limit) = limit {
+        let limit = limit as usize;
+        if boundary.is_some() && prefix.len() < limit {
+            return Applied::NeedsQuery;
+        }
+        // Rows entering before the boundary grow the prefix; keep it bounded.
+        let keep = limit + lookahead(limit as u32);
+        if prefix.len() > keep + lookahead(limit as u32) {
+            prefix.truncate(keep);
+            boundary = prefix.last().cloned();
+        }
+    }
+    Applied::Changed(Window { prefix, boundary })
+}
+
+/// `old` with the rows whose keys are `touched` replaced by `entering`
+/// (touched rows that no longer pass the filter, or no longer exist,
+/// leave), placed by the query's order.
+fn merge<T: LiveTable>(
+    query: &T::Query,
+    old: &[Arc<T>],
+    touched: &HashSet<Key<T>>,
+    entering: Vec<&Arc<T>>,
+) -> Vec<Arc<T>> {
+    let mut rows: Vec<Arc<T>> = old
+        .iter()
+        .filter(|r| !touched.contains(&r.key()))
+        .cloned()
+        .collect();
+    for row in entering {
+        let at = rows.partition_point(|r| T::compare(query, r, row).is_lt());
+        rows.insert(at, Arc::clone(row));
+    }
+    rows
+}
+
+/// Makes `rows` the group's result: sends the diff to live members, or, when
+/// the diff would be as large as the result, a snapshot to everyone.
+fn publish<T: LiveTable>(
+    shared: &GroupShared<T>,
+    reads: &Reads,
+    previous: Option<Current<T>>,
+    window: Window<T>,
+    rows: Vec<Arc<T>>,
+) -> Current<T> {
+    let Some(previous) = previous else {
+        return Current {
+            version: 1,
+            window,
+            rows,
+            snapshot: None,
+        };
+    };
+    let changes: Changes<T, Key<T>> = diff::diff(&previous.rows, &rows, T::key);
+    if changes.is_empty() {
+        // The rows past the window may have changed; the result did not.
+        return Current { window, ..previous };
+    }
+    let version = previous.version + 1;
+    let as_snapshot = changes.len() >= rows.len().max(1);
+    let body = if as_snapshot {
+        None
+    } else {
+        match frame::diff_body(T::NAME, previous.version, version, &changes) {
+            Ok(body) => Some(body),
+            Err(err) => {
+                tracing::error!(group = %shared.key, error = %err, "could not encode a diff; sending snapshots");
+                None
+            }
+        }
+    };
+    let mut members = lock(&shared.members);
+    match body {
+        Some(body) => {
+            reads.metrics.diffs.inc();
+            members.retain(|_, slot| {
+                if slot.state != MemberState::Live {
+                    return true;
+                }
+                let frame = Frame::Shared {
+                    kind: Kind::Diff,
+                    id_json: Arc::clone(&slot.member.id_json),
+                    body: body.clone(),
+                };
+                offer(slot, frame, reads)
+            });
+        }
+        None => {
+            for slot in members.values_mut() {
+                if slot.state == MemberState::Live {
+                    slot.state = MemberState::NeedsSnapshot;
+                }
+            }
+        }
+    }
+    Current {
+        version,
+        window,
+        rows,
+        snapshot: None,
+    }
+}
+
+/// Sends the current result to members that need it: new joiners, members
+/// switched to a snapshot by a large change, and (on request) stale members.
+fn serve_snapshots<T: LiveTable>(shared: &GroupShared<T>, reads: &Reads, current: &mut Current<T>, resync: bool) {
+    let mut members = lock(&shared.members);
+    let wanted = |state: MemberState| state == MemberState::NeedsSnapshot || (resync && state == MemberState::Stale);
+    if !members.values().any(|s| wanted(s.state)) {
+        return;
+    }
+    let body = match &current.snapshot {
+        Some(body) => body.clone(),
+        None => match frame::snapshot_body(T::NAME, current.version, &current.rows) {
+            Ok(body) => {
+                reads.metrics.snapshots.inc();
+                current.snapshot = Some(body.clone());
+                body
+            }
+            Err(err) => {
+                tracing::error!(group = %shared.key, error = %err, "could not encode a snapshot");
+                return;
+            }
+        },
+    };
+    members.retain(|_, slot| {
+        if !wanted(slot.state) {
+            return true;
+        }
+        if slot.state == MemberState::Stale {
+            reads.metrics.lagging_resyncs.inc();
+        }
+        let frame = Frame::Shared {
+            kind: Kind::Snapshot,
+            id_json: Arc::clone(&slot.member.id_json),
+            body: body.clone(),
+        };
+        offer(slot, frame, reads)
+    });
+}
+
+/// Offers a frame to a member; false drops the member, whose connection is gone.
+fn offer(slot: &mut Slot, frame: Frame, reads: &Reads) -> bool {
+    let kept = slot.offer(frame, &reads.metrics);
+    if !kept {
+        reads.metrics.subscriptions.dec();
+    }
+    kept
+}

@@ -1,0 +1,115 @@
+//! The hub: the engine's front door. Sessions join and leave groups through
+//! it, capture reports changes to it, and the server starts and stops the
+//! engine with it. It holds the registry of tables and the shared read side.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel_async::AsyncPgConnection;
+use diesel_async::pooled_connection::bb8::Pool;
+use pglive_schema::LiveQuery;
+
+use super::group::{JoinError, Membership};
+use super::outbox::Member;
+use super::reads::{EngineLimits, Reads};
+use super::registry::Registry;
+use super::table::{Change, Context};
+use crate::metrics::Metrics;
+
+/// Why a subscription could not join.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HubError {
+    #[error("table {0:?} is not live")]
+    UnknownTable(String),
+    #[error(transparent)]
+    Join(#[from] JoinError),
+}
+
+/// Cheap to clone: every clone shares one engine.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    reads: Arc<Reads>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("tables", &self.inner.registry).finish()
+    }
+}
+
+impl Hub {
+    /// Starts the engine: one reader per live table.
+    pub fn start(pool: Pool<AsyncPgConnection>, metrics: Arc<Metrics>, limits: EngineLimits) -> Hub {
+        let reads = Arc::new(Reads::new(pool, metrics, limits));
+        let registry = Registry::start(&reads);
+        Hub {
+            inner: Arc::new(Inner { registry, reads }),
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.reads.metrics
+    }
+
+    pub fn pool(&self) -> &Pool<AsyncPgConnection> {
+        self.inner.reads.pool()
+    }
+
+    /// Adds `member` to the group for (`ctx`, `query`), creating it if needed.
+    pub fn join(&self, ctx: Arc<Context>, query: &LiveQuery, member: Member) -> Result<Box<dyn Membership>, HubError> {
+        let table = query.table();
+        let engine = self
+            .inner
+            .registry
+            .get(table)
+            .ok_or_else(|| HubError::UnknownTable(table.to_owned()))?;
+        match engine.join(ctx, query, member) {
+            Some(joined) => Ok(joined?),
+            None => Err(HubError::UnknownTable(table.to_owned())),
+        }
+    }
+
+    /// Routes a change from capture to its table's reader.
+    pub fn changed(&self, change: Change) {
+        match change {
+            Change::Rows { table, keys } => {
+                if let Some(engine) = self.inner.registry.get(table)
+                    && !engine.changed(keys)
+                {
+                    self.inner.reads.metrics.notifications_malformed.inc();
+                    tracing::debug!(table, "a change named keys that are not the table's key type; refreshing the table");
+                }
+            }
+            Change::Table { table } => {
+                if let Some(engine) = self.inner.registry.get(table) {
+                    engine.changed_all();
+                }
+            }
+            Change::Everything => {
+                for engine in self.inner.registry.engines() {
+                    engine.changed_all();
+                }
+            }
+        }
+    }
+
+    /// Stops the engine's tasks and waits for them, up to `timeout`. Groups
+    /// end when their last member leaves; readers stop at once.
+    pub async fn stop(&self, timeout: Duration) {
+        let reads = &self.inner.reads;
+        reads.close();
+        reads.tasks.close();
+        if tokio::time::timeout(timeout, reads.tasks.wait()).await.is_err() {
+            tracing::warn!("engine tasks still running after {timeout:?}; exiting anyway");
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The change reader: one task per live table. It reads the rows that
+//! changes name once per security context that has groups on the table, and
+//! hands them to every group of that context.
+//!
+//! Without it, each group would re-read the changed keys itself: with 2,000
+//! filtered subscriptions on one table, one write would cost 2,000 queries.
+//! With it, a write costs one keyed read per table and context; each group
+//! then decides in memory, with [`LiveTable::matches`], whether the rows
+//! enter, change or leave its result.
+//!
+//! The reader is also the table's point of order: whole-table changes pass
+//! through it too, so every group sees batches and "re-run" in the order the
+//! reader read them. A batch read before some commit is always followed by
+//! the batch or re-run that the commit's own change causes.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures_util::StreamExt;
+use tokio::sync::Notify;
+
+use super::group::{Batch, Groups};
+use super::reads::{ReadError, Reads};
+use super::table::{Key, LiveTable};
+
+struct Pending<K> {
+    all: bool,
+    keys: HashSet<K>,
+}
+
+impl<K> Default for Pending<K> {
+    fn default() -> Self {
+        Pending {
+            all: false,
+            keys: HashSet::new(),
+        }
+    }
+}
+
+/// The part of a reader that capture writes to (through the hub).
+pub struct ReaderShared<T: LiveTable> {
+    /// Written by capture, taken by the reader task; never held across an `.await`.
+    pending: Mutex<Pending<Key<T>>>,
+    /// Wakes the reader; one stored permit coalesces any number of changes
+    /// that arrive during a read into one follow-up read.
+    wake: Notify,
+    max_keys: usize,
+}
+
+impl<T: LiveTable> std::fmt::Debug for ReaderShared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReaderShared").field("table", &T::NAME).finish_non_exhaustive()
+    }
+}
+
+impl<T: LiveTable> ReaderShared<T> {
+    pub fn new(max_keys: usize) -> ReaderShared<T> {
+        ReaderShared {
+            pending: Mutex::new(Pending::default()),
+            wake: Notify::new(),
+            max_keys,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Pending<Key<T>>> {
+        // Each critical section is one merge or take; a panic cannot leave it half done.
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records changed keys and wakes the reader. Past the bound on pending
+    /// keys the change escalates to "the whole table".
+    pub fn mark(&self, keys: impl IntoIterator<Item = Key<T>>) {
+        {
+            let mut pending = self.lock();
+            if !pending.all {
+                pending.keys.extend(keys);
+                if pending.keys.len() > self.max_keys {
+                    pending.all = true;
+                    pending.keys = HashSet::new();
+                }
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    /// The whole table may have changed.
+    pub fn mark_all(&self) {
+        {
+            let mut pending = self.lock();
+            pending.all = true;
+            pending.keys = HashSet::new();
+        }
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> Pending<Key<T>> {
+        std::mem::take(&mut *self.lock())
+    }
+}
+
+/// Reads changed rows of `T` until the server shuts down.
+pub async fn run<T: LiveTable>(shared: Arc<ReaderShared<T>>, groups: Arc<Groups<T>>, reads: Arc<Reads>) {
+    loop {
+        tokio::select! {
+            () = shared.wake.notified() => {}
+            () = reads.shutdown.cancelled() => break,
+        }
+        let pending = shared.take();
+        if pending.all {
+            groups.mark_all();
+            continue;
+        }
+        if pending.keys.is_empty() {
+            continue;
+        }
+        let keys: Vec<Key<T>> = pending.keys.iter().cloned().collect();
+        let keys = &keys;
+        let key_set = Arc::new(pending.keys);
+        // One read per context that has groups now, a few at a time; each
+        // context's groups get their batch as soon as it is read.
+        let concurrency = reads.limits.max_concurrent_refreshes.max(1);
+        let reads_ref = &reads;
+        let mut results = futures_util::stream::iter(groups.by_context())
+            .map(|(ctx, members)| async move {
+                let result = reads_ref.fetch::<T>(&ctx, keys).await;
+                (members, result)
+            })
+            .buffer_unordered(concurrency);
+        while let Some((members, result)) = results.next().await {
+            match result {
+                Ok(rows) => {
+                    let batch = Arc::new(Batch {
+                        keys: Arc::clone(&key_set),
+                        rows,
+                    });
+                    for group in members {
+                        group.offer(&batch);
+                    }
+                }
+                Err(ReadError::ShuttingDown) => return,
+                Err(err) => {
+                    // The changed rows could not be read for this context: its
+                    // groups re-run their queries instead (in order: after every
+                    // batch they already have), and retry on their own. The
+                    // reader never stalls its table.
+                    tracing::debug!(table = T::NAME, error = %err, "reading changed rows failed; re-running the context's queries");
+                    for group in members {
+                        group.mark_all();
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! What group and reader tasks need to read, and nothing more: the pool, the
+//! permits that bound reads in flight, the budget that bounds what groups
+//! hold, metrics, limits, and the tracker their tasks run on.
+//!
+//! Every read for a group runs here, in the group's security [`Context`]:
+//! with a role, inside a transaction that switches to it first
+//! (`SET LOCAL ROLE` and `request.jwt.claims`, the PostgREST convention), so
+//! that PostgreSQL's row-level security decides what the group sees.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_async::pooled_connection::bb8::Pool;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use futures_util::StreamExt;
+use pglive_schema::sql::{Sql, SqlValue};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::table::{Context, Key, LiveTable};
+use crate::metrics::Metrics;
+
+/// Bounds on the engine's work and memory, from configuration.
+#[derive(Debug, Clone)]
+pub struct EngineLimits {
+    /// Reads in flight at once, across all groups and readers.
+    pub max_concurrent_refreshes: usize,
+    /// Rows one query may return before its subscription is refused.
+    pub max_rows: u32,
+    /// Changed keys a reader remembers before escalating to "refresh all".
+    pub max_pending_keys: usize,
+    /// Groups (distinct queries per context) the server keeps at once.
+    pub max_groups: usize,
+    /// Rows all groups may hold together.
+    pub max_rows_held: usize,
+    /// Times in a row a group's query may be refused by the database before
+    /// its members are told `query_failed` and the group stops.
+    pub max_query_failures: u32,
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        EngineLimits {
+            max_concurrent_refreshes: 8,
+            max_rows: 50_000,
+            max_pending_keys: 1_000,
+            max_groups: 10_000,
+            max_rows_held: 2_000_000,
+            max_query_failures: 3,
+        }
+    }
+}
+
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The database cannot be reached or dropped the connection; retrying
+    /// later will do. Not the query's fault.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The database refused the statement (a policy, a permission, a value
+    /// it cannot handle). Retrying may not help.
+    #[error("refused by the database: {0}")]
+    Rejected(String),
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
+impl ReadError {
+    fn from_diesel(err: DieselError) -> ReadError {
+        match err {
+            DieselError::DatabaseError(
+                DatabaseErrorKind::UnableToSendCommand
+                | DatabaseErrorKind::ClosedConnection
+                | DatabaseErrorKind::SerializationFailure,
+                info,
+            ) => ReadError::Unavailable(info.message().to_owned()),
+            DieselError::DatabaseError(_, info) => ReadError::Rejected(info.message().to_owned()),
+            DieselError::BrokenTransactionManager => ReadError::Unavailable(err.to_string()),
+            other => ReadError::Rejected(other.to_string()),
+        }
+    }
+
+    /// What kind of refusal this was, in words fit for a client (never SQL
+    /// or the database's own message).
+    pub fn class(&self) -> &'static str {
+        match self {
+            ReadError::Unavailable(_) => "database unavailable",
+            ReadError::ShuttingDown => "server shutting down",
+            ReadError::Rejected(message) => {
+                let m = message.to_ascii_lowercase();
+                if m.contains("permission denied") || m.contains("row-level security") {
+                    "permission denied"
+                } else if m.contains("out of range") || m.contains("invalid input") || m.contains("too long") {
+                    "a value the database cannot handle"
+                } else {
+                    "an error in the database"
+                }
+            }
+        }
+    }
+}
+
+/// What all groups may hold together: a count of groups and of rows.
+#[derive(Debug)]
+pub struct Budget {
+    groups: AtomicUsize,
+    rows: AtomicUsize,
+    max_groups: usize,
+    max_rows: usize,
+}
+
+impl Budget {
+    pub fn new(max_groups: usize, max_rows: usize) -> Budget {
+        Budget {
+            groups: AtomicUsize::new(0),
+            rows: AtomicUsize::new(0),
+            max_groups,
+            max_rows,
+        }
+    }
+
+    /// Counts a new group; false when the server holds as many as it may.
+    pub fn try_group(&self) -> bool {
+        self.groups
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < self.max_groups).then_some(n + 1))
+            .is_ok()
+    }
+
+    pub fn release_group(&self) {
+        self.groups.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Moves a group's held rows from `from` to `to`; false (and nothing
+    /// moved) when growing would pass the bound.
+    pub fn try_rows(&self, from: usize, to: usize) -> bool {
+        if to <= from {
+            self.rows.fetch_sub(from - to, Ordering::SeqCst);
+            return true;
+        }
+        let grow = to - from;
+        self.rows
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n + grow <= self.max_rows).then_some(n + grow)
+            })
+            .is_ok()
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows.load(Ordering::SeqCst)
+    }
+}
+
+/// The shared read side of the engine. One per server; tasks hold an `Arc`.
+#[derive(Debug)]
+pub struct Reads {
+    pool: Pool<AsyncPgConnection>,
+    /// Bounds reads in flight. A task holds a permit only while its
+    /// statement runs; closed at shutdown so that waiting tasks give up.
+    permits: Semaphore,
+    pub metrics: Arc<Metrics>,
+    pub limits: EngineLimits,
+    pub budget: Budget,
+    /// Cancelled when the server shuts down; readers stop on it.
+    pub shutdown: CancellationToken,
+    /// Group and reader tasks run on it, so shutdown can wait for them.
+    pub tasks: TaskTracker,
+}
+
+impl Reads {
+    pub fn new(pool: Pool<AsyncPgConnection>, metrics: Arc<Metrics>, limits: EngineLimits) -> Reads {
+        Reads {
+            pool,
+            permits: Semaphore::new(limits.max_concurrent_refreshes.max(1)),
+            budget: Budget::new(limits.max_groups, limits.max_rows_held),
+            metrics,
+            limits,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    pub fn pool(&self) -> &Pool<AsyncPgConnection> {
+        &self.pool
+    }
+
+    /// Stops handing out permits: reads waiting for one end with `ShuttingDown`.
+    pub fn close(&self) {
+        self.permits.close();
+        self.shutdown.cancel();
+    }
+
+    /// The query's rows in order, at most `limit`.
+    pub async fn load<T: LiveTable>(
+        &self,
+        ctx: &Context,
+        query: &T::Query,
+        limit: i64,
+    ) -> Result<Vec<Arc<T>>, ReadError> {
+        self.read::<T>(ctx, T::select(query, limit)).await
+    }
+
+    /// The rows with these keys, unfiltered.
+    pub async fn fetch<T: LiveTable>(&self, ctx: &Context, keys: &[Key<T>]) -> Result<Vec<Arc<T>>, ReadError> {
+        self.metrics.refreshes_keyed.inc();
+        self.read::<T>(ctx, T::fetch(keys)).await
+    }
+
+    /// Whether the database answers at all: tells a refused query from an
+    /// unreachable database, which diesel does not always distinguish.
+    pub async fn probe(&self) -> bool {
+        let probe = async {
+            let mut conn = self.pool.get().await.ok()?;
+            conn.batch_execute("SELECT 1").await.ok()
+        };
+        matches!(tokio::time::timeout(Duration::from_secs(2), probe).await, Ok(Some(())))
+    }
+
+    async fn read<T: LiveTable>(&self, ctx: &Context, sql: Sql) -> Result<Vec<Arc<T>>, ReadError> {
+        let _permit = self.permits.acquire().await.map_err(|_| ReadError::ShuttingDown)?;
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| ReadError::Unavailable(e.to_string()))?;
+        let started = Instant::now();
+        let result = match (&ctx.role, &ctx.claims) {
+            (None, None) => collect::<T>(&mut conn, sql).await,
+            (role, claims) => {
+                let role = role.clone();
+                let claims = claims.clone();
+                let conn: &mut AsyncPgConnection = &mut conn;
+                conn.transaction(async move |conn: &mut AsyncPgConnection| {
+                    enter(conn, role.as_deref(), claims.as_deref()).await?;
+                    collect::<T>(conn, sql).await
+                })
+                .await
+            }
+        };
+        self.metrics.refresh_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics.refreshes.inc();
+        match result {
+            Ok(read) => {
+                self.metrics.rows_read.inc_by(read.rows.len() as u64);
+                if read.skipped > 0 {
+                    self.metrics.rows_skipped.inc_by(read.skipped);
+                    tracing::warn!(
+                        table = T::NAME,
+                        skipped = read.skipped,
+                        error = read.first_error.as_deref().unwrap_or(""),
+                        "skipped rows that cannot be decoded; they are left out of live results"
+                    );
+                }
+                Ok(read.rows)
+            }
+            Err(err) => {
+                self.metrics.refresh_errors.inc();
+                Err(ReadError::from_diesel(err))
+            }
+        }
+    }
+}
+
+/// Switches the transaction to the context: the role and the claims, both
+/// local to the transaction.
+async fn enter(conn: &mut AsyncPgConnection, role: Option<&str>, claims: Option<&str>) -> Result<(), DieselError> {
+    let mut sql = Sql::new("SELECT set_config('request.jwt.claims', ");
+    sql.bind(SqlValue::Text(claims.unwrap_or("").to_owned()));
+    sql.push(", true)");
+    if let Some(role) = role {
+        sql.push(", set_config('role', ");
+        sql.bind(SqlValue::Text(role.to_owned()));
+        sql.push(", true)");
+    }
+    diesel_async::RunQueryDsl::execute(sql, conn).await.map(|_| ())
+}
+
+struct Read<T> {
+    rows: Vec<Arc<T>>,
+    skipped: u64,
+    first_error: Option<String>,
+}
+
+/// Runs `sql` and decodes its rows one by one: a row that cannot be decoded
+/// (a date past chrono's range, say) is skipped and counted, never failing
+/// the read, so one bad row cannot stop its table.
+async fn collect<T: LiveTable>(conn: &mut AsyncPgConnection, sql: Sql) -> Result<Read<T>, DieselError> {
+    let mut stream = diesel_async::RunQueryDsl::load_stream::<T>(sql, conn).await?;
+    let mut read = Read {
+        rows: Vec::new(),
+        skipped: 0,
+        first_error: None,
+    };
+    while let Some(row) = stream.next().await {
+        match row {
+            Ok(row) => read.rows.push(Arc::new(row)),
+            Err(DieselError::DeserializationError(err)) => {
+                read.skipped += 1;
+                read.first_error.get_or_insert_with(|| err.to_string());
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(read)
+}

@@ -1,0 +1,144 @@
+//! The live tables, type-erased: each registered table's groups and reader
+//! behind one object-safe [`TableEngine`], so the hub holds tables of
+//! different row types side by side. Built once from the contract's list of
+//! tables (`pglive_schema::tables::visit_tables`); read-only afterwards.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pglive_schema::LiveQuery;
+use pglive_schema::tables::visit_tables;
+
+use super::group::{Groups, JoinError, Membership};
+use super::outbox::Member;
+use super::reader::{self, ReaderShared};
+use super::reads::Reads;
+use super::table::{Context, Key, Listed, LiveTable};
+
+/// One live table, whatever its row type.
+pub trait TableEngine: Send + Sync {
+    fn schema(&self) -> &'static str;
+    fn name(&self) -> &'static str;
+    /// Joins `member` to the group of `query` (normalized here) in `ctx`.
+    /// `None` when `query` is not for this table.
+    fn join(
+        &self,
+        ctx: Arc<Context>,
+        query: &LiveQuery,
+        member: Member,
+    ) -> Option<Result<Box<dyn Membership>, JoinError>>;
+    /// These rows changed; keys as capture read them. Returns false when a
+    /// key does not parse as this table's key type (the caller then treats
+    /// the whole table as changed).
+    fn changed(&self, keys: Vec<serde_json::Value>) -> bool;
+    /// Any row may have changed.
+    fn changed_all(&self);
+}
+
+struct Table<T: LiveTable> {
+    groups: Arc<Groups<T>>,
+    reader: Arc<ReaderShared<T>>,
+}
+
+impl<T: Listed> TableEngine for Table<T> {
+    fn schema(&self) -> &'static str {
+        T::SCHEMA
+    }
+
+    fn name(&self) -> &'static str {
+        T::NAME
+    }
+
+    fn join(
+        &self,
+        ctx: Arc<Context>,
+        query: &LiveQuery,
+        member: Member,
+    ) -> Option<Result<Box<dyn Membership>, JoinError>> {
+        let query = T::normalized(T::query(query)?);
+        Some(self.groups.join(ctx, query, member))
+    }
+
+    fn changed(&self, keys: Vec<serde_json::Value>) -> bool {
+        let parsed: Result<Vec<Key<T>>, _> = keys.into_iter().map(serde_json::from_value).collect();
+        match parsed {
+            Ok(keys) => {
+                self.reader.mark(keys);
+                true
+            }
+            Err(_) => {
+                self.reader.mark_all();
+                false
+            }
+        }
+    }
+
+    fn changed_all(&self) {
+        self.reader.mark_all();
+    }
+}
+
+/// The live tables, by name.
+#[derive(Clone)]
+pub struct Registry {
+    tables: HashMap<&'static str, Arc<dyn TableEngine>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+/// Registers every table of the contract, starting its reader.
+struct Register<'a> {
+    reads: &'a Arc<Reads>,
+    tables: HashMap<&'static str, Arc<dyn TableEngine>>,
+}
+
+impl pglive_schema::live::TableVisitor for Register<'_> {
+    fn visit<T: Listed>(&mut self) {
+        let groups = Groups::<T>::new(Arc::clone(self.reads));
+        let reader = Arc::new(ReaderShared::<T>::new(self.reads.limits.max_pending_keys));
+        self.reads.tasks.spawn(reader::run::<T>(
+            Arc::clone(&reader),
+            Arc::clone(&groups),
+            Arc::clone(self.reads),
+        ));
+        self.tables.insert(T::NAME, Arc::new(Table { groups, reader }));
+    }
+}
+
+impl Registry {
+    /// Every table the contract lists, each with its reader running.
+    pub fn start(reads: &Arc<Reads>) -> Registry {
+        let mut register = Register {
+            reads,
+            tables: HashMap::new(),
+        };
+        visit_tables(&mut register);
+        Registry {
+            tables: register.tables,
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn TableEngine>> {
+        self.tables.get(name)
+    }
+
+    /// The live table capture names, if it is one.
+    pub fn by_name(&self, schema: &str, name: &str) -> Option<&Arc<dyn TableEngine>> {
+        self.tables.get(name).filter(|t| t.schema() == schema)
+    }
+
+    pub fn engines(&self) -> impl Iterator<Item = &Arc<dyn TableEngine>> {
+        self.tables.values()
+    }
+
+    /// Table names, sorted.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> = self.tables.keys().copied().collect();
+        names.sort_unstable();
+        names
+    }
+}

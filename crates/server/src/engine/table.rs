@@ -1,0 +1,39 @@
+//! The engine's vocabulary, below everything else in it: the contract's
+//! [`LiveTable`] (how rows are keyed, filtered, ordered and read), the
+//! security [`Context`] a read runs in, and the [`Change`]s capture reports.
+
+use std::sync::Arc;
+
+pub use pglive_schema::live::{Listed, LiveTable};
+
+/// A table's key type.
+pub type Key<T> = <T as LiveTable>::Key;
+
+/// Whose view of the database a read has. Groups are keyed by it, and every
+/// read made for a group (its query, its table's changed rows) runs in it, so
+/// row-level security decides which rows a group holds. The default context
+/// is the server's own connection role.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Context {
+    /// The role reads switch to (`SET LOCAL ROLE`); `None`: no switch.
+    pub role: Option<Arc<str>>,
+    /// The claims visible to SQL as `request.jwt.claims` (canonical JSON).
+    pub claims: Option<Arc<str>>,
+}
+
+/// What change capture reports: which rows of which table may have changed.
+/// Both capture modes produce exactly these, so nothing after capture can
+/// tell which one is running.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// These rows of `table` changed (keys as capture read them: JSON values
+    /// that the table's reader parses into its key type).
+    Rows {
+        table: &'static str,
+        keys: Vec<serde_json::Value>,
+    },
+    /// Any row of `table` may have changed.
+    Table { table: &'static str },
+    /// Any row of any table may have changed (capture lost notices).
+    Everything,
+}

@@ -1,0 +1,283 @@
+//! One WebSocket connection.
+//!
+//! Each connection runs two tasks. The session task ([`run`]) owns the read
+//! half and the subscription table: it decodes client frames
+//! ([`protocol`]), applies the rate limit ([`rate`]), and joins and leaves
+//! groups through the hub. The writer task ([`writer`]) owns the write half
+//! and drains the connection's bounded outbox, into which groups and the
+//! session only ever `try_send`.
+
+mod protocol;
+mod rate;
+mod writer;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use pglive_schema::{ClientMessage, ErrorCode, SubscriptionId};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
+
+use crate::engine::frame::Frame;
+use crate::engine::group::Membership;
+use crate::engine::outbox::{self, ConnShared, Member};
+use crate::engine::{Context, Hub, HubError};
+use rate::{RateLimit, Verdict};
+
+pub use writer::CLOSE_TOO_SLOW;
+
+/// Close code for a client that kept sending far past its rate limit.
+pub const CLOSE_FLOODING: u16 = 4029;
+
+/// Per-connection limits, from configuration.
+#[derive(Debug, Clone)]
+pub struct SessionLimits {
+    /// Largest accepted client frame, in bytes; larger ones get `frame_too_large`.
+    pub max_frame_bytes: usize,
+    /// Subscriptions one connection may hold at once.
+    pub max_subscriptions: usize,
+    /// Sustained client frames per second (bursts of twice that).
+    pub messages_per_second: u32,
+    /// Frames a connection's outbox holds before the client counts as lagging.
+    pub outbox_frames: usize,
+    /// How long one write may wait on the socket before the client is closed.
+    pub stall_timeout: Duration,
+    /// Largest `limit` a query may ask for.
+    pub max_query_limit: u32,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits {
+            max_frame_bytes: 64 * 1024,
+            max_subscriptions: 100,
+            messages_per_second: 50,
+            outbox_frames: 64,
+            stall_timeout: Duration::from_secs(10),
+            max_query_limit: 10_000,
+        }
+    }
+}
+
+struct Session {
+    hub: Hub,
+    limits: Arc<SessionLimits>,
+    ctx: Arc<Context>,
+    tables: Vec<&'static str>,
+    /// The connection's outbox; the writer task holds the receiver and ends
+    /// when every sender (this one and the groups' copies) is gone.
+    outbox: mpsc::Sender<Frame>,
+    conn: Arc<ConnShared>,
+    subscriptions: HashMap<SubscriptionId, Box<dyn Membership>>,
+    rate: RateLimit,
+}
+
+/// Serves one upgraded WebSocket until it closes or the server shuts down.
+pub async fn run<S>(ws: WebSocketStream<S>, hub: Hub, limits: Arc<SessionLimits>, mut shutdown: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let metrics = Arc::clone(hub.metrics());
+    metrics.connections.inc();
+    metrics.connections_accepted.inc();
+    let (sink, mut stream) = ws.split();
+    let (outbox, rx) = mpsc::channel(limits.outbox_frames.max(1));
+    let conn = outbox::new_connection();
+    let mut writer = tokio::spawn(writer::run(
+        sink,
+        rx,
+        Arc::clone(&conn),
+        limits.stall_timeout,
+        Arc::clone(&metrics),
+    ));
+    let mut session = Session {
+        tables: hub.registry().names(),
+        hub,
+        rate: RateLimit::new(limits.messages_per_second),
+        limits,
+        ctx: Arc::new(Context::default()),
+        outbox,
+        conn: Arc::clone(&conn),
+        subscriptions: HashMap::new(),
+    };
+    let mut writer_done = false;
+    loop {
+        tokio::select! {
+            msg = stream.next() => match msg {
+                None | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(message)) => {
+                    if !session.on_message(message) {
+                        break;
+                    }
+                }
+                Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
+                    session.reply_error(None, ErrorCode::FrameTooLarge, format!("frame of {size} bytes is over the hard limit of {max_size}; closing"));
+                    session.close(1009, "frame too large");
+                    break;
+                }
+                Some(Err(err)) => {
+                    tracing::debug!(error = %err, "websocket read error");
+                    break;
+                }
+            },
+            () = conn.resync_wanted() => {
+                for membership in session.subscriptions.values() {
+                    membership.request_resync();
+                }
+            }
+            () = conn.ended() => session.forget_ended(),
+            _ = shutdown.changed() => {
+                session.close(1001, "server shutting down");
+                break;
+            }
+            _ = &mut writer => {
+                writer_done = true;
+                break;
+            }
+        }
+    }
+    session.leave_all();
+    drop(session);
+    if !writer_done {
+        // The writer finishes the queued frames (including a close frame),
+        // bounded by its stall timeout, then ends when the outbox closes.
+        let _ = writer.await;
+    }
+    metrics.connections.dec();
+}
+
+impl Session {
+    fn reply_error(&mut self, id: Option<&SubscriptionId>, code: ErrorCode, message: impl Into<String>) {
+        self.hub.metrics().client_errors.inc();
+        if self.outbox.try_send(Frame::error(id, code, message)).is_err() {
+            // The outbox is full: the client is not reading. Its errors are
+            // counted but not queued; the stall timeout will close it.
+            self.hub.metrics().frames_dropped.inc();
+        }
+    }
+
+    fn close(&mut self, code: u16, reason: &'static str) {
+        let _ = self.outbox.try_send(Frame::Close { code, reason });
+    }
+
+    /// Handles one client frame; false ends the connection.
+    fn on_message(&mut self, message: Message) -> bool {
+        match self.rate.check() {
+            Verdict::Allow => {}
+            Verdict::Drop { tell } => {
+                if tell {
+                    let rate = self.limits.messages_per_second;
+                    self.reply_error(
+                        None,
+                        ErrorCode::RateLimited,
+                        format!("more than {rate} messages per second; messages are being dropped"),
+                    );
+                }
+                return true;
+            }
+            Verdict::Close => {
+                tracing::debug!("closing a client that kept flooding past its rate limit");
+                self.close(CLOSE_FLOODING, "rate limit exceeded");
+                return false;
+            }
+        }
+        match message {
+            Message::Text(text) => self.on_text(text.as_str()),
+            Message::Binary(_) => self.reply_error(
+                None,
+                ErrorCode::BinaryFrame,
+                "binary frames are not part of the protocol; send JSON text",
+            ),
+            // Pings are answered by tungstenite; pongs and raw frames need nothing.
+            _ => {}
+        }
+        true
+    }
+
+    fn on_text(&mut self, text: &str) {
+        if text.len() > self.limits.max_frame_bytes {
+            let max = self.limits.max_frame_bytes;
+            self.reply_error(
+                None,
+                ErrorCode::FrameTooLarge,
+                format!("frame of {} bytes is over the limit of {max}", text.len()),
+            );
+            return;
+        }
+        match protocol::decode(text, &self.tables, self.limits.max_query_limit) {
+            Ok(ClientMessage::Subscribe { id, query }) => self.subscribe(id, &query),
+            Ok(ClientMessage::Unsubscribe { id }) => self.unsubscribe(&id),
+            Err(refusal) => self.reply_error(refusal.id.as_ref(), refusal.code, refusal.message),
+        }
+    }
+
+    fn subscribe(&mut self, id: SubscriptionId, query: &pglive_schema::LiveQuery) {
+        if let Some(existing) = self.subscriptions.get(&id) {
+            if !existing.ended() {
+                self.reply_error(
+                    Some(&id),
+                    ErrorCode::DuplicateId,
+                    "a subscription with this id is already active on this connection",
+                );
+                return;
+            }
+            // Its group ended (refused or failed); the id is free again.
+            if let Some(old) = self.subscriptions.remove(&id) {
+                old.leave();
+            }
+        }
+        if self.subscriptions.len() >= self.limits.max_subscriptions {
+            let max = self.limits.max_subscriptions;
+            self.reply_error(
+                Some(&id),
+                ErrorCode::TooManySubscriptions,
+                format!("at most {max} subscriptions per connection"),
+            );
+            return;
+        }
+        let member = Member::new(id.clone(), self.outbox.clone(), Arc::clone(&self.conn));
+        match self.hub.join(Arc::clone(&self.ctx), query, member) {
+            Ok(membership) => {
+                self.subscriptions.insert(id, membership);
+            }
+            Err(HubError::UnknownTable(t)) => {
+                self.reply_error(Some(&id), ErrorCode::UnknownTable, format!("unknown table {t:?}"));
+            }
+            Err(HubError::Join(err)) => {
+                self.reply_error(Some(&id), ErrorCode::ServerBusy, format!("{err}; try again later"));
+            }
+        }
+    }
+
+    fn unsubscribe(&mut self, id: &SubscriptionId) {
+        match self.subscriptions.remove(id) {
+            Some(membership) => membership.leave(),
+            None => self.reply_error(
+                Some(id),
+                ErrorCode::UnknownId,
+                "no subscription with this id is active on this connection",
+            ),
+        }
+    }
+
+    /// Forgets subscriptions whose groups ended them (their clients were told).
+    fn forget_ended(&mut self) {
+        for (sub, member) in self.conn.take_ended() {
+            if self.subscriptions.get(&sub).is_some_and(|m| m.member() == member)
+                && let Some(membership) = self.subscriptions.remove(&sub)
+            {
+                membership.leave();
+            }
+        }
+    }
+
+    fn leave_all(&mut self) {
+        for (_, membership) in self.subscriptions.drain() {
+            membership.leave();
+        }
+    }
+}

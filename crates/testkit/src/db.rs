@@ -1,0 +1,239 @@
+//! Test databases: one per test, cloned from a template that has every
+//! migration applied.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use diesel::QueryableByName;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use pglive_schema::live::LiveTable;
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Admin URL of the test PostgreSQL server (database `postgres`):
+/// `PGLIVE_TEST_DATABASE_URL` when set, else a throwaway cluster under
+/// `target/` started with `dev/pg.sh` from the system's PostgreSQL binaries.
+pub fn admin_url() -> String {
+    if let Ok(url) = std::env::var("PGLIVE_TEST_DATABASE_URL") {
+        return url;
+    }
+    let dir = repo_root().join("target/pglive-test-pg");
+    let out = Command::new("bash")
+        .arg(repo_root().join("dev/pg.sh"))
+        .arg("start")
+        .arg(&dir)
+        .arg("54339")
+        .output()
+        .expect("run dev/pg.sh");
+    assert!(
+        out.status.success(),
+        "dev/pg.sh could not start a test cluster:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// `admin` with its database replaced by `db`.
+pub fn with_db(admin: &str, db: &str) -> String {
+    let (base, query) = match admin.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (admin, None),
+    };
+    let base = base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base);
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
+/// A hash of the migrations, so a changed migration gets a new template.
+fn migrations_hash() -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut files: Vec<PathBuf> = walk(&repo_root().join("migrations"));
+    files.sort();
+    for f in files {
+        f.file_name().hash(&mut h);
+        std::fs::read(&f).unwrap().hash(&mut h);
+    }
+    h.finish()
+}
+
+fn walk(dir: &PathBuf) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+struct Cluster {
+    admin: String,
+    template: String,
+}
+
+static CLUSTER: OnceCell<Cluster> = OnceCell::const_new();
+
+async fn cluster() -> &'static Cluster {
+    CLUSTER
+        .get_or_init(|| async {
+            let admin = tokio::task::spawn_blocking(admin_url).await.unwrap();
+            let template = format!("pglive_tpl_{:016x}", migrations_hash());
+            let mut conn = AsyncPgConnection::establish(&admin)
+                .await
+                .expect("connect to test postgres");
+            // Test binaries may run at once (nextest): one builds the template.
+            conn.batch_execute("SELECT pg_advisory_lock(742001)").await.unwrap();
+            let exists: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+                "EXISTS (SELECT 1 FROM pg_database WHERE datname = '{template}')"
+            )))
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+            if !exists {
+                let building = format!("{template}_building");
+                conn.batch_execute(&format!("DROP DATABASE IF EXISTS {building}"))
+                    .await
+                    .unwrap();
+                conn.batch_execute(&format!("CREATE DATABASE {building}")).await.unwrap();
+                pglive_server::db::migrate(&with_db(&admin, &building))
+                    .await
+                    .expect("migrate template");
+                conn.batch_execute(&format!("ALTER DATABASE {building} RENAME TO {template}"))
+                    .await
+                    .unwrap();
+            }
+            conn.batch_execute("SELECT pg_advisory_unlock(742001)").await.unwrap();
+            Cluster { admin, template }
+        })
+        .await
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A database of its own for one test, cloned from the migrated template and
+/// dropped when the value is dropped.
+#[derive(Debug)]
+pub struct TestDb {
+    pub url: String,
+    pub name: String,
+    admin: String,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        let cluster = cluster().await;
+        TestDb::create(cluster, "pglive_test", Some(&cluster.template)).await
+    }
+
+    /// An empty database without migrations (for the migration tests).
+    pub async fn empty() -> TestDb {
+        TestDb::create(cluster().await, "pglive_empty", None).await
+    }
+
+    async fn create(cluster: &Cluster, prefix: &str, template: Option<&str>) -> TestDb {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!(
+            "{prefix}_{}_{}_{nanos}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        );
+        let template = template.map(|t| format!(" TEMPLATE {t}")).unwrap_or_default();
+        let mut conn = AsyncPgConnection::establish(&cluster.admin).await.unwrap();
+        conn.batch_execute(&format!("CREATE DATABASE {name}{template}"))
+            .await
+            .unwrap();
+        TestDb {
+            url: with_db(&cluster.admin, &name),
+            name,
+            admin: cluster.admin.clone(),
+        }
+    }
+
+    /// The cluster's admin URL (database `postgres`).
+    pub fn admin(&self) -> &str {
+        &self.admin
+    }
+
+    pub async fn conn(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.url).await.unwrap()
+    }
+
+    pub async fn exec(&self, sql: &str) {
+        let mut conn = self.conn().await;
+        conn.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// Runs `sql` and returns PostgreSQL's error message, which must come.
+    pub async fn exec_err(&self, sql: &str) -> String {
+        let mut conn = self.conn().await;
+        match conn.batch_execute(sql).await {
+            Ok(()) => panic!("{sql}: expected an error"),
+            Err(e) => e.to_string(),
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let name = self.name.clone();
+        // Dropping runs outside the test's runtime, which may be gone.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) = AsyncPgConnection::establish(&admin).await {
+                    let _ = conn
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A query's fresh result straight from PostgreSQL, decoded as table `T`'s
+/// rows and serialized as the server serializes them: compare it with a
+/// client's rows to check the server, row for row and in order.
+pub async fn fresh<T: LiveTable>(db: &TestDb, sql: &str) -> Vec<Value> {
+    let mut conn = db.conn().await;
+    let rows: Vec<T> = diesel::sql_query(sql)
+        .load(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    rows.iter().map(|r| serde_json::to_value(r).unwrap()).collect()
+}
+
+/// A query's fresh result as PostgreSQL's own JSON (`json_agg`).
+pub async fn fresh_json(db: &TestDb, sql: &str) -> Vec<Value> {
+    #[derive(QueryableByName)]
+    struct J {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        j: String,
+    }
+    let mut conn = db.conn().await;
+    let rows: Vec<J> = diesel::sql_query(format!("SELECT coalesce(json_agg(t)::text, '[]') AS j FROM ({sql}) t"))
+        .load(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let v: Value = serde_json::from_str(&rows[0].j).unwrap();
+    v.as_array().unwrap().clone()
+}

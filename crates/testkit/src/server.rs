@@ -1,0 +1,159 @@
+//! The real server, in this process, on a free port.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use pglive_server::config::Config;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+use crate::TIMEOUT;
+use crate::db::TestDb;
+
+/// A pglive server running in this process on 127.0.0.1:0.
+#[derive(Debug)]
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub async fn start(db: &TestDb) -> TestServer {
+        TestServer::with_config(Config::new(db.url.clone())).await
+    }
+
+    pub async fn with_config(mut config: Config) -> TestServer {
+        config.addr = "127.0.0.1:0".parse().unwrap();
+        let listener = tokio::net::TcpListener::bind(config.addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            pglive_server::run(config, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server run");
+        });
+        let server = TestServer {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    pub async fn wait_ready(&self) {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            if self.get("/readyz").await.0 == 200 {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "server never became ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A minimal HTTP/1.1 GET; returns status and body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        self.request("GET", path, None).await
+    }
+
+    /// A minimal HTTP/1.1 request with a JSON body; returns status and body.
+    pub async fn request(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        self.raw_request(method, path, &[("content-type", "application/json")], body)
+            .await
+    }
+
+    /// A minimal HTTP/1.1 request with the given headers; returns status and body.
+    pub async fn raw_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut s) = TcpStream::connect(self.addr).await else {
+            return (0, String::new());
+        };
+        let body = body.unwrap_or("");
+        let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n", self.addr);
+        for (name, value) in headers {
+            req.push_str(&format!("{name}: {value}\r\n"));
+        }
+        req.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
+        if s.write_all(req.as_bytes()).await.is_err() {
+            return (0, String::new());
+        }
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf).await;
+        let text = String::from_utf8_lossy(&buf).to_string();
+        let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, dechunk(&body))
+    }
+
+    /// A metric's current value from `/metrics`.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let (_, text) = self.get("/metrics").await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|v| v as u64)
+            .unwrap_or_else(|| panic!("metric {name} missing"))
+    }
+
+    /// Waits until a metric has `want`.
+    pub async fn wait_metric(&self, name: &str, want: u64) {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let now = self.metric(name).await;
+            if now == want {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{name} stayed {now}, wanted {want}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Shuts down like SIGTERM does and waits for `run` to return.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(TIMEOUT, task).await.expect("server stops").unwrap();
+        }
+    }
+}
+
+fn dechunk(body: &str) -> String {
+    // Responses may be chunked; good enough for small test bodies.
+    let mut out = String::new();
+    let mut rest = body;
+    loop {
+        let Some((size, tail)) = rest.split_once("\r\n") else {
+            return body.to_owned();
+        };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            return body.to_owned();
+        };
+        if n == 0 {
+            return out;
+        }
+        if tail.len() < n {
+            return body.to_owned();
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
+}
