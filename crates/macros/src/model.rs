@@ -183,19 +183,30 @@ pub fn parse(attr: TokenStream, item: TokenStream) -> syn::Result<Table> {
         } else if meta.path.is_ident("key") {
             key = Some(meta.value()?.parse()?);
         } else {
-            return Err(meta.error("expected `name = \"table\"`, `key = column` or `schema = \"schema\"`"));
+            return Err(
+                meta.error("expected `name = \"table\"`, `key = column` or `schema = \"schema\"`")
+            );
         }
         Ok(())
     });
     syn::parse::Parser::parse2(parser, attr)?;
     let mut row: ItemStruct = syn::parse2(item)?;
-    let name = name.ok_or_else(|| syn::Error::new(Span::call_site(), "#[live_table] needs `name = \"table\"`"))?;
-    let key = key.ok_or_else(|| syn::Error::new(Span::call_site(), "#[live_table] needs `key = column`"))?;
+    let name = name.ok_or_else(|| {
+        syn::Error::new(Span::call_site(), "#[live_table] needs `name = \"table\"`")
+    })?;
+    let key = key
+        .ok_or_else(|| syn::Error::new(Span::call_site(), "#[live_table] needs `key = column`"))?;
     if !row.generics.params.is_empty() {
-        return Err(syn::Error::new(row.generics.span(), "a live table's row type cannot be generic"));
+        return Err(syn::Error::new(
+            row.generics.span(),
+            "a live table's row type cannot be generic",
+        ));
     }
     let syn::Fields::Named(fields) = &mut row.fields else {
-        return Err(syn::Error::new(row.span(), "a live table's row must be a struct with named fields"));
+        return Err(syn::Error::new(
+            row.span(),
+            "a live table's row must be a struct with named fields",
+        ));
     };
     let mut columns = Vec::new();
     for field in fields.named.iter_mut() {
@@ -203,14 +214,27 @@ pub fn parse(attr: TokenStream, item: TokenStream) -> syn::Result<Table> {
     }
     let keys = columns.iter().filter(|c| c.is_key).count();
     if keys != 1 {
-        return Err(syn::Error::new(key.span(), format!("`key = {key}` names no field of this struct")));
+        return Err(syn::Error::new(
+            key.span(),
+            format!("`key = {key}` names no field of this struct"),
+        ));
     }
     if columns.iter().any(|c| c.is_key && c.nullable) {
-        return Err(syn::Error::new(key.span(), "the key column cannot be nullable"));
+        return Err(syn::Error::new(
+            key.span(),
+            "the key column cannot be nullable",
+        ));
     }
     let table = name.value();
-    if table.is_empty() || !table.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
-        return Err(syn::Error::new(name.span(), "table names are lower-case snake_case"));
+    if table.is_empty()
+        || !table
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(syn::Error::new(
+            name.span(),
+            "table names are lower-case snake_case",
+        ));
     }
     Ok(Table {
         pascal: pascal(&table),
@@ -222,7 +246,10 @@ pub fn parse(attr: TokenStream, item: TokenStream) -> syn::Result<Table> {
 }
 
 fn column(field: &mut Field, key: &Ident) -> syn::Result<Column> {
-    let ident = field.ident.clone().ok_or_else(|| syn::Error::new(field.span(), "unnamed field"))?;
+    let ident = field
+        .ident
+        .clone()
+        .ok_or_else(|| syn::Error::new(field.span(), "unnamed field"))?;
     let name = ident.to_string().trim_start_matches("r#").to_owned();
     let (inner, nullable) = match option_inner(&field.ty) {
         Some(inner) => (inner, true),
@@ -241,7 +268,12 @@ fn column(field: &mut Field, key: &Ident) -> syn::Result<Column> {
         immutable: false,
         text_max: None,
         range: None,
-        docs: field.attrs.iter().filter(|a| a.path().is_ident("doc")).cloned().collect(),
+        docs: field
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident("doc"))
+            .cloned()
+            .collect(),
     };
     if nullable {
         col.write = Write::Default;
@@ -340,7 +372,8 @@ fn column(field: &mut Field, key: &Ident) -> syn::Result<Column> {
 fn int_literal(expr: &syn::Expr) -> syn::Result<i64> {
     match expr {
         syn::Expr::Lit(syn::ExprLit {
-            lit: syn::Lit::Int(n), ..
+            lit: syn::Lit::Int(n),
+            ..
         }) => n.base10_parse(),
         syn::Expr::Unary(syn::ExprUnary {
             op: syn::UnOp::Neg(_),

@@ -34,12 +34,21 @@ impl Parse for Entries {
 pub fn expand(input: TokenStream) -> syn::Result<TokenStream> {
     let entries = syn::parse2::<Entries>(input)?.0;
     if entries.is_empty() {
-        return Err(syn::Error::new(proc_macro2::Span::call_site(), "live_schema! needs at least one table"));
+        return Err(syn::Error::new(
+            proc_macro2::Span::call_site(),
+            "live_schema! needs at least one table",
+        ));
     }
     let s = quote!(::pglive_schema);
     let names: Vec<String> = entries.iter().map(|e| e.table.to_string()).collect();
-    let variants: Vec<Ident> = names.iter().map(|n| format_ident!("{}", pascal(n))).collect();
-    let queries: Vec<Ident> = names.iter().map(|n| format_ident!("{}Query", pascal(n))).collect();
+    let variants: Vec<Ident> = names
+        .iter()
+        .map(|n| format_ident!("{}", pascal(n)))
+        .collect();
+    let queries: Vec<Ident> = names
+        .iter()
+        .map(|n| format_ident!("{}Query", pascal(n)))
+        .collect();
     let rows: Vec<&syn::Path> = entries.iter().map(|e| &e.row).collect();
 
     let listed = entries.iter().enumerate().map(|(i, e)| {

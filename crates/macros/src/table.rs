@@ -181,7 +181,8 @@ impl<'a> Gen<'a> {
     fn query_types(&self) -> TokenStream {
         let s = &self.s;
         let vis = &self.t.row.vis;
-        let (query, filter, order, order_by) = (&self.query, &self.filter, &self.order, &self.order_by);
+        let (query, filter, order, order_by) =
+            (&self.query, &self.filter, &self.order, &self.order_by);
         let table = &self.t.name;
         let key = self.t.key();
         let filter_fields = self.filters().into_iter().map(|f| {
@@ -207,16 +208,26 @@ impl<'a> Gen<'a> {
         });
         let variants = self.ordered().into_iter().map(|(c, v)| {
             let name = &c.name;
-            let default = if c.is_key { quote!(#[default]) } else { quote!() };
+            let default = if c.is_key {
+                quote!(#[default])
+            } else {
+                quote!()
+            };
             quote! {
                 #default
                 #[serde(rename = #name)]
                 #v,
             }
         });
-        let query_doc = format!(" A live query over `{table}`. `{{\"table\":\"{table}\"}}` is every row, ordered by `{}`.", key.name);
+        let query_doc = format!(
+            " A live query over `{table}`. `{{\"table\":\"{table}\"}}` is every row, ordered by `{}`.",
+            key.name
+        );
         let filter_doc = format!(" Conditions on `{table}`; every given condition must hold.");
-        let order_by_doc = format!(" Columns `{table}` can be ordered by. Ties are broken by `{}` in the same direction.", key.name);
+        let order_by_doc = format!(
+            " Columns `{table}` can be ordered by. Ties are broken by `{}` in the same direction.",
+            key.name
+        );
         quote! {
             #[doc = #query_doc]
             #[derive(Debug, Clone, Default, PartialEq, ::serde::Serialize, ::serde::Deserialize, ::ts_rs::TS, ::schemars::JsonSchema)]
@@ -301,7 +312,8 @@ impl<'a> Gen<'a> {
                 }
             }
         });
-        let new_doc = format!(" Body of `POST /api/{table}`. Omitted fields take the column defaults.");
+        let new_doc =
+            format!(" Body of `POST /api/{table}`. Omitted fields take the column defaults.");
         let patch_doc = format!(
             " Body of `PATCH /api/{table}/{{key}}`. A missing field is left alone; `null` clears a nullable one."
         );
@@ -346,8 +358,14 @@ impl<'a> Gen<'a> {
                 None => quote!(::std::option::Option::None),
             };
             let (min, max) = match c.range {
-                Some((a, b)) => (quote!(::std::option::Option::Some(#a)), quote!(::std::option::Option::Some(#b))),
-                None => (quote!(::std::option::Option::None), quote!(::std::option::Option::None)),
+                Some((a, b)) => (
+                    quote!(::std::option::Option::Some(#a)),
+                    quote!(::std::option::Option::Some(#b)),
+                ),
+                None => (
+                    quote!(::std::option::Option::None),
+                    quote!(::std::option::Option::None),
+                ),
             };
             quote! {
                 #s::live::Column {
@@ -372,7 +390,13 @@ impl<'a> Gen<'a> {
     fn live_impl(&self) -> TokenStream {
         let s = &self.s;
         let row = self.row;
-        let (query, filter, order_by, new, patch) = (&self.query, &self.filter, &self.order_by, &self.new, &self.patch);
+        let (query, filter, order_by, new, patch) = (
+            &self.query,
+            &self.filter,
+            &self.order_by,
+            &self.new,
+            &self.patch,
+        );
         let (schema, name) = (&self.t.schema, &self.t.name);
         let key = self.t.key();
         let (key_ident, key_name, key_ty) = (&key.ident, &key.name, &key.inner);

@@ -201,7 +201,9 @@ pub fn check_value<V: Scalar>(
     range: Option<(i64, i64)>,
 ) -> Result<(), Invalid> {
     let invalid = |message: String| Invalid { field, message };
-    value.check().map_err(|m| invalid(format!("{field}: {m}")))?;
+    value
+        .check()
+        .map_err(|m| invalid(format!("{field}: {m}")))?;
     if let (Some(max), Some(text)) = (text_max, value.text()) {
         if text.trim().is_empty() {
             return Err(invalid(format!("{field} must not be empty")));

@@ -214,9 +214,9 @@ impl<'de> Deserialize<'de> for Int8 {
         }
         match Wire::deserialize(deserializer)? {
             Wire::Number(n) => Ok(Int8(n)),
-            Wire::Text(s) => s.parse().map_err(|_| {
-                serde::de::Error::custom(format!("{s:?} is not a 64-bit integer"))
-            }),
+            Wire::Text(s) => s
+                .parse()
+                .map_err(|_| serde::de::Error::custom(format!("{s:?} is not a 64-bit integer"))),
         }
     }
 }
@@ -409,10 +409,7 @@ mod tests {
     #[test]
     fn int8_travels_as_a_string_and_reads_both_forms() {
         let big = Int8(9_007_199_254_740_993);
-        assert_eq!(
-            serde_json::to_string(&big).unwrap(),
-            "\"9007199254740993\""
-        );
+        assert_eq!(serde_json::to_string(&big).unwrap(), "\"9007199254740993\"");
         assert_eq!(
             serde_json::from_str::<Int8>("\"9007199254740993\"").unwrap(),
             big

@@ -9,10 +9,10 @@
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use diesel::QueryResult;
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{self, Array, Untyped};
-use diesel::QueryResult;
 use uuid::Uuid;
 
 /// A statement parameter. A closed set: exactly the column types a live
@@ -139,7 +139,9 @@ impl QueryFragment<Pg> for Sql {
                         out.push_bind_param::<sql_types::Timestamptz, _>(v)?
                     }
                     SqlValue::Uuid(v) => out.push_bind_param::<sql_types::Uuid, _>(v)?,
-                    SqlValue::BoolArray(v) => out.push_bind_param::<Array<sql_types::Bool>, _>(v)?,
+                    SqlValue::BoolArray(v) => {
+                        out.push_bind_param::<Array<sql_types::Bool>, _>(v)?
+                    }
                     SqlValue::Int2Array(v) => {
                         out.push_bind_param::<Array<sql_types::SmallInt>, _>(v)?
                     }
@@ -149,12 +151,18 @@ impl QueryFragment<Pg> for Sql {
                     SqlValue::Int8Array(v) => {
                         out.push_bind_param::<Array<sql_types::BigInt>, _>(v)?
                     }
-                    SqlValue::TextArray(v) => out.push_bind_param::<Array<sql_types::Text>, _>(v)?,
-                    SqlValue::DateArray(v) => out.push_bind_param::<Array<sql_types::Date>, _>(v)?,
+                    SqlValue::TextArray(v) => {
+                        out.push_bind_param::<Array<sql_types::Text>, _>(v)?
+                    }
+                    SqlValue::DateArray(v) => {
+                        out.push_bind_param::<Array<sql_types::Date>, _>(v)?
+                    }
                     SqlValue::TimestamptzArray(v) => {
                         out.push_bind_param::<Array<sql_types::Timestamptz>, _>(v)?
                     }
-                    SqlValue::UuidArray(v) => out.push_bind_param::<Array<sql_types::Uuid>, _>(v)?,
+                    SqlValue::UuidArray(v) => {
+                        out.push_bind_param::<Array<sql_types::Uuid>, _>(v)?
+                    }
                 },
             }
         }
@@ -292,7 +300,14 @@ mod tests {
         let mut update = Update::new("\"t\"");
         update.set("\"b\"", None);
         let sql = update.finish("\"id\"", SqlValue::Int4(7), "").unwrap();
-        assert_eq!(sql.to_string(), "UPDATE \"t\" SET \"b\" = NULL WHERE \"id\" = $1");
-        assert!(Update::new("\"t\"").finish("\"id\"", SqlValue::Int4(7), "").is_none());
+        assert_eq!(
+            sql.to_string(),
+            "UPDATE \"t\" SET \"b\" = NULL WHERE \"id\" = $1"
+        );
+        assert!(
+            Update::new("\"t\"")
+                .finish("\"id\"", SqlValue::Int4(7), "")
+                .is_none()
+        );
     }
 }

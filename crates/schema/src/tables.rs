@@ -48,9 +48,7 @@ pub struct Item {
 
 /// Where a task is in its life. Stored as `TEXT` with a `CHECK` constraint, so
 /// adding a state is a migration plus a variant here, not an enum-type dance.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
     Todo,

@@ -107,8 +107,14 @@ fn generate() -> (BTreeMap<String, String>, BTreeMap<String, String>) {
     );
 
     let mut schemas = collect.schemas;
-    schemas.insert("client-message".into(), schemars::schema_for!(ClientMessage));
-    schemas.insert("server-message".into(), schemars::schema_for!(ServerMessage));
+    schemas.insert(
+        "client-message".into(),
+        schemars::schema_for!(ClientMessage),
+    );
+    schemas.insert(
+        "server-message".into(),
+        schemars::schema_for!(ServerMessage),
+    );
     schemas.insert("live-query".into(), schemars::schema_for!(LiveQuery));
     schemas.insert("api-error".into(), schemars::schema_for!(ApiError));
     schemas.insert("change-notice".into(), schemars::schema_for!(ChangeNotice));
@@ -205,8 +211,14 @@ fn drift_is_detected_and_repaired() {
 fn generated_typescript_keeps_rows_and_keys_typed() {
     let ts = generate().0;
     let rows = &ts["Snapshot.ts"];
-    assert!(rows.contains("\"table\": \"items\", rows: Array<Item>"), "{rows}");
-    assert!(rows.contains("\"table\": \"tasks\", rows: Array<Task>"), "{rows}");
+    assert!(
+        rows.contains("\"table\": \"items\", rows: Array<Item>"),
+        "{rows}"
+    );
+    assert!(
+        rows.contains("\"table\": \"tasks\", rows: Array<Task>"),
+        "{rows}"
+    );
     let changes = &ts["Diff.ts"];
     assert!(
         changes.contains("deletes: Array<Int8>"),
@@ -216,7 +228,10 @@ fn generated_typescript_keeps_rows_and_keys_typed() {
         changes.contains("deletes: Array<number>"),
         "tasks' integer keys are typed: {changes}"
     );
-    assert_eq!(ts["Int8.ts"].lines().last(), Some("export type Int8 = string;"));
+    assert_eq!(
+        ts["Int8.ts"].lines().last(),
+        Some("export type Int8 = string;")
+    );
     assert!(
         !ts.values()
             .any(|t| t.contains(": bigint") || t.contains("<bigint>") || t.contains("| bigint")),

@@ -12,11 +12,11 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::pooled_connection::bb8::Pool;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures_util::future::BoxFuture;
+use pglive_schema::ErrorCode;
 use pglive_schema::api::{ApiError, Invalid};
 use pglive_schema::live::{Listed, LiveTable, TableVisitor};
 use pglive_schema::scalar::LiveKey;
 use pglive_schema::tables::visit_tables;
-use pglive_schema::ErrorCode;
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Reply};
@@ -42,7 +42,12 @@ pub enum WriteError {
 impl WriteError {
     fn into_response(self, table: &str) -> Response {
         let (status, code, message, field) = match self {
-            WriteError::Body(message) => (StatusCode::BAD_REQUEST, ErrorCode::Validation, message, None),
+            WriteError::Body(message) => (
+                StatusCode::BAD_REQUEST,
+                ErrorCode::Validation,
+                message,
+                None,
+            ),
             WriteError::Invalid(invalid) => (
                 StatusCode::BAD_REQUEST,
                 ErrorCode::Validation,
@@ -89,7 +94,11 @@ impl WriteError {
                 internal()
             }
         };
-        let body = ApiError { code, message, field };
+        let body = ApiError {
+            code,
+            message,
+            field,
+        };
         warp::reply::with_status(warp::reply::json(&body), status).into_response()
     }
 }
@@ -125,7 +134,9 @@ pub fn error_response(status: StatusCode, code: ErrorCode, message: impl Into<St
 type Pooled<'a> = diesel_async::pooled_connection::bb8::PooledConnection<'a, AsyncPgConnection>;
 
 async fn conn(pool: &Pool<AsyncPgConnection>) -> Result<Pooled<'_>, WriteError> {
-    pool.get().await.map_err(|e| WriteError::Unavailable(e.to_string()))
+    pool.get()
+        .await
+        .map_err(|e| WriteError::Unavailable(e.to_string()))
 }
 
 /// A successful write: status and JSON body (none for a delete).
@@ -133,14 +144,22 @@ type Written = (StatusCode, Option<Bytes>);
 
 /// One table's writes, whatever its row type.
 trait TableWrites: Send + Sync {
-    fn create<'a>(&'a self, pool: &'a Pool<AsyncPgConnection>, body: Bytes) -> BoxFuture<'a, Result<Written, WriteError>>;
+    fn create<'a>(
+        &'a self,
+        pool: &'a Pool<AsyncPgConnection>,
+        body: Bytes,
+    ) -> BoxFuture<'a, Result<Written, WriteError>>;
     fn update<'a>(
         &'a self,
         pool: &'a Pool<AsyncPgConnection>,
         key: &'a str,
         body: Bytes,
     ) -> BoxFuture<'a, Result<Written, WriteError>>;
-    fn delete<'a>(&'a self, pool: &'a Pool<AsyncPgConnection>, key: &'a str) -> BoxFuture<'a, Result<Written, WriteError>>;
+    fn delete<'a>(
+        &'a self,
+        pool: &'a Pool<AsyncPgConnection>,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Written, WriteError>>;
 }
 
 struct Writes<T>(std::marker::PhantomData<T>);
@@ -156,7 +175,11 @@ fn row_json<T: serde::Serialize>(row: &T) -> Result<Bytes, WriteError> {
 }
 
 impl<T: LiveTable> TableWrites for Writes<T> {
-    fn create<'a>(&'a self, pool: &'a Pool<AsyncPgConnection>, body: Bytes) -> BoxFuture<'a, Result<Written, WriteError>> {
+    fn create<'a>(
+        &'a self,
+        pool: &'a Pool<AsyncPgConnection>,
+        body: Bytes,
+    ) -> BoxFuture<'a, Result<Written, WriteError>> {
         Box::pin(async move {
             let new: T::New = parse(&body)?;
             T::validate_new(&new).map_err(WriteError::Invalid)?;
@@ -176,7 +199,8 @@ impl<T: LiveTable> TableWrites for Writes<T> {
             let key = T::Key::parse_path(key).ok_or(WriteError::NotFound)?;
             let patch: T::Patch = parse(&body)?;
             T::validate_patch(&patch).map_err(WriteError::Invalid)?;
-            let sql = T::update(&key, &patch).ok_or_else(|| WriteError::Invalid(Invalid::nothing_to_update()))?;
+            let sql = T::update(&key, &patch)
+                .ok_or_else(|| WriteError::Invalid(Invalid::nothing_to_update()))?;
             let mut conn = conn(pool).await?;
             let rows: Vec<T> = sql.load(&mut conn).await?;
             let row = rows.into_iter().next().ok_or(WriteError::NotFound)?;
@@ -184,7 +208,11 @@ impl<T: LiveTable> TableWrites for Writes<T> {
         })
     }
 
-    fn delete<'a>(&'a self, pool: &'a Pool<AsyncPgConnection>, key: &'a str) -> BoxFuture<'a, Result<Written, WriteError>> {
+    fn delete<'a>(
+        &'a self,
+        pool: &'a Pool<AsyncPgConnection>,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Written, WriteError>> {
         Box::pin(async move {
             let key = T::Key::parse_path(key).ok_or(WriteError::NotFound)?;
             let mut conn = conn(pool).await?;
@@ -201,7 +229,8 @@ struct Collect(HashMap<&'static str, Arc<dyn TableWrites>>);
 
 impl TableVisitor for Collect {
     fn visit<T: Listed>(&mut self) {
-        self.0.insert(T::NAME, Arc::new(Writes::<T>(std::marker::PhantomData)));
+        self.0
+            .insert(T::NAME, Arc::new(Writes::<T>(std::marker::PhantomData)));
     }
 }
 
@@ -227,12 +256,17 @@ fn no_table(table: &str) -> Response {
     error_response(
         StatusCode::NOT_FOUND,
         ErrorCode::NotFound,
-        format!("no live table {:?} to write", table.chars().take(64).collect::<String>()),
+        format!(
+            "no live table {:?} to write",
+            table.chars().take(64).collect::<String>()
+        ),
     )
 }
 
 /// The write routes of every live table.
-pub fn routes(pool: Pool<AsyncPgConnection>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+pub fn routes(
+    pool: Pool<AsyncPgConnection>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let mut collect = Collect(HashMap::new());
     visit_tables(&mut collect);
     let tables: Tables = Arc::new(collect.0);
@@ -257,7 +291,10 @@ pub fn routes(pool: Pool<AsyncPgConnection>) -> impl Filter<Extract = (Response,
         .and(with())
         .and(body())
         .then(
-            |table: String, key: String, (pool, tables): (Pool<AsyncPgConnection>, Tables), body: Bytes| async move {
+            |table: String,
+             key: String,
+             (pool, tables): (Pool<AsyncPgConnection>, Tables),
+             body: Bytes| async move {
                 match tables.get(table.as_str()) {
                     Some(t) => respond(&table, t.update(&pool, &key, body).await),
                     None => no_table(&table),

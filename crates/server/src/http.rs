@@ -71,7 +71,11 @@ pub fn routes(
     let metrics = {
         let hub = hub.clone();
         warp::path!("metrics").and(warp::get()).map(move || {
-            warp::reply::with_header(hub.metrics().render(), "content-type", Metrics::CONTENT_TYPE)
+            warp::reply::with_header(
+                hub.metrics().render(),
+                "content-type",
+                Metrics::CONTENT_TYPE,
+            )
             .into_response()
         })
     };

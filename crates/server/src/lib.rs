@@ -53,7 +53,10 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let url = config.database_url.clone().ok_or(ServerError::NoDatabaseUrl)?;
+    let url = config
+        .database_url
+        .clone()
+        .ok_or(ServerError::NoDatabaseUrl)?;
     if config.migrate {
         let applied = db::migrate(&url).await?;
         tracing::info!(?applied, "migrations applied");
@@ -78,7 +81,13 @@ pub async fn run(
         hub: hub.clone(),
         limits: Arc::new(config.session_limits()),
         shutdown: shutdown_rx,
-        allowed_origins: Arc::new(config.allowed_origins.iter().cloned().collect::<HashSet<_>>()),
+        allowed_origins: Arc::new(
+            config
+                .allowed_origins
+                .iter()
+                .cloned()
+                .collect::<HashSet<_>>(),
+        ),
         sessions: sessions.clone(),
     };
     let routes = http::routes(ws_ctx, status, config.web_dir.clone());
@@ -102,7 +111,10 @@ pub async fn run(
     // Upgraded WebSockets outlive the HTTP server; wait for their sessions
     // to send 1001 and finish writing, up to a bound.
     sessions.close();
-    if tokio::time::timeout(DRAIN_TIMEOUT, sessions.wait()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, sessions.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("some WebSocket sessions did not finish within {DRAIN_TIMEOUT:?}");
     }
     let _ = capture.await;
@@ -116,7 +128,9 @@ mod tests {
     #[tokio::test]
     async fn accepted_sockets_inherit_nodelay() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        socket2::SockRef::from(&listener).set_tcp_nodelay(true).unwrap();
+        socket2::SockRef::from(&listener)
+            .set_tcp_nodelay(true)
+            .unwrap();
         let addr = listener.local_addr().unwrap();
         let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (accepted, _) = listener.accept().await.unwrap();

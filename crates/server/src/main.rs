@@ -26,7 +26,11 @@ async fn main() -> anyhow::Result<()> {
         if applied.is_empty() {
             println!("no pending migrations");
         } else {
-            println!("applied {} migration(s): {}", applied.len(), applied.join(", "));
+            println!(
+                "applied {} migration(s): {}",
+                applied.len(),
+                applied.join(", ")
+            );
         }
         return Ok(());
     }

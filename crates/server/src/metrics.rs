@@ -48,8 +48,14 @@ impl Default for Metrics {
             g
         };
         let connections = gauge("connections", "Open WebSocket connections.");
-        let groups = gauge("groups", "Live subscription groups (distinct queries per security context).");
-        let subscriptions = gauge("subscriptions", "Active subscriptions over all connections.");
+        let groups = gauge(
+            "groups",
+            "Live subscription groups (distinct queries per security context).",
+        );
+        let subscriptions = gauge(
+            "subscriptions",
+            "Active subscriptions over all connections.",
+        );
         let capture_up = gauge("capture_up", "1 while change capture is connected.");
         let rows_held = gauge("rows_held", "Rows all groups hold in memory together.");
         let mut counter = |name: &str, help: &str| {
@@ -57,19 +63,31 @@ impl Default for Metrics {
             registry.register(name, help, c.clone());
             c
         };
-        let connections_accepted = counter("connections_accepted", "WebSocket connections accepted.");
+        let connections_accepted =
+            counter("connections_accepted", "WebSocket connections accepted.");
         let notifications = counter("notifications", "Change notices received.");
         let notifications_malformed = counter(
             "notifications_malformed",
             "Change notices that could not be parsed (treated as whole-table changes).",
         );
-        let capture_reconnects =
-            counter("capture_reconnects", "Change capture connections re-established after a loss.");
-        let refreshes = counter("refreshes", "Reads for groups: full queries and changed-row reads.");
-        let refreshes_keyed = counter("refreshes_keyed", "Reads of changed rows only (one per table, batch and context).");
+        let capture_reconnects = counter(
+            "capture_reconnects",
+            "Change capture connections re-established after a loss.",
+        );
+        let refreshes = counter(
+            "refreshes",
+            "Reads for groups: full queries and changed-row reads.",
+        );
+        let refreshes_keyed = counter(
+            "refreshes_keyed",
+            "Reads of changed rows only (one per table, batch and context).",
+        );
         let refresh_errors = counter("refresh_errors", "Reads that failed.");
         let rows_read = counter("rows_read", "Rows read from PostgreSQL for groups.");
-        let rows_skipped = counter("rows_skipped", "Rows skipped because they could not be decoded.");
+        let rows_skipped = counter(
+            "rows_skipped",
+            "Rows skipped because they could not be decoded.",
+        );
         let query_failures = counter(
             "query_failures",
             "Groups ended with query_failed after their query kept failing.",
@@ -78,12 +96,23 @@ impl Default for Metrics {
         let diffs = counter("diffs", "Diff bodies encoded.");
         let frames_sent = counter("frames_sent", "Messages written to WebSockets.");
         let bytes_sent = counter("bytes_sent", "Message bytes written to WebSockets.");
-        let frames_dropped = counter("frames_dropped", "Messages dropped for clients whose outbox was full.");
-        let lagging_resyncs = counter("lagging_resyncs", "Fresh snapshots sent to clients that had fallen behind.");
-        let slow_clients_closed = counter("slow_clients_closed", "Connections closed for not reading.");
+        let frames_dropped = counter(
+            "frames_dropped",
+            "Messages dropped for clients whose outbox was full.",
+        );
+        let lagging_resyncs = counter(
+            "lagging_resyncs",
+            "Fresh snapshots sent to clients that had fallen behind.",
+        );
+        let slow_clients_closed =
+            counter("slow_clients_closed", "Connections closed for not reading.");
         let client_errors = counter("client_errors", "Error frames sent to clients.");
         let refresh_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
-        registry.register("refresh_seconds", "Duration of reads for groups.", refresh_seconds.clone());
+        registry.register(
+            "refresh_seconds",
+            "Duration of reads for groups.",
+            refresh_seconds.clone(),
+        );
         Metrics {
             registry,
             connections,
@@ -124,7 +153,8 @@ impl Metrics {
     }
 
     /// The `Content-Type` of [`Metrics::render`]'s output.
-    pub const CONTENT_TYPE: &'static str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    pub const CONTENT_TYPE: &'static str =
+        "application/openmetrics-text; version=1.0.0; charset=utf-8";
 }
 
 #[cfg(test)]

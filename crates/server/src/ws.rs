@@ -13,10 +13,10 @@ use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_util::task::TaskTracker;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::hyper::upgrade::OnUpgrade;
 use warp::reply::Response;
-use tokio_util::task::TaskTracker;
 use warp::{Filter, Reply};
 
 use crate::engine::Hub;

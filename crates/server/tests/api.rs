@@ -19,7 +19,10 @@ async fn item_writes_round_trip_and_go_live() {
         .await;
     assert_eq!(status, 201, "{body}");
     let item: Value = serde_json::from_str(&body).unwrap();
-    let id = item["id"].as_str().expect("a bigint key travels as a string").to_owned();
+    let id = item["id"]
+        .as_str()
+        .expect("a bigint key travels as a string")
+        .to_owned();
     assert!(
         c.until(|c| c.rows("items").iter().any(|r| r["name"] == "first"))
             .await

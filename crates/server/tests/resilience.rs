@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use pglive_schema::Item;
-use pglive_testkit::{Client, TestDb, TestServer, fresh, fresh_json};
 use diesel_async::SimpleAsyncConnection;
 use futures_util::StreamExt;
+use pglive_schema::Item;
 use pglive_server::config::Config;
+use pglive_testkit::{Client, TestDb, TestServer, fresh, fresh_json};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -220,7 +220,10 @@ async fn listener_loss_is_survived() {
 }
 
 async fn expect_error(c: &mut Client, code: &str) -> serde_json::Value {
-    let msg = c.next(pglive_testkit::TIMEOUT).await.expect("an error frame");
+    let msg = c
+        .next(pglive_testkit::TIMEOUT)
+        .await
+        .expect("an error frame");
     let msg = serde_json::to_value(msg).unwrap();
     assert_eq!(msg["type"], "error", "{msg}");
     assert_eq!(msg["code"], code, "{msg}");
@@ -290,7 +293,10 @@ async fn bad_input_gets_clear_errors() {
     // The connection still works, and the limits hold.
     c.subscribe("a", json!({"table":"items"})).await;
     let first = c.next(pglive_testkit::TIMEOUT).await.unwrap();
-    assert!(matches!(first, pglive_schema::ServerMessage::Snapshot(_)), "{first:?}");
+    assert!(
+        matches!(first, pglive_schema::ServerMessage::Snapshot(_)),
+        "{first:?}"
+    );
     c.subscribe("a", json!({"table":"items"})).await;
     expect_error(&mut c, "duplicate_id").await;
     c.subscribe("b", json!({"table":"items","limit":5})).await;
@@ -330,7 +336,8 @@ async fn flooding_is_rate_limited() {
     }
     let mut rate_limited = 0;
     while let Some(msg) = c.next(Duration::from_millis(500)).await {
-        if matches!(msg, pglive_schema::ServerMessage::Error(e) if e.code == pglive_schema::ErrorCode::RateLimited) {
+        if matches!(msg, pglive_schema::ServerMessage::Error(e) if e.code == pglive_schema::ErrorCode::RateLimited)
+        {
             rate_limited += 1;
         }
     }

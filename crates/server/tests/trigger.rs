@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use pglive_testkit::TestDb;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::StreamExt;
+use pglive_testkit::TestDb;
 use serde_json::{Value, json};
 
 struct Listener {
@@ -186,4 +186,74 @@ async fn migrations_run_up_down_up() {
     let mut l = Listener::new(&db).await;
     db.exec("INSERT INTO items (name) VALUES ('again')").await;
     assert_eq!(l.next().await["op"], "INSERT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_of_every_supported_type_travel_exactly() {
+    let db = TestDb::new().await;
+    db.exec(
+        "CREATE TABLE k_uuid (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), v int); SELECT pglive_watch('k_uuid');
+         CREATE TABLE k_text (code text PRIMARY KEY, v int); SELECT pglive_watch('k_text');
+         CREATE TABLE k_big (id bigint PRIMARY KEY, v int); SELECT pglive_watch('k_big');
+         CREATE TABLE k_small (id smallint PRIMARY KEY); SELECT pglive_watch('k_small');
+         CREATE TABLE k_named (id int PRIMARY KEY, code varchar(10) NOT NULL UNIQUE); SELECT pglive_watch('k_named', 'code');",
+    )
+    .await;
+    let mut l = Listener::new(&db).await;
+    db.exec("INSERT INTO k_uuid (id) VALUES ('6f1c2c1e-8a4b-4c3d-9e2f-0a1b2c3d4e5f')")
+        .await;
+    assert_eq!(
+        l.next().await,
+        payload(
+            "k_uuid",
+            "INSERT",
+            json!(["6f1c2c1e-8a4b-4c3d-9e2f-0a1b2c3d4e5f"]),
+            Value::Null
+        )
+    );
+    db.exec("INSERT INTO k_text VALUES ('a\"b', 1)").await;
+    assert_eq!(
+        l.next().await,
+        payload("k_text", "INSERT", json!(["a\"b"]), Value::Null)
+    );
+    // Past 2^53: the notice carries the exact integer.
+    db.exec("INSERT INTO k_big VALUES (9007199254740993, 1)")
+        .await;
+    let notice = l.next().await;
+    assert_eq!(notice["keys"][0].as_u64(), Some(9_007_199_254_740_993));
+    db.exec("INSERT INTO k_small VALUES (7)").await;
+    assert_eq!(
+        l.next().await,
+        payload("k_small", "INSERT", json!([7]), Value::Null)
+    );
+    db.exec("INSERT INTO k_named VALUES (1, 'x')").await;
+    assert_eq!(
+        l.next().await,
+        payload("k_named", "INSERT", json!(["x"]), Value::Null)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_without_one_usable_key_are_refused_clearly() {
+    let db = TestDb::new().await;
+    db.exec(
+        "CREATE TABLE two (a int, b int, PRIMARY KEY (a, b));
+         CREATE TABLE none (x int);
+         CREATE TABLE floaty (x float8 PRIMARY KEY);
+         CREATE TABLE loose (id int PRIMARY KEY, other int);",
+    )
+    .await;
+    let err = db.exec_err("SELECT pglive_watch('two')").await;
+    assert!(err.contains("composite primary key (a, b)"), "{err}");
+    let err = db.exec_err("SELECT pglive_watch('none')").await;
+    assert!(err.contains("has no primary key"), "{err}");
+    let err = db.exec_err("SELECT pglive_watch('floaty')").await;
+    assert!(
+        err.contains("smallint, integer, bigint, uuid or text"),
+        "{err}"
+    );
+    let err = db.exec_err("SELECT pglive_watch('loose', 'other')").await;
+    assert!(err.contains("not a unique NOT NULL key"), "{err}");
+    let err = db.exec_err("SELECT pglive_watch('loose', 'nope')").await;
+    assert!(err.contains("has no column"), "{err}");
 }

@@ -36,23 +36,30 @@ struct Typed<T: LiveTable>(Vec<Arc<T>>);
 impl<T: Listed> Rows for Typed<T> {
     fn snapshot(&mut self, rows: TableRows) {
         let table = rows.table();
-        let rows = T::rows(rows).unwrap_or_else(|| panic!("a snapshot of {table} for a {} subscription", T::NAME));
+        let rows = T::rows(rows)
+            .unwrap_or_else(|| panic!("a snapshot of {table} for a {} subscription", T::NAME));
         self.0 = rows.into_iter().map(Arc::new).collect();
     }
 
     fn diff(&mut self, changes: TableChanges) {
         let table = changes.table();
-        let (upserts, deletes) =
-            T::changes(changes).unwrap_or_else(|| panic!("a diff of {table} for a {} subscription", T::NAME));
+        let (upserts, deletes) = T::changes(changes)
+            .unwrap_or_else(|| panic!("a diff of {table} for a {} subscription", T::NAME));
         let changes = Changes {
-            upserts: upserts.into_iter().map(|p| (p.at, Arc::new(p.row))).collect(),
+            upserts: upserts
+                .into_iter()
+                .map(|p| (p.at, Arc::new(p.row)))
+                .collect(),
             deletes,
         };
         diff::apply(&mut self.0, &changes, T::key);
     }
 
     fn json(&self) -> Vec<Value> {
-        self.0.iter().map(|r| serde_json::to_value(&**r).unwrap()).collect()
+        self.0
+            .iter()
+            .map(|r| serde_json::to_value(&**r).unwrap())
+            .collect()
     }
 
     fn len(&self) -> usize {
@@ -80,7 +87,8 @@ fn factory(table: &str) -> Factory {
         visit_tables(&mut f);
         f.0
     });
-    *all.get(table).unwrap_or_else(|| panic!("no live table {table}"))
+    *all.get(table)
+        .unwrap_or_else(|| panic!("no live table {table}"))
 }
 
 /// What a client knows of one subscription.
@@ -156,7 +164,10 @@ impl Client {
     }
 
     pub async fn send(&mut self, value: Value) {
-        self.ws.send(Message::text(value.to_string())).await.unwrap();
+        self.ws
+            .send(Message::text(value.to_string()))
+            .await
+            .unwrap();
     }
 
     pub async fn send_raw(&mut self, msg: Message) {
@@ -164,7 +175,8 @@ impl Client {
     }
 
     pub async fn subscribe(&mut self, id: &str, query: Value) {
-        self.send(json!({"type":"subscribe","id":id,"query":query})).await;
+        self.send(json!({"type":"subscribe","id":id,"query":query}))
+            .await;
     }
 
     pub async fn unsubscribe(&mut self, id: &str) {
@@ -174,13 +186,17 @@ impl Client {
     /// The next server message, applied; `None` on close or timeout.
     pub async fn next(&mut self, wait: Duration) -> Option<ServerMessage> {
         loop {
-            let msg = tokio::time::timeout(wait, self.ws.next()).await.ok()??.ok()?;
+            let msg = tokio::time::timeout(wait, self.ws.next())
+                .await
+                .ok()??
+                .ok()?;
             match msg {
                 Message::Text(t) => {
                     self.frames += 1;
                     self.bytes += t.len() as u64;
-                    let msg: ServerMessage = serde_json::from_str(t.as_str())
-                        .unwrap_or_else(|e| panic!("the server sent a message outside the contract ({e}): {t}"));
+                    let msg: ServerMessage = serde_json::from_str(t.as_str()).unwrap_or_else(|e| {
+                        panic!("the server sent a message outside the contract ({e}): {t}")
+                    });
                     self.apply(msg.clone());
                     return Some(msg);
                 }
@@ -257,7 +273,11 @@ impl Client {
                 .iter()
                 .any(|e| serde_json::to_value(e.code).unwrap() == Value::from(code))
         };
-        assert!(self.until(found).await, "no {code} error; got {:?}", self.errors);
+        assert!(
+            self.until(found).await,
+            "no {code} error; got {:?}",
+            self.errors
+        );
         let at = self
             .errors
             .iter()

@@ -94,10 +94,12 @@ async fn cluster() -> &'static Cluster {
                 .await
                 .expect("connect to test postgres");
             // Test binaries may run at once (nextest): one builds the template.
-            conn.batch_execute("SELECT pg_advisory_lock(742001)").await.unwrap();
-            let exists: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
-                "EXISTS (SELECT 1 FROM pg_database WHERE datname = '{template}')"
-            )))
+            conn.batch_execute("SELECT pg_advisory_lock(742001)")
+                .await
+                .unwrap();
+            let exists: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                &format!("EXISTS (SELECT 1 FROM pg_database WHERE datname = '{template}')"),
+            ))
             .get_result(&mut conn)
             .await
             .unwrap();
@@ -106,7 +108,9 @@ async fn cluster() -> &'static Cluster {
                 conn.batch_execute(&format!("DROP DATABASE IF EXISTS {building}"))
                     .await
                     .unwrap();
-                conn.batch_execute(&format!("CREATE DATABASE {building}")).await.unwrap();
+                conn.batch_execute(&format!("CREATE DATABASE {building}"))
+                    .await
+                    .unwrap();
                 pglive_server::db::migrate(&with_db(&admin, &building))
                     .await
                     .expect("migrate template");
@@ -114,7 +118,9 @@ async fn cluster() -> &'static Cluster {
                     .await
                     .unwrap();
             }
-            conn.batch_execute("SELECT pg_advisory_unlock(742001)").await.unwrap();
+            conn.batch_execute("SELECT pg_advisory_unlock(742001)")
+                .await
+                .unwrap();
             Cluster { admin, template }
         })
         .await
@@ -152,7 +158,9 @@ impl TestDb {
             std::process::id(),
             SEQ.fetch_add(1, Ordering::SeqCst)
         );
-        let template = template.map(|t| format!(" TEMPLATE {t}")).unwrap_or_default();
+        let template = template
+            .map(|t| format!(" TEMPLATE {t}"))
+            .unwrap_or_default();
         let mut conn = AsyncPgConnection::establish(&cluster.admin).await.unwrap();
         conn.batch_execute(&format!("CREATE DATABASE {name}{template}"))
             .await
@@ -175,7 +183,9 @@ impl TestDb {
 
     pub async fn exec(&self, sql: &str) {
         let mut conn = self.conn().await;
-        conn.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        conn.batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     /// Runs `sql` and returns PostgreSQL's error message, which must come.
@@ -219,7 +229,9 @@ pub async fn fresh<T: LiveTable>(db: &TestDb, sql: &str) -> Vec<Value> {
         .load(&mut conn)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    rows.iter().map(|r| serde_json::to_value(r).unwrap()).collect()
+    rows.iter()
+        .map(|r| serde_json::to_value(r).unwrap())
+        .collect()
 }
 
 /// A query's fresh result as PostgreSQL's own JSON (`json_agg`).
@@ -230,10 +242,12 @@ pub async fn fresh_json(db: &TestDb, sql: &str) -> Vec<Value> {
         j: String,
     }
     let mut conn = db.conn().await;
-    let rows: Vec<J> = diesel::sql_query(format!("SELECT coalesce(json_agg(t)::text, '[]') AS j FROM ({sql}) t"))
-        .load(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let rows: Vec<J> = diesel::sql_query(format!(
+        "SELECT coalesce(json_agg(t)::text, '[]') AS j FROM ({sql}) t"
+    ))
+    .load(&mut conn)
+    .await
+    .unwrap_or_else(|e| panic!("{sql}: {e}"));
     let v: Value = serde_json::from_str(&rows[0].j).unwrap();
     v.as_array().unwrap().clone()
 }

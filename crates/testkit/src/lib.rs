@@ -14,6 +14,7 @@
 
 mod client;
 mod db;
+pub mod random;
 mod server;
 
 pub use client::{Client, Sub, Ws};

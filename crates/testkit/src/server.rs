@@ -50,7 +50,10 @@ impl TestServer {
             if self.get("/readyz").await.0 == 200 {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "server never became ready");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "server never became ready"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -79,7 +82,10 @@ impl TestServer {
             return (0, String::new());
         };
         let body = body.unwrap_or("");
-        let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n", self.addr);
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n",
+            self.addr
+        );
         for (name, value) in headers {
             req.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -90,7 +96,11 @@ impl TestServer {
         let mut buf = Vec::new();
         let _ = s.read_to_end(&mut buf).await;
         let text = String::from_utf8_lossy(&buf).to_string();
-        let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         let body = text
             .split_once("\r\n\r\n")
             .map(|(_, b)| b.to_owned())
@@ -116,7 +126,10 @@ impl TestServer {
             if now == want {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "{name} stayed {now}, wanted {want}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} stayed {now}, wanted {want}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -131,7 +144,10 @@ impl TestServer {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
-            tokio::time::timeout(TIMEOUT, task).await.expect("server stops").unwrap();
+            tokio::time::timeout(TIMEOUT, task)
+                .await
+                .expect("server stops")
+                .unwrap();
         }
     }
 }

@@ -41,7 +41,10 @@ fn listener_url(url: &str) -> String {
 pub fn parse(payload: &str, hub: &Hub, metrics: &Metrics) -> Option<Change> {
     match serde_json::from_str::<ChangeNotice>(payload) {
         Ok(notice) => {
-            let table = hub.registry().by_name(&notice.schema, &notice.table)?.name();
+            let table = hub
+                .registry()
+                .by_name(&notice.schema, &notice.table)?
+                .name();
             Some(match notice.touched_keys() {
                 Some(keys) => Change::Rows {
                     table,
@@ -189,4 +192,3 @@ async fn listen(
         }
     }
 }
-

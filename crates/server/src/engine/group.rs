@@ -210,7 +210,9 @@ pub struct Groups<T: LiveTable> {
 
 impl<T: LiveTable> std::fmt::Debug for Groups<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Groups").field("table", &T::NAME).finish_non_exhaustive()
+        f.debug_struct("Groups")
+            .field("table", &T::NAME)
+            .finish_non_exhaustive()
     }
 }
 
@@ -306,7 +308,10 @@ impl<T: LiveTable> Groups<T> {
         };
         if empty || group.is_closed() {
             if let Some(groups) = map.get_mut(&group.ctx) {
-                if groups.get(&group.key).is_some_and(|g| Arc::ptr_eq(g, group)) {
+                if groups
+                    .get(&group.key)
+                    .is_some_and(|g| Arc::ptr_eq(g, group))
+                {
                     groups.remove(&group.key);
                     self.forget_group();
                 }
@@ -414,7 +419,11 @@ struct GroupTask<T: LiveTable> {
 impl<T: LiveTable> GroupTask<T> {
     /// Keeps the group's result current until the group ends.
     async fn run(self) {
-        let GroupTask { shared, reads, query } = self;
+        let GroupTask {
+            shared,
+            reads,
+            query,
+        } = self;
         let limit = T::limit(&query);
         let mut current: Option<Current<T>> = None;
         let mut held = 0usize;
@@ -447,7 +456,8 @@ impl<T: LiveTable> GroupTask<T> {
                         if matches!(err, ReadError::ShuttingDown) || shared.is_closed() {
                             break;
                         }
-                        let unavailable = matches!(err, ReadError::Unavailable(_)) || !reads.probe().await;
+                        let unavailable =
+                            matches!(err, ReadError::Unavailable(_)) || !reads.probe().await;
                         if !unavailable {
                             failures += 1;
                             tracing::debug!(table = T::NAME, group = %shared.key, error = %err, failures, "query refused");
@@ -475,7 +485,12 @@ impl<T: LiveTable> GroupTask<T> {
                 }
             }
             if let Some(window) = next {
-                let rows: Vec<Arc<T>> = window.prefix.iter().take(limit.map_or(usize::MAX, |l| l as usize)).cloned().collect();
+                let rows: Vec<Arc<T>> = window
+                    .prefix
+                    .iter()
+                    .take(limit.map_or(usize::MAX, |l| l as usize))
+                    .cloned()
+                    .collect();
                 if rows.len() > reads.limits.max_rows as usize {
                     shared.end(
                         &reads,
@@ -520,20 +535,36 @@ fn retry_backoff() -> backon::ExponentialBackoff {
 
 /// Runs the group's whole query: the window, and a few rows past it for a
 /// limited query.
-async fn load<T: LiveTable>(reads: &Reads, ctx: &Context, query: &T::Query) -> Result<Window<T>, ReadError> {
+async fn load<T: LiveTable>(
+    reads: &Reads,
+    ctx: &Context,
+    query: &T::Query,
+) -> Result<Window<T>, ReadError> {
     let max_rows = i64::from(reads.limits.max_rows);
     match T::limit(query) {
         None => {
             let prefix = reads.load::<T>(ctx, query, max_rows + 1).await?;
-            Ok(Window { prefix, boundary: None })
+            Ok(Window {
+                prefix,
+                boundary: None,
+            })
         }
         Some(limit) => {
             let want = limit as usize + lookahead(limit);
             let prefix = reads.load::<T>(ctx, query, want as i64).await?;
-            let boundary = (prefix.len() >= want).then(|| prefix.last().cloned()).flatten();
-            Ok(Window { prefix, boundary })
+            Ok(loaded(prefix, limit))
         }
     }
+}
+
+/// The window a limited query's load gives: when it returned every row it
+/// asked for, more may follow the last one.
+fn loaded<T>(prefix: Vec<Arc<T>>, limit: u32) -> Window<T> {
+    let want = limit as usize + lookahead(limit);
+    let boundary = (prefix.len() >= want)
+        .then(|| prefix.last().cloned())
+        .flatten();
+    Window { prefix, boundary }
 }
 
 /// Applies the reader's batches, in order, to the window. A batch affects
@@ -675,9 +706,16 @@ fn publish<T: LiveTable>(
 
 /// Sends the current result to members that need it: new joiners, members
 /// switched to a snapshot by a large change, and (on request) stale members.
-fn serve_snapshots<T: LiveTable>(shared: &GroupShared<T>, reads: &Reads, current: &mut Current<T>, resync: bool) {
+fn serve_snapshots<T: LiveTable>(
+    shared: &GroupShared<T>,
+    reads: &Reads,
+    current: &mut Current<T>,
+    resync: bool,
+) {
     let mut members = lock(&shared.members);
-    let wanted = |state: MemberState| state == MemberState::NeedsSnapshot || (resync && state == MemberState::Stale);
+    let wanted = |state: MemberState| {
+        state == MemberState::NeedsSnapshot || (resync && state == MemberState::Stale)
+    };
     if !members.values().any(|s| wanted(s.state)) {
         return;
     }
@@ -718,4 +756,179 @@ fn offer(slot: &mut Slot, frame: Frame, reads: &Reads) -> bool {
         reads.metrics.subscriptions.dec();
     }
     kept
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::{DateTime, NaiveDate, Utc};
+    use pglive_schema::live::Direction;
+    use pglive_schema::tables::{TasksFilter, TasksOrder, TasksOrderBy, TasksQuery};
+    use pglive_schema::{Task, TaskStatus};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn date(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 12, 1 + d).unwrap()
+    }
+
+    fn task() -> impl Strategy<Value = (i32, Task)> {
+        (
+            1..80i32,
+            prop::sample::select(vec!["a", "b", "A", "a_", "é", "zz"]),
+            prop::sample::select(TaskStatus::ALL.to_vec()),
+            0..4i16,
+            prop::option::of(prop::sample::select(vec!["alice", "bob"])),
+            prop::option::of(0..4u32),
+            0..3i64,
+        )
+            .prop_map(|(id, title, status, priority, assignee, due, t)| {
+                let at: DateTime<Utc> = DateTime::from_timestamp(1_790_000_000 + t, 0).unwrap();
+                (
+                    id,
+                    Task {
+                        id,
+                        title: title.into(),
+                        status,
+                        priority,
+                        assignee: assignee.map(Into::into),
+                        due_date: due.map(date),
+                        created_at: at,
+                        updated_at: at,
+                    },
+                )
+            })
+    }
+
+    fn query() -> impl Strategy<Value = TasksQuery> {
+        let by = prop::sample::select(vec![
+            TasksOrderBy::Id,
+            TasksOrderBy::Title,
+            TasksOrderBy::Status,
+            TasksOrderBy::Priority,
+            TasksOrderBy::Assignee,
+            TasksOrderBy::DueDate,
+            TasksOrderBy::CreatedAt,
+        ]);
+        (
+            by,
+            any::<bool>(),
+            prop::option::of(1..8u32),
+            prop::option::of(prop::sample::select(vec!["a", "_", "z"])),
+            prop::option::of(0..4i16),
+            prop::option::of(any::<bool>()),
+            prop::option::of(0..4u32),
+        )
+            .prop_map(|(by, desc, limit, contains, priority, unassigned, due)| {
+                TasksQuery {
+                    filter: Some(TasksFilter {
+                        title_contains: contains.map(Into::into),
+                        priority_gte: priority,
+                        assignee_is_null: unassigned,
+                        due_date_lt: due.map(date),
+                        ..TasksFilter::default()
+                    }),
+                    order: Some(TasksOrder {
+                        by,
+                        dir: Some(if desc {
+                            Direction::Desc
+                        } else {
+                            Direction::Asc
+                        }),
+                    }),
+                    limit,
+                }
+            })
+    }
+
+    /// What a fresh run of the query gives: filter, sort, nothing more.
+    fn naive(query: &TasksQuery, db: &BTreeMap<i32, Task>) -> Vec<Arc<Task>> {
+        let mut rows: Vec<Arc<Task>> = db
+            .values()
+            .filter(|r| Task::matches(query, r))
+            .cloned()
+            .map(Arc::new)
+            .collect();
+        rows.sort_by(|a, b| Task::compare(query, a, b));
+        rows
+    }
+
+    fn load(query: &TasksQuery, db: &BTreeMap<i32, Task>) -> Window<Task> {
+        let all = naive(query, db);
+        match query.limit {
+            None => Window {
+                prefix: all,
+                boundary: None,
+            },
+            Some(limit) => {
+                let want = limit as usize + lookahead(limit);
+                loaded(all.into_iter().take(want).collect(), limit)
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        /// Applying changed rows in memory (with the window and its rows past
+        /// the limit) always publishes what a fresh query would return, row
+        /// for row and in order, and the window stays an exact prefix.
+        #[test]
+        fn in_memory_merge_equals_a_fresh_query(
+            initial in prop::collection::vec(task(), 0..70),
+            query in query(),
+            steps in prop::collection::vec(
+                (prop::collection::vec(task(), 0..14), prop::collection::vec(0..24usize, 0..12), prop::option::of((1..80i32, 100..130i32))),
+                1..12,
+            ),
+        ) {
+            let mut db: BTreeMap<i32, Task> = initial.into_iter().collect();
+            let mut window = load(&query, &db);
+            let limit = query.limit.map_or(usize::MAX, |l| l as usize);
+            for (upserts, deletes, rekey) in steps {
+                let mut touched = HashSet::new();
+                for (id, row) in upserts {
+                    touched.insert(id);
+                    db.insert(id, row);
+                }
+                // Deletes name rows by their place in the result, so that they
+                // hit the window (and drain what it keeps past the limit).
+                let ranked: Vec<i32> = naive(&query, &db).iter().map(|r| r.id).collect();
+                for at in deletes {
+                    if let Some(&id) = ranked.get(at) {
+                        touched.insert(id);
+                        db.remove(&id);
+                    }
+                }
+                if let Some((old, new)) = rekey {
+                    if let Some(mut row) = db.remove(&old) {
+                        row.id = new;
+                        db.insert(new, row);
+                        touched.insert(old);
+                        touched.insert(new);
+                    }
+                }
+                let batch = Arc::new(Batch {
+                    rows: touched.iter().filter_map(|k| db.get(k)).cloned().map(Arc::new).collect(),
+                    keys: Arc::new(touched),
+                });
+                window = match apply::<Task>(&query, query.limit, &window, &[batch]) {
+                    Applied::Unchanged => window,
+                    Applied::Changed(w) => w,
+                    Applied::NeedsQuery => load(&query, &db),
+                };
+                let fresh = naive(&query, &db);
+                let published: Vec<&Task> = window.prefix.iter().take(limit).map(|r| &**r).collect();
+                let want: Vec<&Task> = fresh.iter().take(limit).map(|r| &**r).collect();
+                prop_assert_eq!(published, want);
+                let exact: Vec<&Task> = match &window.boundary {
+                    None => fresh.iter().map(|r| &**r).collect(),
+                    Some(b) => fresh.iter().filter(|r| Task::compare(&query, r, b).is_le()).map(|r| &**r).collect(),
+                };
+                let prefix: Vec<&Task> = window.prefix.iter().map(|r| &**r).collect();
+                prop_assert_eq!(prefix, exact, "the window is an exact prefix");
+            }
+        }
+    }
 }

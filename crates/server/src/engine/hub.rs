@@ -38,13 +38,19 @@ struct Inner {
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hub").field("tables", &self.inner.registry).finish()
+        f.debug_struct("Hub")
+            .field("tables", &self.inner.registry)
+            .finish()
     }
 }
 
 impl Hub {
     /// Starts the engine: one reader per live table.
-    pub fn start(pool: Pool<AsyncPgConnection>, metrics: Arc<Metrics>, limits: EngineLimits) -> Hub {
+    pub fn start(
+        pool: Pool<AsyncPgConnection>,
+        metrics: Arc<Metrics>,
+        limits: EngineLimits,
+    ) -> Hub {
         let reads = Arc::new(Reads::new(pool, metrics, limits));
         let registry = Registry::start(&reads);
         Hub {
@@ -65,7 +71,12 @@ impl Hub {
     }
 
     /// Adds `member` to the group for (`ctx`, `query`), creating it if needed.
-    pub fn join(&self, ctx: Arc<Context>, query: &LiveQuery, member: Member) -> Result<Box<dyn Membership>, HubError> {
+    pub fn join(
+        &self,
+        ctx: Arc<Context>,
+        query: &LiveQuery,
+        member: Member,
+    ) -> Result<Box<dyn Membership>, HubError> {
         let table = query.table();
         let engine = self
             .inner
@@ -86,7 +97,10 @@ impl Hub {
                     && !engine.changed(keys)
                 {
                     self.inner.reads.metrics.notifications_malformed.inc();
-                    tracing::debug!(table, "a change named keys that are not the table's key type; refreshing the table");
+                    tracing::debug!(
+                        table,
+                        "a change named keys that are not the table's key type; refreshing the table"
+                    );
                 }
             }
             Change::Table { table } => {
@@ -108,7 +122,10 @@ impl Hub {
         let reads = &self.inner.reads;
         reads.close();
         reads.tasks.close();
-        if tokio::time::timeout(timeout, reads.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(timeout, reads.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("engine tasks still running after {timeout:?}; exiting anyway");
         }
     }

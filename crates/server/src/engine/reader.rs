@@ -49,7 +49,9 @@ pub struct ReaderShared<T: LiveTable> {
 
 impl<T: LiveTable> std::fmt::Debug for ReaderShared<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReaderShared").field("table", &T::NAME).finish_non_exhaustive()
+        f.debug_struct("ReaderShared")
+            .field("table", &T::NAME)
+            .finish_non_exhaustive()
     }
 }
 
@@ -99,7 +101,11 @@ impl<T: LiveTable> ReaderShared<T> {
 }
 
 /// Reads changed rows of `T` until the server shuts down.
-pub async fn run<T: LiveTable>(shared: Arc<ReaderShared<T>>, groups: Arc<Groups<T>>, reads: Arc<Reads>) {
+pub async fn run<T: LiveTable>(
+    shared: Arc<ReaderShared<T>>,
+    groups: Arc<Groups<T>>,
+    reads: Arc<Reads>,
+) {
     loop {
         tokio::select! {
             () = shared.wake.notified() => {}

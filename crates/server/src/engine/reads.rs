@@ -94,7 +94,10 @@ impl ReadError {
                 let m = message.to_ascii_lowercase();
                 if m.contains("permission denied") || m.contains("row-level security") {
                     "permission denied"
-                } else if m.contains("out of range") || m.contains("invalid input") || m.contains("too long") {
+                } else if m.contains("out of range")
+                    || m.contains("invalid input")
+                    || m.contains("too long")
+                {
                     "a value the database cannot handle"
                 } else {
                     "an error in the database"
@@ -126,7 +129,9 @@ impl Budget {
     /// Counts a new group; false when the server holds as many as it may.
     pub fn try_group(&self) -> bool {
         self.groups
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < self.max_groups).then_some(n + 1))
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.max_groups).then_some(n + 1)
+            })
             .is_ok()
     }
 
@@ -171,7 +176,11 @@ pub struct Reads {
 }
 
 impl Reads {
-    pub fn new(pool: Pool<AsyncPgConnection>, metrics: Arc<Metrics>, limits: EngineLimits) -> Reads {
+    pub fn new(
+        pool: Pool<AsyncPgConnection>,
+        metrics: Arc<Metrics>,
+        limits: EngineLimits,
+    ) -> Reads {
         Reads {
             pool,
             permits: Semaphore::new(limits.max_concurrent_refreshes.max(1)),
@@ -204,7 +213,11 @@ impl Reads {
     }
 
     /// The rows with these keys, unfiltered.
-    pub async fn fetch<T: LiveTable>(&self, ctx: &Context, keys: &[Key<T>]) -> Result<Vec<Arc<T>>, ReadError> {
+    pub async fn fetch<T: LiveTable>(
+        &self,
+        ctx: &Context,
+        keys: &[Key<T>],
+    ) -> Result<Vec<Arc<T>>, ReadError> {
         self.metrics.refreshes_keyed.inc();
         self.read::<T>(ctx, T::fetch(keys)).await
     }
@@ -216,11 +229,18 @@ impl Reads {
             let mut conn = self.pool.get().await.ok()?;
             conn.batch_execute("SELECT 1").await.ok()
         };
-        matches!(tokio::time::timeout(Duration::from_secs(2), probe).await, Ok(Some(())))
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), probe).await,
+            Ok(Some(()))
+        )
     }
 
     async fn read<T: LiveTable>(&self, ctx: &Context, sql: Sql) -> Result<Vec<Arc<T>>, ReadError> {
-        let _permit = self.permits.acquire().await.map_err(|_| ReadError::ShuttingDown)?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| ReadError::ShuttingDown)?;
         let mut conn = self
             .pool
             .get()
@@ -240,7 +260,9 @@ impl Reads {
                 .await
             }
         };
-        self.metrics.refresh_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .refresh_seconds
+            .observe(started.elapsed().as_secs_f64());
         self.metrics.refreshes.inc();
         match result {
             Ok(read) => {
@@ -266,7 +288,11 @@ impl Reads {
 
 /// Switches the transaction to the context: the role and the claims, both
 /// local to the transaction.
-async fn enter(conn: &mut AsyncPgConnection, role: Option<&str>, claims: Option<&str>) -> Result<(), DieselError> {
+async fn enter(
+    conn: &mut AsyncPgConnection,
+    role: Option<&str>,
+    claims: Option<&str>,
+) -> Result<(), DieselError> {
     let mut sql = Sql::new("SELECT set_config('request.jwt.claims', ");
     sql.bind(SqlValue::Text(claims.unwrap_or("").to_owned()));
     sql.push(", true)");
@@ -275,7 +301,9 @@ async fn enter(conn: &mut AsyncPgConnection, role: Option<&str>, claims: Option<
         sql.bind(SqlValue::Text(role.to_owned()));
         sql.push(", true)");
     }
-    diesel_async::RunQueryDsl::execute(sql, conn).await.map(|_| ())
+    diesel_async::RunQueryDsl::execute(sql, conn)
+        .await
+        .map(|_| ())
 }
 
 struct Read<T> {
@@ -287,7 +315,10 @@ struct Read<T> {
 /// Runs `sql` and decodes its rows one by one: a row that cannot be decoded
 /// (a date past chrono's range, say) is skipped and counted, never failing
 /// the read, so one bad row cannot stop its table.
-async fn collect<T: LiveTable>(conn: &mut AsyncPgConnection, sql: Sql) -> Result<Read<T>, DieselError> {
+async fn collect<T: LiveTable>(
+    conn: &mut AsyncPgConnection,
+    sql: Sql,
+) -> Result<Read<T>, DieselError> {
     let mut stream = diesel_async::RunQueryDsl::load_stream::<T>(sql, conn).await?;
     let mut read = Read {
         rows: Vec::new(),

@@ -105,7 +105,8 @@ impl pglive_schema::live::TableVisitor for Register<'_> {
             Arc::clone(&groups),
             Arc::clone(self.reads),
         ));
-        self.tables.insert(T::NAME, Arc::new(Table { groups, reader }));
+        self.tables
+            .insert(T::NAME, Arc::new(Table { groups, reader }));
     }
 }
 

@@ -77,8 +77,12 @@ struct Session {
 }
 
 /// Serves one upgraded WebSocket until it closes or the server shuts down.
-pub async fn run<S>(ws: WebSocketStream<S>, hub: Hub, limits: Arc<SessionLimits>, mut shutdown: watch::Receiver<bool>)
-where
+pub async fn run<S>(
+    ws: WebSocketStream<S>,
+    hub: Hub,
+    limits: Arc<SessionLimits>,
+    mut shutdown: watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let metrics = Arc::clone(hub.metrics());
@@ -151,9 +155,18 @@ where
 }
 
 impl Session {
-    fn reply_error(&mut self, id: Option<&SubscriptionId>, code: ErrorCode, message: impl Into<String>) {
+    fn reply_error(
+        &mut self,
+        id: Option<&SubscriptionId>,
+        code: ErrorCode,
+        message: impl Into<String>,
+    ) {
         self.hub.metrics().client_errors.inc();
-        if self.outbox.try_send(Frame::error(id, code, message)).is_err() {
+        if self
+            .outbox
+            .try_send(Frame::error(id, code, message))
+            .is_err()
+        {
             // The outbox is full: the client is not reading. Its errors are
             // counted but not queued; the stall timeout will close it.
             self.hub.metrics().frames_dropped.inc();
@@ -245,10 +258,18 @@ impl Session {
                 self.subscriptions.insert(id, membership);
             }
             Err(HubError::UnknownTable(t)) => {
-                self.reply_error(Some(&id), ErrorCode::UnknownTable, format!("unknown table {t:?}"));
+                self.reply_error(
+                    Some(&id),
+                    ErrorCode::UnknownTable,
+                    format!("unknown table {t:?}"),
+                );
             }
             Err(HubError::Join(err)) => {
-                self.reply_error(Some(&id), ErrorCode::ServerBusy, format!("{err}; try again later"));
+                self.reply_error(
+                    Some(&id),
+                    ErrorCode::ServerBusy,
+                    format!("{err}; try again later"),
+                );
             }
         }
     }
@@ -267,7 +288,10 @@ impl Session {
     /// Forgets subscriptions whose groups ended them (their clients were told).
     fn forget_ended(&mut self) {
         for (sub, member) in self.conn.take_ended() {
-            if self.subscriptions.get(&sub).is_some_and(|m| m.member() == member)
+            if self
+                .subscriptions
+                .get(&sub)
+                .is_some_and(|m| m.member() == member)
                 && let Some(membership) = self.subscriptions.remove(&sub)
             {
                 membership.leave();

@@ -38,9 +38,13 @@ pub fn decode(text: &str, tables: &[&str], max_query_limit: u32) -> Result<Clien
         Err(err) => return Err(explain(text, &err, tables)),
     };
     if let ClientMessage::Subscribe { id, query } = &message {
-        query
-            .validate(max_query_limit)
-            .map_err(|err| Refusal::new(Some(id.clone()), ErrorCode::InvalidQuery, format!("invalid query: {err}")))?;
+        query.validate(max_query_limit).map_err(|err| {
+            Refusal::new(
+                Some(id.clone()),
+                ErrorCode::InvalidQuery,
+                format!("invalid query: {err}"),
+            )
+        })?;
     }
     Ok(message)
 }
@@ -50,10 +54,20 @@ pub fn decode(text: &str, tables: &[&str], max_query_limit: u32) -> Result<Clien
 fn explain(text: &str, err: &serde_json::Error, tables: &[&str]) -> Refusal {
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
-        Err(e) => return Refusal::new(None, ErrorCode::BadFrame, format!("frame is not valid JSON: {e}")),
+        Err(e) => {
+            return Refusal::new(
+                None,
+                ErrorCode::BadFrame,
+                format!("frame is not valid JSON: {e}"),
+            );
+        }
     };
     let Some(kind) = value.get("type").and_then(Value::as_str) else {
-        return Refusal::new(None, ErrorCode::BadFrame, "frame must be a JSON object with a string \"type\"");
+        return Refusal::new(
+            None,
+            ErrorCode::BadFrame,
+            "frame must be a JSON object with a string \"type\"",
+        );
     };
     let id = match value.get("id") {
         Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_SUBSCRIPTION_ID => {
@@ -100,10 +114,18 @@ fn explain(text: &str, err: &serde_json::Error, tables: &[&str]) -> Refusal {
             Some(_) => {}
         }
         if let Err(e) = serde_json::from_value::<LiveQuery>(query.clone()) {
-            return Refusal::new(Some(id), ErrorCode::InvalidQuery, format!("invalid query: {e}"));
+            return Refusal::new(
+                Some(id),
+                ErrorCode::InvalidQuery,
+                format!("invalid query: {e}"),
+            );
         }
     }
-    Refusal::new(Some(id), ErrorCode::BadFrame, format!("invalid {kind} message: {err}"))
+    Refusal::new(
+        Some(id),
+        ErrorCode::BadFrame,
+        format!("invalid {kind} message: {err}"),
+    )
 }
 
 #[cfg(test)]
@@ -118,11 +140,24 @@ mod tests {
 
     #[test]
     fn the_contract_decides_what_is_accepted() {
-        assert!(decode(r#"{"type":"subscribe","id":"a","query":{"table":"items"}}"#, TABLES, 100).is_ok());
+        assert!(
+            decode(
+                r#"{"type":"subscribe","id":"a","query":{"table":"items"}}"#,
+                TABLES,
+                100
+            )
+            .is_ok()
+        );
         assert!(decode(r#"{"type":"unsubscribe","id":"a"}"#, TABLES, 100).is_ok());
         // Unknown fields are refused, as the JSON Schema refuses them.
-        assert_eq!(code(r#"{"type":"unsubscribe","id":"a","extra":1}"#), ErrorCode::BadFrame);
-        assert_eq!(code(r#"{"type":"subscribe","id":"a","query":{"table":"items"},"x":1}"#), ErrorCode::BadFrame);
+        assert_eq!(
+            code(r#"{"type":"unsubscribe","id":"a","extra":1}"#),
+            ErrorCode::BadFrame
+        );
+        assert_eq!(
+            code(r#"{"type":"subscribe","id":"a","query":{"table":"items"},"x":1}"#),
+            ErrorCode::BadFrame
+        );
     }
 
     #[test]
@@ -130,18 +165,46 @@ mod tests {
         assert_eq!(code("nope"), ErrorCode::BadFrame);
         assert_eq!(code("[1]"), ErrorCode::BadFrame);
         assert_eq!(code(r#"{"type":"subscribe"}"#), ErrorCode::BadFrame);
-        assert_eq!(code(r#"{"type":"subscribe","id":""}"#), ErrorCode::InvalidId);
-        assert_eq!(code(&format!(r#"{{"type":"unsubscribe","id":"{}"}}"#, "x".repeat(129))), ErrorCode::InvalidId);
-        assert_eq!(code(r#"{"type":"hello","id":"a"}"#), ErrorCode::BadFrame);
-        assert_eq!(code(r#"{"type":"subscribe","id":"a"}"#), ErrorCode::BadFrame);
-        assert_eq!(code(r#"{"type":"subscribe","id":"a","query":{"table":"nope"}}"#), ErrorCode::UnknownTable);
-        assert_eq!(code(r#"{"type":"subscribe","id":"a","query":{}}"#), ErrorCode::UnknownTable);
         assert_eq!(
-            code(r#"{"type":"subscribe","id":"a","query":{"table":"items","filter":{"sql":"1=1"}}}"#),
+            code(r#"{"type":"subscribe","id":""}"#),
+            ErrorCode::InvalidId
+        );
+        assert_eq!(
+            code(&format!(
+                r#"{{"type":"unsubscribe","id":"{}"}}"#,
+                "x".repeat(129)
+            )),
+            ErrorCode::InvalidId
+        );
+        assert_eq!(code(r#"{"type":"hello","id":"a"}"#), ErrorCode::BadFrame);
+        assert_eq!(
+            code(r#"{"type":"subscribe","id":"a"}"#),
+            ErrorCode::BadFrame
+        );
+        assert_eq!(
+            code(r#"{"type":"subscribe","id":"a","query":{"table":"nope"}}"#),
+            ErrorCode::UnknownTable
+        );
+        assert_eq!(
+            code(r#"{"type":"subscribe","id":"a","query":{}}"#),
+            ErrorCode::UnknownTable
+        );
+        assert_eq!(
+            code(
+                r#"{"type":"subscribe","id":"a","query":{"table":"items","filter":{"sql":"1=1"}}}"#
+            ),
             ErrorCode::InvalidQuery
         );
-        assert_eq!(code(r#"{"type":"subscribe","id":"a","query":{"table":"items","limit":101}}"#), ErrorCode::InvalidQuery);
-        let refusal = decode(r#"{"type":"subscribe","id":"a","query":{"table":"items","limit":0}}"#, TABLES, 100).unwrap_err();
+        assert_eq!(
+            code(r#"{"type":"subscribe","id":"a","query":{"table":"items","limit":101}}"#),
+            ErrorCode::InvalidQuery
+        );
+        let refusal = decode(
+            r#"{"type":"subscribe","id":"a","query":{"table":"items","limit":0}}"#,
+            TABLES,
+            100,
+        )
+        .unwrap_err();
         assert_eq!(refusal.id, Some(SubscriptionId("a".into())));
     }
 }

@@ -13,7 +13,9 @@ pub enum Verdict {
     Allow,
     /// Drop it; `tell` when the client should get a `rate_limited` error
     /// (at most one a second).
-    Drop { tell: bool },
+    Drop {
+        tell: bool,
+    },
     /// The client kept flooding far past its limit: close the connection.
     Close,
 }
@@ -29,7 +31,9 @@ pub struct RateLimit {
 
 impl std::fmt::Debug for RateLimit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateLimit").field("dropped", &self.dropped).finish_non_exhaustive()
+        f.debug_struct("RateLimit")
+            .field("dropped", &self.dropped)
+            .finish_non_exhaustive()
     }
 }
 

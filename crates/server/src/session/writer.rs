@@ -88,11 +88,21 @@ where
 {
     metrics.frames_sent.inc();
     match frame {
-        Frame::Shared { kind, id_json, body } => {
+        Frame::Shared {
+            kind,
+            id_json,
+            body,
+        } => {
             let header = Frame::header(kind, &id_json);
-            metrics.bytes_sent.inc_by((header.len() + body.len()) as u64);
-            sink.feed(Message::Frame(WsFrame::message(header, OpCode::Data(Data::Text), false)))
-                .await?;
+            metrics
+                .bytes_sent
+                .inc_by((header.len() + body.len()) as u64);
+            sink.feed(Message::Frame(WsFrame::message(
+                header,
+                OpCode::Data(Data::Text),
+                false,
+            )))
+            .await?;
             // The body follows as one or more continuation fragments, each a
             // slice of the shared `Bytes`; the last one ends the message.
             let last = body.len().saturating_sub(1) / frame::FRAGMENT;
@@ -108,8 +118,12 @@ where
         }
         Frame::Text(bytes) => {
             metrics.bytes_sent.inc_by(bytes.len() as u64);
-            sink.feed(Message::Frame(WsFrame::message(bytes, OpCode::Data(Data::Text), true)))
-                .await
+            sink.feed(Message::Frame(WsFrame::message(
+                bytes,
+                OpCode::Data(Data::Text),
+                true,
+            )))
+            .await
         }
         Frame::Close { code, reason } => {
             sink.feed(Message::Close(Some(CloseFrame {
