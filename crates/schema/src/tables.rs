@@ -29,6 +29,7 @@ use pglive_macros::{live_schema, live_table};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
+use uuid::Uuid;
 
 use crate::scalar::Int8;
 
@@ -85,7 +86,26 @@ pub struct Task {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A comment on a task. Its key is a uuid; `edited_at` stays null until the
+/// body changes.
+#[live_table(name = "comments", key = id)]
+pub struct Comment {
+    #[live(generated, filter(eq, in))]
+    pub id: Uuid,
+    #[live(immutable, filter(eq, in), order)]
+    pub task_id: i32,
+    #[live(filter(eq), order, text(max = 100))]
+    pub author: String,
+    #[live(filter(contains), text(max = 2000))]
+    pub body: String,
+    #[live(generated, filter(gte, lt), order)]
+    pub created_at: DateTime<Utc>,
+    #[live(generated, filter(is_null), order)]
+    pub edited_at: Option<DateTime<Utc>>,
+}
+
 live_schema! {
     items: Item,
     tasks: Task,
+    comments: Comment,
 }
