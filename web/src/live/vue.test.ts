@@ -1,5 +1,5 @@
 // @vitest-environment happy-dom
-import { QueryClient, VueQueryPlugin } from '@tanstack/vue-query'
+import { hashKey, QueryClient, VueQueryPlugin } from '@tanstack/vue-query'
 import { flushPromises, mount } from '@vue/test-utils'
 import { afterEach, beforeEach, describe, expect, expectTypeOf, it, vi } from 'vitest'
 import { defineComponent, h, nextTick, ref, type Plugin, type Ref } from 'vue'
@@ -193,10 +193,22 @@ describe('useLiveQuery', () => {
     wrapper.unmount()
   })
 
-  it('uses a canonical query key', () => {
-    expect(liveQueryKey({ table: 'tasks', limit: 3, filter: { assignee: 'a', status: ['todo'] } })).toEqual(
-      liveQueryKey({ filter: { status: ['todo'], assignee: 'a' }, limit: 3, table: 'tasks' }),
+  it('hashes equal queries alike, whatever their key order', () => {
+    expect(hashKey(liveQueryKey({ table: 'tasks', limit: 3, filter: { assignee: 'a', status: ['todo'] } }))).toBe(
+      hashKey(liveQueryKey({ filter: { status: ['todo'], assignee: 'a' }, limit: 3, table: 'tasks' })),
     )
+  })
+
+  it('shares one subscription between equal queries written in a different key order', async () => {
+    const { factory, plugins, live } = setup()
+    const A = probe({ table: 'tasks', limit: 3, filter: { assignee: 'a', status: ['todo'] } })
+    const B = probe({ filter: { status: ['todo'], assignee: 'a' }, limit: 3, table: 'tasks' })
+    const wrapper = mount(defineComponent({ setup: () => () => h('div', [h(A), h(B)]) }), { global: { plugins } })
+    factory.last.accept()
+    await flushPromises()
+    expect(subscribes(factory)).toHaveLength(1)
+    expect(live.subscriptionCount).toBe(1)
+    wrapper.unmount()
   })
 })
 
