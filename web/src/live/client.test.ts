@@ -34,7 +34,7 @@ function setup(options: LiveClientOptions = {}) {
     factory,
     delays,
     statuses,
-    setOnline(value: boolean) {
+    setOnline: (value: boolean) => {
       online = value
       if (value) onOnline?.()
     },

@@ -229,7 +229,7 @@ export class LiveClient {
     const sub: Subscription = {
       query,
       // A subscription only ever receives rows of its own query's table.
-      subscriber: subscriber as LiveSubscriber<AnyRow>,
+      subscriber,
       wireId: null,
       rows: null,
       version: null,
@@ -370,7 +370,7 @@ export class LiveClient {
     if (typeof data !== 'string') return
     let msg: SnapshotMessage | DiffMessage | ErrorFrame
     try {
-      msg = JSON.parse(data)
+      msg = JSON.parse(data) as typeof msg
     } catch {
       return
     }
