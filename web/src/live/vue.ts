@@ -199,11 +199,7 @@ export class LiveQueryRegistry {
 const registries = new WeakMap<QueryClient, LiveQueryRegistry>()
 
 /** The registry of `queryClient` (one per QueryClient, made on first use). */
-export function liveQueryRegistry(
-  queryClient: QueryClient,
-  live: LiveClient,
-  lingerMs = 1000,
-): LiveQueryRegistry {
+export function liveQueryRegistry(queryClient: QueryClient, live: LiveClient, lingerMs = 1000): LiveQueryRegistry {
   let registry = registries.get(queryClient)
   if (!registry) {
     registry = new LiveQueryRegistry(queryClient, live, lingerMs)
