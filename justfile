@@ -82,10 +82,27 @@ test:
         cargo run -p pglive-bench -- smoke
     fi
 
-# Check formatting and clippy lints (warnings are errors)
+# Fast unit tests that need no PostgreSQL and no browser: Rust lib/bin tests, the schema crate's tests, Vitest
+check:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo test --workspace --lib --bins
+    cargo test -p pglive-schema
+    cd web
+    [ -d node_modules ] || npm ci --no-audit --no-fund
+    npx vitest run
+
+# Check formatting and lints, warnings are errors: rustfmt and clippy; web type-check, ESLint and Prettier
 lint:
+    #!/usr/bin/env bash
+    set -euo pipefail
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
+    cd web
+    [ -d node_modules ] || npm ci --no-audit --no-fund
+    npx vue-tsc --noEmit
+    npm run lint
+    npm run format:check
 
 # Run the load generator (crates/bench) against the local cluster, e.g. `just bench smoke`
 bench *ARGS:

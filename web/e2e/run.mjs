@@ -134,7 +134,11 @@ function serverBin() {
   const bin = process.env.PGLIVE_BIN ?? path.join(ROOT, 'target', 'debug', 'pglive')
   if (!existsSync(bin)) {
     log(`e2e: ${bin} missing; cargo build -p pglive-server`)
-    run('cargo', ['build', '-p', 'pglive-server'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'], timeout: 1_200_000 })
+    run('cargo', ['build', '-p', 'pglive-server'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'inherit', 'inherit'],
+      timeout: 1_200_000,
+    })
   }
   return bin
 }
@@ -142,11 +146,10 @@ function serverBin() {
 /** Starts pglive on `port` (0: any) and resolves once it says where it listens. */
 function startServer(bin, port) {
   return new Promise((resolve, reject) => {
-    const proc = spawn(
-      bin,
-      ['--database-url', state.dbUrl, '--addr', `127.0.0.1:${port}`, '--web-dir', DIST],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PGLIVE_LOG: process.env.PGLIVE_LOG ?? 'info' } },
-    )
+    const proc = spawn(bin, ['--database-url', state.dbUrl, '--addr', `127.0.0.1:${port}`, '--web-dir', DIST], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PGLIVE_LOG: process.env.PGLIVE_LOG ?? 'info' },
+    })
     let out = ''
     const timer = setTimeout(() => {
       proc.kill('SIGKILL')
@@ -213,7 +216,9 @@ async function until(check, what, timeout = 15_000) {
       last = e
     }
     if (Date.now() > end) {
-      throw new Error(`timed out after ${timeout} ms waiting for ${what}${last ? ` (last error: ${last.message})` : ''}`)
+      throw new Error(
+        `timed out after ${timeout} ms waiting for ${what}${last ? ` (last error: ${last.message})` : ''}`,
+      )
     }
     await sleep(100)
   }
@@ -243,9 +248,13 @@ async function assertNotReloaded(page) {
 }
 
 const itemNames = (page) => page.getByTestId('item-name').allTextContents()
-const itemRow = (page, name) => page.getByTestId('item-row').filter({ has: page.getByTestId('item-name').getByText(name, { exact: true }) })
+const itemRow = (page, name) =>
+  page.getByTestId('item-row').filter({ has: page.getByTestId('item-name').getByText(name, { exact: true }) })
 const card = (page, column, title) =>
-  page.getByTestId(`column-${column}`).getByTestId('task-card').filter({ has: page.getByTestId('task-title').getByText(title, { exact: true }) })
+  page
+    .getByTestId(`column-${column}`)
+    .getByTestId('task-card')
+    .filter({ has: page.getByTestId('task-title').getByText(title, { exact: true }) })
 
 async function hasItem(page, name) {
   return (await itemNames(page)).includes(name)
@@ -283,13 +292,19 @@ test('(a) add, rename and delete in one page show in the other', async ({ pageA,
   await pageA.getByTestId('item-add').click()
   await until(() => hasItem(pageB, name), `"${name}" in page B`)
   await until(() => hasItem(pageA, name), `"${name}" in page A`)
-  await until(async () => (await countOf(pageA, 'items-count')) === (await countOf(pageB, 'items-count')), 'equal item counts')
+  await until(
+    async () => (await countOf(pageA, 'items-count')) === (await countOf(pageB, 'items-count')),
+    'equal item counts',
+  )
 
   const row = itemRow(pageA, name)
   await row.getByTestId('item-rename').click()
   await pageA.getByTestId('item-rename-input').fill(renamed)
   await pageA.getByTestId('item-rename-input').press('Enter')
-  await until(async () => (await hasItem(pageB, renamed)) && !(await hasItem(pageB, name)), `rename to "${renamed}" in page B`)
+  await until(
+    async () => (await hasItem(pageB, renamed)) && !(await hasItem(pageB, name)),
+    `rename to "${renamed}" in page B`,
+  )
 
   const before = await countOf(pageB, 'items-count')
   await itemRow(pageA, renamed).getByTestId('item-delete').click()
@@ -312,7 +327,10 @@ test('(e) tasks board: add, move and filter by assignee, live across pages', asy
   if (!assignee?.includes('bob')) throw new Error(`assignee shown as ${assignee}`)
 
   await card(pageA, 'todo', title).getByTestId('task-move-next').click()
-  await until(async () => (await card(pageB, 'in_progress', title).count()) === 1, 'task moved to in progress in page B')
+  await until(
+    async () => (await card(pageB, 'in_progress', title).count()) === 1,
+    'task moved to in progress in page B',
+  )
   await until(async () => (await card(pageB, 'todo', title).count()) === 0, 'task left todo in page B')
   await card(pageB, 'in_progress', title).getByTestId('task-move-next').click()
   await until(async () => (await card(pageA, 'done', title).count()) === 1, 'task done in page A')
@@ -335,7 +353,10 @@ test('(e) tasks board: add, move and filter by assignee, live across pages', asy
   await until(
     async () =>
       (await countOf(pageB, 'tasks-count')) === total &&
-      (await countOf(pageB, 'count-todo')) + (await countOf(pageB, 'count-in_progress')) + (await countOf(pageB, 'count-done')) === total,
+      (await countOf(pageB, 'count-todo')) +
+        (await countOf(pageB, 'count-in_progress')) +
+        (await countOf(pageB, 'count-done')) ===
+        total,
     `board counts add up to ${total}`,
   )
 
@@ -375,7 +396,11 @@ test('(c) server restart: reconnecting, then live, converging to the database', 
   const added = `while down ${rand()}`
   sql(`INSERT INTO items (name) VALUES ('${added}')`)
   if (victim) sql(`DELETE FROM items WHERE name = '${victim.replaceAll("'", "''")}'`)
-  if (kept) sql(`UPDATE items SET name = '${kept.replaceAll("'", "''")} (offline edit)' WHERE name = '${kept.replaceAll("'", "''")}'`)
+  if (kept) {
+    sql(
+      `UPDATE items SET name = '${kept.replaceAll("'", "''")} (offline edit)' WHERE name = '${kept.replaceAll("'", "''")}'`,
+    )
+  }
   await sleep(1000)
   const still = await status(pageA)
   if (still !== 'reconnecting') throw new Error(`status while down is "${still}"`)
@@ -384,7 +409,11 @@ test('(c) server restart: reconnecting, then live, converging to the database', 
   state.server = await restartServer(bin, port)
   await waitStatus(pageA, 'live', 30_000)
   const expected = sql('SELECT name FROM items ORDER BY id')
-  await until(async () => JSON.stringify(await itemNames(pageA)) === JSON.stringify(expected), 'page items = database items', 15_000)
+  await until(
+    async () => JSON.stringify(await itemNames(pageA)) === JSON.stringify(expected),
+    'page items = database items',
+    15_000,
+  )
   await until(async () => (await countOf(pageA, 'items-count')) === expected.length, 'count = database count')
   if (!(await hasItem(pageA, added))) throw new Error(`"${added}" missing`)
   await assertNotReloaded(pageA)
@@ -393,7 +422,10 @@ test('(c) server restart: reconnecting, then live, converging to the database', 
 test('(c2) the second page converged too and writes work after the restart', async ({ pageA, pageB }) => {
   await waitStatus(pageB, 'live', 30_000)
   const expected = sql('SELECT name FROM items ORDER BY id')
-  await until(async () => JSON.stringify(await itemNames(pageB)) === JSON.stringify(expected), 'page B items = database items')
+  await until(
+    async () => JSON.stringify(await itemNames(pageB)) === JSON.stringify(expected),
+    'page B items = database items',
+  )
   const name = `after restart ${rand()}`
   await pageB.getByTestId('item-name-input').fill(name)
   await pageB.getByTestId('item-add').click()
@@ -411,14 +443,20 @@ test('(d) an invalid write shows the server error message', async ({ pageA }) =>
   await pageA.getByTestId('item-name-input').fill(long)
   await pageA.getByTestId('item-add').click()
   const err = pageA.getByTestId('error')
-  await until(async () => (await err.filter({ hasText: direct.body.message }).count()) === 1, `error "${direct.body.message}" shown`)
+  await until(
+    async () => (await err.filter({ hasText: direct.body.message }).count()) === 1,
+    `error "${direct.body.message}" shown`,
+  )
   await err.first().waitFor({ state: 'visible' })
 
   // Whitespace only: a different message from the server.
   const blank = await api('POST', '/api/items', { name: '   ' })
   await pageA.getByTestId('item-name-input').fill('   ')
   await pageA.getByTestId('item-add').click()
-  await until(async () => (await err.filter({ hasText: blank.body.message }).count()) === 1, `error "${blank.body.message}" shown`)
+  await until(
+    async () => (await err.filter({ hasText: blank.body.message }).count()) === 1,
+    `error "${blank.body.message}" shown`,
+  )
   assertEqual(sql('SELECT count(*) FROM items')[0], String(countBefore), 'no row written')
 
   // Renaming to an invalid name shows the error and keeps the edit open.
@@ -426,7 +464,10 @@ test('(d) an invalid write shows the server error message', async ({ pageA }) =>
   await itemRow(pageA, first).getByTestId('item-rename').click()
   await pageA.getByTestId('item-rename-input').fill('y'.repeat(300))
   await pageA.getByTestId('item-rename-input').press('Enter')
-  await until(async () => (await err.filter({ hasText: 'Could not rename the item' }).count()) === 1, 'rename error shown')
+  await until(
+    async () => (await err.filter({ hasText: 'Could not rename the item' }).count()) === 1,
+    'rename error shown',
+  )
   await pageA.screenshot({ path: path.join(RESULTS, 'dashboard-error.png') })
   await pageA.getByTestId('item-rename-input').press('Escape')
   if (!(await hasItem(pageA, first))) throw new Error('original name lost after a failed rename')
@@ -451,7 +492,13 @@ test('no uncaught errors in the pages', async () => {
 // --- setup and run ------------------------------------------------------------------
 
 async function seed() {
-  const items = ['Quarterly report', 'Design review notes', 'Release checklist', 'Customer interview: Acme', 'Onboarding guide']
+  const items = [
+    'Quarterly report',
+    'Design review notes',
+    'Release checklist',
+    'Customer interview: Acme',
+    'Onboarding guide',
+  ]
   for (const name of items) await api('POST', '/api/items', { name })
   const tasks = [
     { title: 'Write the migration guide', status: 'todo', priority: 2, assignee: 'alice', due_date: '2026-12-04' },
@@ -470,7 +517,8 @@ async function seed() {
 
 async function main() {
   // PostgreSQL
-  state.adminUrl = process.env.PGLIVE_TEST_DATABASE_URL || run('bash', [path.join(ROOT, 'dev', 'pg.sh'), 'start']).trim()
+  state.adminUrl =
+    process.env.PGLIVE_TEST_DATABASE_URL || run('bash', [path.join(ROOT, 'dev', 'pg.sh'), 'start']).trim()
   if (!state.adminUrl) throw new Error('no PostgreSQL admin URL')
   state.dbName = `pglive_e2e_${rand()}`
   const u = new URL(state.adminUrl)

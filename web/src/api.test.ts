@@ -3,11 +3,12 @@ import { ApiRequestError, createApi, errorMessage } from './api'
 import { item } from '@/test/fixtures'
 
 function respond(status: number, body?: unknown, raw?: string) {
-  return vi.fn(async (_url: RequestInfo | URL, _init?: RequestInit) =>
-    new Response(raw ?? (body === undefined ? null : JSON.stringify(body)), {
-      status,
-      headers: { 'content-type': raw ? 'text/plain' : 'application/json' },
-    }),
+  return vi.fn(
+    async (_url: RequestInfo | URL, _init?: RequestInit) =>
+      new Response(raw ?? (body === undefined ? null : JSON.stringify(body)), {
+        status,
+        headers: { 'content-type': raw ? 'text/plain' : 'application/json' },
+      }),
   )
 }
 
@@ -48,12 +49,16 @@ describe('api', () => {
   })
 
   it('makes up an ApiError for non-JSON failures and network errors', async () => {
-    const e1 = await createApi({ fetch: respond(502, undefined, 'Bad Gateway') }).items.remove(1).catch((e: unknown) => e)
+    const e1 = await createApi({ fetch: respond(502, undefined, 'Bad Gateway') })
+      .items.remove(1)
+      .catch((e: unknown) => e)
     expect((e1 as ApiRequestError).body.code).toBe('unavailable')
     const down = vi.fn(async () => {
       throw new TypeError('fetch failed')
     })
-    const e2 = await createApi({ fetch: down }).items.remove(1).catch((e: unknown) => e)
+    const e2 = await createApi({ fetch: down })
+      .items.remove(1)
+      .catch((e: unknown) => e)
     expect(e2).toBeInstanceOf(ApiRequestError)
     expect((e2 as ApiRequestError).status).toBe(0)
     expect((e2 as ApiRequestError).code).toBe('unavailable')

@@ -11,7 +11,11 @@ interface Row {
 const r = (id: number, v = 0): Row => ({ id, v })
 
 /** The textbook reading of the contract: filter, then splice in `at` order. */
-function reference<R extends { id: unknown }>(rows: readonly R[], upserts: readonly Placed<R>[], deletes: readonly R['id'][]): R[] {
+function reference<R extends { id: unknown }>(
+  rows: readonly R[],
+  upserts: readonly Placed<R>[],
+  deletes: readonly R['id'][],
+): R[] {
   const gone = new Set<unknown>([...deletes, ...upserts.map((u) => u.row.id)])
   const out = rows.filter((x) => !gone.has(x.id))
   for (const u of [...upserts].sort((a, b) => a.at - b.at)) out.splice(u.at, 0, u.row)
@@ -22,6 +26,7 @@ describe('applyDiff', () => {
   it('inserts, updates, moves and deletes', () => {
     const old = [r(1), r(2), r(3), r(4)]
     // new: [4, 1, 3', 5]; 2 deleted, 3 changed, 4 moved to the front, 5 new
+    // prettier-ignore
     const next = applyDiff(old, [{ at: 3, row: r(5) }, { at: 0, row: r(4) }, { at: 2, row: r(3, 9) }], [2])
     expect(next).toEqual([r(4), r(1), r(3, 9), r(5)])
   })
@@ -48,6 +53,7 @@ describe('applyDiff', () => {
   })
 
   it('appends at the end and fills an empty result', () => {
+    // prettier-ignore
     expect(applyDiff([], [{ at: 0, row: r(1) }, { at: 1, row: r(2) }], [])).toEqual([r(1), r(2)])
     expect(applyDiff([r(1)], [{ at: 1, row: r(2) }], [])).toEqual([r(1), r(2)])
   })
@@ -57,7 +63,9 @@ describe('applyDiff', () => {
   })
 
   it('rejects repeated indexes and repeated keys', () => {
+    // prettier-ignore
     expect(() => applyDiff([], [{ at: 0, row: r(1) }, { at: 0, row: r(2) }], [])).toThrow(DiffError)
+    // prettier-ignore
     expect(() => applyDiff([], [{ at: 0, row: r(1) }, { at: 1, row: r(1, 2) }], [])).toThrow(DiffError)
   })
 
@@ -152,7 +160,9 @@ describe('applyDiff (random sequences)', () => {
       const remaining = rows.filter((x) => !deletes.includes(x.id) && !upIds.includes(x.id)).length
       // Distinct final indexes within the final length.
       const finalLen = remaining + upIds.length
-      const slots = Array.from({ length: finalLen }, (_, i) => i).sort(() => rand() - 0.5).slice(0, upIds.length)
+      const slots = Array.from({ length: finalLen }, (_, i) => i)
+        .sort(() => rand() - 0.5)
+        .slice(0, upIds.length)
       const upserts = upIds.map((id, k) => ({ at: slots[k]!, row: r(id, 1) }))
       expect(applyDiff(rows, upserts, deletes)).toEqual(reference(rows, upserts, deletes))
     }

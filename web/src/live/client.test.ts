@@ -34,7 +34,7 @@ function setup(options: LiveClientOptions = {}) {
     factory,
     delays,
     statuses,
-    setOnline(value: boolean) {
+    setOnline: (value: boolean) => {
       online = value
       if (value) onOnline?.()
     },
@@ -86,7 +86,13 @@ describe('LiveClient subscriptions', () => {
     factory.last.accept()
     const sent = factory.last.messages()
     expect(sent).toEqual([{ type: 'subscribe', id: expect.any(String), query: { table: 'items' } }])
-    factory.last.receive({ type: 'snapshot', id: subId(factory.last), version: 3, table: 'items', rows: [item(1), item(2)] })
+    factory.last.receive({
+      type: 'snapshot',
+      id: subId(factory.last),
+      version: 3,
+      table: 'items',
+      rows: [item(1), item(2)],
+    })
     expect(w.seen).toEqual([{ rows: [item(1), item(2)], version: 3 }])
   })
 
@@ -115,7 +121,15 @@ describe('LiveClient subscriptions', () => {
     factory.last.accept()
     const id = subId(factory.last)
     factory.last.receive({ type: 'snapshot', id, version: 5, table: 'items', rows: [item(1)] })
-    factory.last.receive({ type: 'diff', id, from: 3, to: 5, table: 'items', upserts: [{ at: 0, row: item(9) }], deletes: [] })
+    factory.last.receive({
+      type: 'diff',
+      id,
+      from: 3,
+      to: 5,
+      table: 'items',
+      upserts: [{ at: 0, row: item(9) }],
+      deletes: [],
+    })
     factory.last.receive({ type: 'diff', id, from: 4, to: 4, table: 'items', upserts: [], deletes: [1] })
     expect(w.seen).toHaveLength(1)
     expect(factory.last.messages()).toHaveLength(1) // no resubscribe
@@ -155,7 +169,15 @@ describe('LiveClient subscriptions', () => {
     factory.last.accept()
     const id = subId(factory.last)
     factory.last.receive({ type: 'snapshot', id, version: 1, table: 'items', rows: [item(1)] })
-    factory.last.receive({ type: 'diff', id, from: 1, to: 2, table: 'items', upserts: [{ at: 5, row: item(2) }], deletes: [] })
+    factory.last.receive({
+      type: 'diff',
+      id,
+      from: 1,
+      to: 2,
+      table: 'items',
+      upserts: [{ at: 5, row: item(2) }],
+      deletes: [],
+    })
     expect(w.seen).toHaveLength(1)
     expect(subId(factory.last)).not.toBe(id)
   })
@@ -428,7 +450,13 @@ describe('LiveClient reconnect', () => {
     vi.advanceTimersByTime(10_000)
     expect(w.seen).toHaveLength(1)
     factory.last.accept()
-    factory.last.receive({ type: 'snapshot', id: subId(factory.last), version: 1, table: 'items', rows: [item(1), item(2)] })
+    factory.last.receive({
+      type: 'snapshot',
+      id: subId(factory.last),
+      version: 1,
+      table: 'items',
+      rows: [item(1), item(2)],
+    })
     expect(w.rows).toEqual([item(1), item(2)])
   })
 

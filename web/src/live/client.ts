@@ -121,7 +121,10 @@ function defaultIsOnline(): boolean {
 }
 
 function defaultWatchOnline(onOnline: () => void): () => void {
-  const target = globalThis as { addEventListener?: Window['addEventListener']; removeEventListener?: Window['removeEventListener'] }
+  const target = globalThis as {
+    addEventListener?: Window['addEventListener']
+    removeEventListener?: Window['removeEventListener']
+  }
   if (typeof target.addEventListener !== 'function') return () => {}
   const handler = () => onOnline()
   target.addEventListener('online', handler)
@@ -157,8 +160,7 @@ export class LiveClient {
   constructor(options: LiveClientOptions = {}) {
     const url = options.url
     this.url = typeof url === 'function' ? url : url !== undefined ? () => url : defaultUrl
-    this.createWebSocket =
-      options.createWebSocket ?? ((u) => new WebSocket(u) as unknown as WebSocketLike)
+    this.createWebSocket = options.createWebSocket ?? ((u) => new WebSocket(u) as unknown as WebSocketLike)
     this.timers = options.timers ?? globalTimers
     this.random = options.random ?? Math.random
     this.backoff = options.backoff ?? DEFAULT_BACKOFF
@@ -229,7 +231,7 @@ export class LiveClient {
     const sub: Subscription = {
       query,
       // A subscription only ever receives rows of its own query's table.
-      subscriber: subscriber as LiveSubscriber<AnyRow>,
+      subscriber,
       wireId: null,
       rows: null,
       version: null,
@@ -370,7 +372,7 @@ export class LiveClient {
     if (typeof data !== 'string') return
     let msg: SnapshotMessage | DiffMessage | ErrorFrame
     try {
-      msg = JSON.parse(data)
+      msg = JSON.parse(data) as typeof msg
     } catch {
       return
     }

@@ -10,5 +10,4 @@ export {
   type Timers,
   type WebSocketLike,
 } from './client'
-export { stableStringify } from './stableStringify'
 export type * from './types'

@@ -1,5 +1,5 @@
 // @vitest-environment happy-dom
-import { QueryClient, VueQueryPlugin } from '@tanstack/vue-query'
+import { hashKey, QueryClient, VueQueryPlugin } from '@tanstack/vue-query'
 import { flushPromises, mount } from '@vue/test-utils'
 import { afterEach, beforeEach, describe, expect, expectTypeOf, it, vi } from 'vitest'
 import { defineComponent, h, nextTick, ref, type Plugin, type Ref } from 'vue'
@@ -19,7 +19,10 @@ function setup(lingerMs = 0) {
     watchOnline: () => () => {},
   })
   const queryClient = new QueryClient()
-  const plugins: (Plugin | [Plugin, ...unknown[]])[] = [[VueQueryPlugin, { queryClient }], createLive(live, { lingerMs })]
+  const plugins: (Plugin | [Plugin, ...unknown[]])[] = [
+    [VueQueryPlugin, { queryClient }],
+    createLive(live, { lingerMs }),
+  ]
   return { factory, live, queryClient, plugins }
 }
 
@@ -92,7 +95,8 @@ describe('useLiveQuery', () => {
     const Probe = probe({ table: 'items' })
     const show = ref({ a: true, b: true })
     const Parent = defineComponent({
-      setup: () => () => h('div', [show.value.a ? h(Probe, { key: 'a' }) : null, show.value.b ? h(Probe, { key: 'b' }) : null]),
+      setup: () => () =>
+        h('div', [show.value.a ? h(Probe, { key: 'a' }) : null, show.value.b ? h(Probe, { key: 'b' }) : null]),
     })
     const wrapper = mount(Parent, { global: { plugins } })
     factory.last.accept()
@@ -158,7 +162,13 @@ describe('useLiveQuery', () => {
     factory.last.accept()
     await flushPromises()
     const [first] = subscribes(factory)
-    factory.last.receive({ type: 'snapshot', id: first!.id, version: 1, table: 'tasks', rows: [task(1, { title: 'one' })] })
+    factory.last.receive({
+      type: 'snapshot',
+      id: first!.id,
+      version: 1,
+      table: 'tasks',
+      rows: [task(1, { title: 'one' })],
+    })
     await flushPromises()
     expect(wrapper.text()).toBe('one')
 
@@ -169,7 +179,13 @@ describe('useLiveQuery', () => {
     expect(msgs).toContainEqual({ type: 'unsubscribe', id: first!.id })
     const second = subscribes(factory).at(-1)!
     expect(second.query).toEqual({ table: 'tasks', filter: { status: ['todo'], assignee: 'alice' } })
-    factory.last.receive({ type: 'snapshot', id: second.id, version: 1, table: 'tasks', rows: [task(2, { title: 'two' })] })
+    factory.last.receive({
+      type: 'snapshot',
+      id: second.id,
+      version: 1,
+      table: 'tasks',
+      rows: [task(2, { title: 'two' })],
+    })
     await flushPromises()
     expect(wrapper.text()).toBe('two')
     wrapper.unmount()
@@ -193,10 +209,22 @@ describe('useLiveQuery', () => {
     wrapper.unmount()
   })
 
-  it('uses a canonical query key', () => {
-    expect(liveQueryKey({ table: 'tasks', limit: 3, filter: { assignee: 'a', status: ['todo'] } })).toEqual(
-      liveQueryKey({ filter: { status: ['todo'], assignee: 'a' }, limit: 3, table: 'tasks' }),
+  it('hashes equal queries alike, whatever their key order', () => {
+    expect(hashKey(liveQueryKey({ table: 'tasks', limit: 3, filter: { assignee: 'a', status: ['todo'] } }))).toBe(
+      hashKey(liveQueryKey({ filter: { status: ['todo'], assignee: 'a' }, limit: 3, table: 'tasks' })),
     )
+  })
+
+  it('shares one subscription between equal queries written in a different key order', async () => {
+    const { factory, plugins, live } = setup()
+    const A = probe({ table: 'tasks', limit: 3, filter: { assignee: 'a', status: ['todo'] } })
+    const B = probe({ filter: { status: ['todo'], assignee: 'a' }, limit: 3, table: 'tasks' })
+    const wrapper = mount(defineComponent({ setup: () => () => h('div', [h(A), h(B)]) }), { global: { plugins } })
+    factory.last.accept()
+    await flushPromises()
+    expect(subscribes(factory)).toHaveLength(1)
+    expect(live.subscriptionCount).toBe(1)
+    wrapper.unmount()
   })
 })
 

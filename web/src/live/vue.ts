@@ -5,7 +5,7 @@
 // cached rows with `setQueryData`. The subscription lives while the cache
 // entry has observers (components using it), so two components showing the
 // same query share one subscription, and the last one to go ends it.
-import { useQuery, useQueryClient, type QueryClient, type UseQueryReturnType } from '@tanstack/vue-query'
+import { hashKey, useQuery, useQueryClient, type QueryClient, type UseQueryReturnType } from '@tanstack/vue-query'
 import {
   computed,
   inject,
@@ -20,20 +20,23 @@ import {
 } from 'vue'
 import type { LiveQuery } from '../generated'
 import { LiveClient, LiveSubscriptionError, type ConnectionStatus } from './client'
-import { stableStringify } from './stableStringify'
 import type { AnyRow, RowsOf } from './types'
 
 export const LIVE_CLIENT: InjectionKey<LiveClient> = Symbol('pglive.live-client')
 
-/** A live query's TanStack Query key: `['live', <canonical JSON of the query>]`. */
-export type LiveQueryKey = readonly ['live', string]
+/**
+ * A live query's TanStack Query key: `['live', query]`. TanStack's `hashKey`
+ * of it (object keys sorted) names the query's subscription, so equal queries
+ * written in a different key order share one.
+ */
+export type LiveQueryKey = readonly ['live', LiveQuery]
 
 export function liveQueryKey(query: LiveQuery): LiveQueryKey {
-  return ['live', stableStringify(query)] as const
+  return ['live', query] as const
 }
 
 function isLiveKey(key: readonly unknown[]): key is LiveQueryKey {
-  return key.length === 2 && key[0] === 'live' && typeof key[1] === 'string'
+  return key.length === 2 && key[0] === 'live' && typeof key[1] === 'object' && key[1] !== null
 }
 
 export interface LivePluginOptions {
@@ -94,9 +97,9 @@ export class LiveQueryRegistry {
     private readonly lingerMs: number,
   ) {
     this.stopWatching = queryClient.getQueryCache().subscribe((event) => {
-      const key = event.query.queryKey
+      const key = event.query.queryKey as readonly unknown[]
       if (!isLiveKey(key)) return
-      const hash = key[1]
+      const hash = hashKey(key)
       switch (event.type) {
         case 'observerAdded':
           this.ensure(key)
@@ -122,7 +125,7 @@ export class LiveQueryRegistry {
 
   /** Whether the query currently has a live subscription (for tests). */
   has(key: LiveQueryKey): boolean {
-    return this.entries.has(key[1])
+    return this.entries.has(hashKey(key))
   }
 
   get size(): number {
@@ -135,7 +138,7 @@ export class LiveQueryRegistry {
   }
 
   private ensure(key: LiveQueryKey): Entry {
-    const hash = key[1]
+    const hash = hashKey(key)
     const existing = this.entries.get(hash)
     if (existing) {
       if (existing.lingerTimer !== null) {
@@ -146,8 +149,7 @@ export class LiveQueryRegistry {
     }
     const entry: Entry = { key, rows: null, waiters: [], unsubscribe: () => {}, lingerTimer: null }
     this.entries.set(hash, entry)
-    const query = JSON.parse(hash) as LiveQuery
-    entry.unsubscribe = this.live.subscribe(query, {
+    entry.unsubscribe = this.live.subscribe(key[1], {
       next: (rows) => {
         if (this.entries.get(hash) !== entry) return
         entry.rows = rows
@@ -197,11 +199,7 @@ export class LiveQueryRegistry {
 const registries = new WeakMap<QueryClient, LiveQueryRegistry>()
 
 /** The registry of `queryClient` (one per QueryClient, made on first use). */
-export function liveQueryRegistry(
-  queryClient: QueryClient,
-  live: LiveClient,
-  lingerMs = 1000,
-): LiveQueryRegistry {
+export function liveQueryRegistry(queryClient: QueryClient, live: LiveClient, lingerMs = 1000): LiveQueryRegistry {
   let registry = registries.get(queryClient)
   if (!registry) {
     registry = new LiveQueryRegistry(queryClient, live, lingerMs)
@@ -228,12 +226,12 @@ export function useLiveQuery<Q extends LiveQuery>(query: MaybeRefOrGetter<Q>): U
   const result = useQuery({
     queryKey: key,
     // The subscription guarantees rows of the query's own table.
-    queryFn: ({ queryKey }) => registry.rows(queryKey as LiveQueryKey) as Promise<RowsOf<Q>>,
+    queryFn: ({ queryKey }) => registry.rows(queryKey) as Promise<RowsOf<Q>>,
     staleTime: Infinity,
     retry: false,
     refetchOnWindowFocus: false,
     refetchOnReconnect: false,
   })
-  const liveError = computed(() => registry.errors.get(key.value[1]) ?? null)
+  const liveError = computed(() => registry.errors.get(hashKey(key.value)) ?? null)
   return Object.assign(result, { liveError })
 }
