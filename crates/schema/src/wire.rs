@@ -143,8 +143,6 @@ pub enum ErrorCode {
     Conflict,
     /// The database is unreachable right now; retry later.
     Unavailable,
-    /// The server is shutting down.
-    ShuttingDown,
     /// An unexpected server error; details are in the server log.
     Internal,
 }
