@@ -762,6 +762,14 @@ fn offer(slot: &mut Slot, frame: Frame, reads: &Reads) -> bool {
 mod tests {
     use std::collections::BTreeMap;
 
+    use pglive_schema::SubscriptionId;
+    use pglive_schema::tables::ItemsQuery;
+    use tokio::sync::mpsc;
+
+    use super::super::outbox;
+    use super::super::reads::EngineLimits;
+    use crate::metrics::Metrics;
+
     use chrono::{DateTime, NaiveDate, Utc};
     use pglive_schema::live::Direction;
     use pglive_schema::tables::{TasksFilter, TasksOrder, TasksOrderBy, TasksQuery};
@@ -930,5 +938,50 @@ mod tests {
                 prop_assert_eq!(prefix, exact, "the window is an exact prefix");
             }
         }
+    }
+
+    /// The race behind a query that stayed unanswered: a group ends (its
+    /// result was too large, or its query kept failing) while a subscriber
+    /// joins the same query. The joiner must get a new group, never the
+    /// ended one, whatever order leaves and joins come in.
+    #[tokio::test]
+    async fn a_join_never_lands_in_an_ended_group() {
+        // No database is needed: nothing here waits for a query.
+        let pool = crate::db::pool("postgres://nobody@127.0.0.1:9/none", 1).await.unwrap();
+        let reads = Arc::new(Reads::new(pool, Arc::new(Metrics::default()), EngineLimits::default()));
+        let groups = Groups::<pglive_schema::Item>::new(Arc::clone(&reads));
+        let ctx = Arc::new(Context::default());
+        let query = pglive_schema::Item::normalized(&ItemsQuery::default());
+        let conn = outbox::new_connection();
+        let (tx, mut rx) = mpsc::channel(8);
+        let member = |id: &str| Member::new(SubscriptionId(id.into()), tx.clone(), Arc::clone(&conn));
+
+        let a = groups.join(Arc::clone(&ctx), query.clone(), member("a")).unwrap();
+        let first = Arc::clone(&groups.by_context()[0].1[0]);
+        first.end(&reads, ErrorCode::ResultTooLarge, "too large");
+        assert!(a.ended());
+
+        // Joining before anyone left the ended group: a new, live group.
+        let b = groups.join(Arc::clone(&ctx), query.clone(), member("b")).unwrap();
+        assert!(!b.ended());
+        let now = groups.by_context();
+        assert_eq!(now.len(), 1);
+        assert_eq!(now[0].1.len(), 1);
+        assert!(!Arc::ptr_eq(&now[0].1[0], &first), "the ended group was replaced");
+
+        // The ended member was told, and its session learns to forget it.
+        let Some(Frame::Text(error)) = rx.recv().await else {
+            panic!("no error frame")
+        };
+        assert!(String::from_utf8_lossy(&error).contains("result_too_large"));
+        assert_eq!(conn.take_ended(), vec![(SubscriptionId("a".into()), a.member())]);
+
+        // Its session leaving afterwards does not disturb the new group.
+        a.leave();
+        assert_eq!(groups.by_context()[0].1.len(), 1);
+        assert!(!b.ended());
+        b.leave();
+        assert!(groups.by_context().is_empty(), "the emptied group is gone");
+        reads.close();
     }
 }
