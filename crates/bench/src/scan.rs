@@ -16,6 +16,10 @@ pub enum FrameKind {
     Diff,
     /// pglive's `error`.
     Error,
+    /// The floor's greeting: it has no initial state, so this is "ready".
+    Hello,
+    /// One of the floor's bare payloads: a marker, or `d<id>` for a delete.
+    Raw,
     /// Anything else (ignored).
     Other,
 }
@@ -39,6 +43,25 @@ pub fn classify(frame: &[u8]) -> FrameKind {
     } else {
         FrameKind::Other
     }
+}
+
+/// Classifies a frame of the floor (`../shared/peers/floor-rs`), which sends
+/// `hello` on connect and then each NOTIFY payload verbatim.
+pub fn classify_raw(frame: &[u8]) -> FrameKind {
+    if frame == b"hello" {
+        FrameKind::Hello
+    } else {
+        FrameKind::Raw
+    }
+}
+
+/// The row id of a floor payload `d<id>` (its trigger's delete notice).
+pub fn raw_deleted_id(frame: &[u8]) -> Option<u64> {
+    let digits = frame.strip_prefix(b"d")?;
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    leading_number(digits)
 }
 
 /// Parses the unsigned decimal number at the start of `bytes` (no sign, no
@@ -154,6 +177,20 @@ mod tests {
         assert!(ids.is_empty());
         for_each_deleted_id(br#"{"type":"snapshot"}"#, |id| ids.push(id));
         assert!(ids.is_empty());
+    }
+
+    #[test]
+    fn floor_frames() {
+        assert_eq!(classify_raw(b"hello"), FrameKind::Hello);
+        assert_eq!(classify_raw(b"bm-ab12-7"), FrameKind::Raw);
+        assert_eq!(raw_deleted_id(b"d42"), Some(42));
+        assert_eq!(raw_deleted_id(b"d"), None);
+        assert_eq!(raw_deleted_id(b"d4x"), None);
+        assert_eq!(raw_deleted_id(b"bm-ab12-7"), None);
+        let finder = memmem::Finder::new("bm-ab12-").into_owned();
+        let mut seen = Vec::new();
+        for_each_marker(b"bm-ab12-7", &finder, |s| seen.push(s));
+        assert_eq!(seen, vec![7]);
     }
 
     #[test]
