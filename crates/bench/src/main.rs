@@ -4,7 +4,8 @@
 //! Node.js server (the peer) one after the other on identical, freshly
 //! created databases: N WebSocket clients subscribe, W marked writes go
 //! through PostgreSQL at rate R, and every client records when each write
-//! reaches it. See docs/benchmarks.md for the method and the latest results.
+//! reaches it. Scenario W instead measures what watching a table costs its
+//! writers. See docs/benchmarks.md for the method and the latest results.
 
 mod client;
 mod db;
@@ -16,6 +17,7 @@ mod scenario;
 mod server;
 mod shared;
 mod writer;
+mod writers;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -36,14 +38,16 @@ use crate::writer::Mix;
     about = "Load generator: pglive side by side with the fan-out floor and the article's Node.js server",
     after_help = "Scenarios: S1 100 clients/1,000 rows/20 writes/s; S2 1,000 clients/10,000 rows/20 writes/s; \
 S3 100 clients/2,000 writes as fast as possible; S4 5,000 clients/10 writes/s; S5 10,000 clients/10 writes/s; \
-S6 2,000 clients on distinct filtered task queries; all = S1..S6; smoke = 4 clients, 20 writes (for `just test`).\n\
+S6 2,000 clients on distinct filtered task queries; all = S1..S6; smoke = 4 clients, 20 writes (for `just test`); \
+W (writers) = writer throughput on an unwatched copy of items vs watched by pglive (NOTIFY, WAL), \
+1 and 8 writers, INSERT and UPDATE, with 0 and --clients (1,000) subscribers, --duration (10) s per case.\n\
 Targets by default: pglive,floor,peer for S2, S4, S5; pglive,peer otherwise.\n\
 Database: --database-url / PGLIVE_BENCH_DATABASE_URL, else DATABASE_URL, else `dev/pg.sh start`."
 )]
 struct Cli {
-    /// S1, S2, S3, S4, S5, S6, all or smoke.
+    /// S1, S2, S3, S4, S5, S6, all, smoke, or W (writers).
     scenario: String,
-    /// Number of WebSocket clients.
+    /// Number of WebSocket clients (W: subscribers of its "with subscribers" cases).
     #[arg(long)]
     clients: Option<usize>,
     /// Rows loaded before the run (items; tasks for S6).
@@ -55,7 +59,7 @@ struct Cli {
     /// Number of write transactions (default: rate × duration).
     #[arg(long)]
     writes: Option<usize>,
-    /// Seconds of writing (writes = rate × duration).
+    /// Seconds of writing (writes = rate × duration; W: seconds per case).
     #[arg(long)]
     duration: Option<f64>,
     /// Row operations per transaction (1 = single-row autocommit writes).
@@ -83,6 +87,15 @@ struct Cli {
     /// The floor's sources (default ../shared/peers/floor-rs beside the repository).
     #[arg(long)]
     floor_dir: Option<PathBuf>,
+    /// W: numbers of writer connections, comma-separated.
+    #[arg(long, default_value = "1,8")]
+    writers: String,
+    /// W: the single-row operations, comma-separated: update, insert.
+    #[arg(long, default_value = "update,insert")]
+    ops: String,
+    /// W: the capture modes, comma-separated: unwatched, notify, wal.
+    #[arg(long, default_value = "unwatched,notify,wal")]
+    modes: String,
     /// The node executable.
     #[arg(long, default_value = "node")]
     node: String,
@@ -143,6 +156,9 @@ struct Results {
     /// under crates/ or migrations/.
     git: Option<String>,
     scenarios: Vec<ScenarioResult>,
+    /// Scenario W, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    writers: Option<writers::WritersResult>,
 }
 
 fn main() -> ExitCode {
@@ -349,8 +365,10 @@ fn parse_targets(list: &str) -> Result<Vec<Target>> {
 async fn real_main(cli: Cli) -> Result<ExitCode> {
     let which = cli.scenario.to_ascii_lowercase();
     let smoke = which == "smoke";
+    let writers_scenario = matches!(which.as_str(), "w" | "writers");
     let names: Vec<String> = match which.as_str() {
         "all" => scenario::NAMES.iter().map(|s| s.to_string()).collect(),
+        _ if writers_scenario => Vec::new(),
         _ => vec![cli.scenario.clone()],
     };
     let overrides = Overrides {
@@ -384,7 +402,28 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
             anyhow::Ok((p, t))
         })
         .collect::<Result<_>>()?;
-    let max_clients = plan.iter().map(|(p, _)| p.clients).max().unwrap_or(1) as u64;
+    let wconfig = if writers_scenario {
+        Some(writers::Config::from_flags(
+            cli.writers.as_str(),
+            cli.ops.as_str(),
+            cli.modes.as_str(),
+            cli.clients,
+            cli.rows,
+            cli.duration,
+            cli.connect_concurrency,
+            cli.tail_timeout,
+            cli.quiet,
+        )?)
+    } else {
+        None
+    };
+
+    let max_clients = plan
+        .iter()
+        .map(|(p, _)| p.clients)
+        .chain(wconfig.iter().map(|w| w.subscribers))
+        .max()
+        .unwrap_or(1) as u64;
     raise_nofile(max_clients + 1024);
 
     // Watchdog: whatever happens, the process ends. Building the floor (a
@@ -393,6 +432,7 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
         .iter()
         .map(|(p, ts)| p.deadline_s * ts.len() as f64)
         .sum::<f64>()
+        + wconfig.as_ref().map_or(0.0, writers::Config::deadline_s)
         + if wants(&plan, Target::Floor) {
             900.0
         } else {
@@ -426,10 +466,10 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
         Some(p) => Err(format!("--pglive-bin {} does not exist", p.display())),
         None => find_pglive(&root),
     };
-    if wants(&plan, Target::Pglive) {
+    if wants(&plan, Target::Pglive) || writers_scenario {
         match &pglive_bin {
             Ok(p) => eprintln!("pglive-bench: pglive binary {}", p.display()),
-            Err(e) if smoke => anyhow::bail!("{e}"),
+            Err(e) if smoke || writers_scenario => anyhow::bail!("{e}"),
             Err(e) => eprintln!("pglive-bench: warning: {e}"),
         }
     }
@@ -502,6 +542,7 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
         pglive_bin: pglive_bin.as_ref().ok().map(|p| p.display().to_string()),
         git: git_revision(&root),
         scenarios: Vec::new(),
+        writers: None,
     };
     let out_path = cli
         .out
@@ -510,6 +551,25 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
     let md_path = out_path.with_extension("md");
     let mut failed = false;
     let mut markdown = String::new();
+    if let Some(wc) = &wconfig {
+        let res = writers::run(&ctx, wc).await;
+        failed |= res.failed();
+        let text = format!(
+            "\n== W: {}\n{}",
+            wc.description(),
+            writers::table(&res, false)
+        );
+        println!("{text}");
+        markdown.push_str(&format!(
+            "\n### W: {}\n\n{}",
+            wc.description(),
+            writers::table(&res, true)
+        ));
+        results.writers = Some(res);
+        write_json(&out_path, &results)?;
+        std::fs::write(&md_path, &markdown)
+            .with_context(|| format!("writing {}", md_path.display()))?;
+    }
     for (p, targets) in plan {
         eprintln!(
             "pglive-bench: {} — {} clients, {} rows, {} writes at {}, batch {}, mix {}; targets {}",

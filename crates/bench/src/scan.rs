@@ -90,6 +90,46 @@ pub fn for_each_marker(frame: &[u8], finder: &memmem::Finder<'_>, mut f: impl Fn
     }
 }
 
+/// Calls `f(case, writer, n)` for every writer-scenario marker
+/// `<prefix><case>.<writer>.<n>` in `frame`.
+pub fn for_each_triple(
+    frame: &[u8],
+    finder: &memmem::Finder<'_>,
+    mut f: impl FnMut(u64, u64, u64),
+) {
+    let plen = finder.needle().len();
+    for at in finder.find_iter(frame) {
+        let rest = &frame[at + plen..];
+        let mut nums = [0u64; 3];
+        let mut pos = 0;
+        let mut ok = true;
+        for (i, slot) in nums.iter_mut().enumerate() {
+            if i > 0 {
+                if rest.get(pos) != Some(&b'.') {
+                    ok = false;
+                    break;
+                }
+                pos += 1;
+            }
+            let digits = rest[pos.min(rest.len())..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            match leading_number(&rest[pos.min(rest.len())..]) {
+                Some(v) => *slot = v,
+                None => {
+                    ok = false;
+                    break;
+                }
+            }
+            pos += digits;
+        }
+        if ok {
+            f(nums[0], nums[1], nums[2]);
+        }
+    }
+}
+
 const DELETES_KEY: &[u8] = br#""deletes":["#;
 
 /// Calls `f(id)` for every key in a diff's `"deletes":[…]` list.
@@ -177,6 +217,15 @@ mod tests {
         assert!(ids.is_empty());
         for_each_deleted_id(br#"{"type":"snapshot"}"#, |id| ids.push(id));
         assert!(ids.is_empty());
+    }
+
+    #[test]
+    fn finds_triples() {
+        let finder = memmem::Finder::new("bm-ab12-w").into_owned();
+        let frame = br#"[{"name":"bm-ab12-w3.1.77"},{"name":"bm-ab12-w3.0.0"},{"name":"bm-ab12-w3.1"},{"name":"bm-ab12-w4.x.1"}]"#;
+        let mut seen = Vec::new();
+        for_each_triple(frame, &finder, |c, w, n| seen.push((c, w, n)));
+        assert_eq!(seen, vec![(3, 1, 77), (3, 0, 0)]);
     }
 
     #[test]

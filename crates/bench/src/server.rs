@@ -190,6 +190,28 @@ async fn wait_listening(mut child: Child, port: u16, what: &str, log: &Path) -> 
     Ok(ServerProc { child, pid, port })
 }
 
+/// Whether this pglive binary has `--capture` (WAL capture, issue 10): its
+/// `--help` mentions it.
+pub async fn pglive_has_capture(bin: &Path) -> Result<bool> {
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        Command::new(bin)
+            .arg("--help")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .context("pglive --help timed out")?
+    .with_context(|| format!("running {} --help", bin.display()))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(text.contains("--capture"))
+}
+
 impl ServerProc {
     /// SIGTERM, then SIGKILL after `grace`. Returns how it ended.
     pub async fn stop(mut self, grace: Duration) -> String {
