@@ -571,6 +571,10 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
             .with_context(|| format!("writing {}", md_path.display()))?;
     }
     for (p, targets) in plan {
+        if targets.is_empty() {
+            eprintln!("pglive-bench: {}: no target can run; skipped", p.name);
+            continue;
+        }
         eprintln!(
             "pglive-bench: {} — {} clients, {} rows, {} writes at {}, batch {}, mix {}; targets {}",
             p.name,
@@ -590,10 +594,6 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        if targets.is_empty() {
-            eprintln!("pglive-bench: {}: no target can run; skipped", p.name);
-            continue;
-        }
         let mut res = ScenarioResult {
             params: p.clone(),
             pglive: None,

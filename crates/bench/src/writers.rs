@@ -390,6 +390,17 @@ pub async fn run(ctx: &Ctx, cfg: &Config) -> WritersResult {
         }
         res.cases.extend(cases);
     }
+    // Another `dev/pg.sh start` (without PGLIVE_PG_DURABLE) may have
+    // reloaded the cluster meanwhile.
+    if let Ok(after) = read_settings(&ctx.admin).await
+        && (after.fsync != res.settings.fsync
+            || after.synchronous_commit != res.settings.synchronous_commit)
+    {
+        res.notes.push(format!(
+            "the cluster's settings changed during the run: fsync {} → {}, synchronous_commit {} → {}",
+            res.settings.fsync, after.fsync, res.settings.synchronous_commit, after.synchronous_commit
+        ));
+    }
     // Ratios to the unwatched copy with the same statement and writers.
     let base: Vec<(String, usize, f64)> = res
         .cases
