@@ -239,7 +239,10 @@ apply_settings_running() {
         log "settings changed; reloading the cluster in $dir"
         as_owner "$BIN/pg_ctl" reload -D "$dir" -s >&2
     fi
-    psql="$(psql_bin)"
+    if ! psql="$(psql_bin 2>/dev/null)"; then
+        log "warning: no psql to read the running cluster's settings; not restarting it"
+        return 0
+    fi
     current="$("$psql" "$(url_for_port "$port")" -X -A -t -q -c \
         "SELECT current_setting('wal_level') || ' ' || current_setting('max_replication_slots') || ' ' || current_setting('max_wal_senders')" \
         2>/dev/null || true)"
