@@ -16,6 +16,14 @@
 # or 54329. Listens on 127.0.0.1 only, trust auth, unix socket inside DIR,
 # log in DIR/pglive-server.log. Never touches the system's own clusters.
 #
+# Settings pg.sh owns live in DIR/pglive.conf, rewritten at every `start`;
+# a running cluster is reloaded, or restarted when a setting that needs it
+# (wal_level, max_replication_slots, max_wal_senders) differs, so a cluster
+# made by an older pg.sh picks them up on its next `start`. The cluster runs
+# with wal_level = logical (for `pglive --capture wal`). Durability (fsync,
+# synchronous_commit, full_page_writes) is off for speed unless
+# PGLIVE_PG_DURABLE=1 at `start`, which writer benchmarks need.
+#
 # PostgreSQL refuses to run as root: as root, the cluster belongs to the OS
 # user `postgres` (created when missing) and is driven through runuser. If
 # that user cannot reach DIR (e.g. the repo is under /root), the data lives in
@@ -165,6 +173,98 @@ with_lock() {  # serialize start/stop on one DIR
     fi
 }
 
+# The settings of DIR/pglive.conf for PORT, on stdout.
+conf_text() {
+    local dir="$1" port="$2" sockdir="$1" durable=off
+    # Socket paths are limited to 107 bytes; skip the socket if DIR is too deep.
+    if [ "$(( ${#dir} + 20 ))" -gt 107 ]; then
+        log "note: $dir is too long for a unix socket path; TCP only"
+        sockdir=""
+    fi
+    [ "${PGLIVE_PG_DURABLE:-0}" = 1 ] && durable=on
+    echo "# Written by dev/pg.sh at every start (see its header)."
+    echo "listen_addresses = '127.0.0.1'"
+    echo "port = $port"
+    echo "unix_socket_directories = $(sql_quote "$sockdir")"
+    echo "max_connections = 200"
+    echo "# Durability: off for a fast dev/test cluster; PGLIVE_PG_DURABLE=1 turns it on."
+    echo "fsync = $durable"
+    echo "synchronous_commit = $durable"
+    echo "full_page_writes = $durable"
+    echo "# Logical replication, so that pglive's WAL capture can be run and tested."
+    echo "wal_level = $WANT_WAL_LEVEL"
+    echo "max_replication_slots = $WANT_REPLICATION_SLOTS"
+    echo "max_wal_senders = $WANT_WAL_SENDERS"
+    # Some PostgreSQL builds (the one on our development machine among
+    # them) only let logical slots use the output plugins listed in this
+    # setting. Its default there already names pgoutput; it is named here
+    # anyway so that pglive's WAL capture does not depend on a build's
+    # default. A build without the setting would refuse to start with it in
+    # the file, hence the check.
+    if has_guc output_plugin_libraries; then
+        echo "output_plugin_libraries = 'pgoutput, test_decoding'"
+    fi
+    echo "log_min_messages = warning"
+    echo "log_statement = 'none'"
+}
+
+WANT_WAL_LEVEL=logical
+WANT_REPLICATION_SLOTS=10
+WANT_WAL_SENDERS=10
+
+has_guc() {  # has_guc NAME: does this server build know the setting?
+    # Not grep -q: exiting early would SIGPIPE postgres and fail the pipeline.
+    "$BIN/postgres" --describe-config 2>/dev/null | cut -f1 | grep -x "$1" >/dev/null
+}
+
+# write_conf DIR PORT: (re)writes DIR/pglive.conf; prints "changed" when its
+# content changed.
+write_conf() {
+    local dir="$1" port="$2" new
+    new="$(conf_text "$dir" "$port")"
+    if [ -f "$dir/pglive.conf" ] && [ "$(cat "$dir/pglive.conf")" = "$new" ]; then
+        return 0
+    fi
+    printf '%s\n' "$new" | as_owner tee "$dir/pglive.conf" >/dev/null
+    echo changed
+}
+
+# apply_settings_running DIR PORT: brings a running cluster in line with
+# pglive.conf: reload when the file changed, restart when a setting that
+# only takes effect at server start is not what we want (e.g. a cluster
+# initialised and started before pg.sh asked for wal_level = logical).
+apply_settings_running() {
+    local dir="$1" port="$2" psql current
+    if [ -n "$(write_conf "$dir" "$port")" ]; then
+        log "settings changed; reloading the cluster in $dir"
+        as_owner "$BIN/pg_ctl" reload -D "$dir" -s >&2
+    fi
+    if ! psql="$(psql_bin 2>/dev/null)"; then
+        log "warning: no psql to read the running cluster's settings; not restarting it"
+        return 0
+    fi
+    current="$("$psql" "$(url_for_port "$port")" -X -A -t -q -c \
+        "SELECT current_setting('wal_level') || ' ' || current_setting('max_replication_slots') || ' ' || current_setting('max_wal_senders')" \
+        2>/dev/null || true)"
+    if [ -z "$current" ]; then
+        log "warning: could not read the running cluster's settings on port $port; not restarting it"
+        return 0
+    fi
+    local level slots senders
+    read -r level slots senders <<<"$current"
+    if [ "$level" = "$WANT_WAL_LEVEL" ] \
+        && [ "$slots" -ge "$WANT_REPLICATION_SLOTS" ] \
+        && [ "$senders" -ge "$WANT_WAL_SENDERS" ]; then
+        return 0
+    fi
+    log "restarting the cluster in $dir to apply wal_level = $WANT_WAL_LEVEL, max_replication_slots = $WANT_REPLICATION_SLOTS, max_wal_senders = $WANT_WAL_SENDERS (it runs with $level, $slots, $senders)"
+    if ! as_owner "$BIN/pg_ctl" restart -D "$dir" -l "$dir/pglive-server.log" -m fast -w -t 60 -s >&2; then
+        log "pg_ctl restart failed; last lines of $dir/pglive-server.log:"
+        tail -n 30 "$dir/pglive-server.log" >&2 || true
+        exit 1
+    fi
+}
+
 cmd_start() {
     local requested="${1:-$DEFAULT_DIR}" port="${2:-$DEFAULT_PORT}" dir
     case "$port" in ''|*[!0-9]*) die "bad port: $port" ;; esac
@@ -183,6 +283,7 @@ cmd_start() {
             log "note: cluster in $dir is already running on port $rp (not $port)"
             port="$rp"
         fi
+        apply_settings_running "$dir" "$port"
         url_for_port "$port"
         return 0
     fi
@@ -210,24 +311,7 @@ cmd_start() {
         chown -R "$PG_OS_USER:" "$dir"
     fi
 
-    # Socket paths are limited to 107 bytes; skip the socket if DIR is too deep.
-    local sockdir="$dir"
-    if [ "$(( ${#dir} + 20 ))" -gt 107 ]; then
-        log "note: $dir is too long for a unix socket path; TCP only"
-        sockdir=""
-    fi
-    {
-        echo "# Written by dev/pg.sh at every start. Dev/test cluster: durability off."
-        echo "listen_addresses = '127.0.0.1'"
-        echo "port = $port"
-        echo "unix_socket_directories = $(sql_quote "$sockdir")"
-        echo "max_connections = 200"
-        echo "fsync = off"
-        echo "synchronous_commit = off"
-        echo "full_page_writes = off"
-        echo "log_min_messages = warning"
-        echo "log_statement = 'none'"
-    } | as_owner tee "$dir/pglive.conf" >/dev/null
+    write_conf "$dir" "$port" >/dev/null
 
     log "starting PostgreSQL in $dir on 127.0.0.1:$port"
     if ! as_owner "$BIN/pg_ctl" start -D "$dir" -l "$dir/pglive-server.log" -w -t 60 -s >&2; then
@@ -316,7 +400,7 @@ cmd_psql() {
 }
 
 usage() {
-    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 

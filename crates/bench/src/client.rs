@@ -24,11 +24,30 @@ use crate::shared::{KIND_DELETE, Shared};
 pub struct ClientSpec {
     pub addr: std::net::SocketAddr,
     pub url: String,
-    /// The subscribe frame to send (pglive), or none (the peer pushes on connect).
+    /// The subscribe frame to send (pglive), or none (the peer and the floor
+    /// push on connect).
     pub subscribe: Option<String>,
+    /// The server sends bare payloads rather than JSON (the floor).
+    pub raw: bool,
     /// The client sees the writes of this group.
     pub group: u32,
     pub read_buffer: usize,
+}
+
+/// What a connection does with the frames it receives.
+pub trait FrameSink {
+    fn on_frame(&mut self, frame: &[u8]);
+    /// It has its initial state (then it releases its connect slot).
+    fn is_ready(&self) -> bool;
+}
+
+/// How a connection ended.
+#[derive(Debug, Default)]
+pub struct ConnOutcome {
+    pub connected: bool,
+    /// The server closed the connection (or it failed) before the end.
+    pub closed_early: bool,
+    pub error: Option<String>,
 }
 
 /// What one client saw.
@@ -53,6 +72,7 @@ pub struct ClientOutcome {
 struct State {
     shared: Arc<Shared>,
     group: u32,
+    raw: bool,
     out: ClientOutcome,
     /// Per operation: the number of the last full-state frame holding its marker.
     in_frame: Vec<u32>,
@@ -67,8 +87,36 @@ fn us32(us: u64) -> u32 {
     u32::try_from(us.saturating_add(1)).unwrap_or(u32::MAX)
 }
 
-impl State {
+/// Records the first receipt of operation `seq`.
+fn mark(recv: &mut [u32], seq: Option<usize>, now32: u32) {
+    if let Some(cell) = seq.and_then(|s| recv.get_mut(s))
+        && *cell == 0
+    {
+        *cell = now32;
+    }
+}
+
+/// The operation that deletes row `id`, if the run deleted it.
+fn delete_seq(shared: &Shared, id: u64) -> Option<usize> {
+    let tag = usize::try_from(id)
+        .ok()
+        .and_then(|id| shared.delete_by_id.get(id))
+        .map_or(0, |c| c.load(Ordering::Acquire));
+    (tag > 0).then(|| tag as usize - 1)
+}
+
+impl FrameSink for State {
     fn on_frame(&mut self, frame: &[u8]) {
+        self.frame(frame);
+    }
+
+    fn is_ready(&self) -> bool {
+        self.out.ready
+    }
+}
+
+impl State {
+    fn frame(&mut self, frame: &[u8]) {
         let shared = Arc::clone(&self.shared);
         let now = shared.now_us();
         shared.frames.fetch_add(1, Ordering::Relaxed);
@@ -82,7 +130,11 @@ impl State {
             self.out.frames_before += 1;
             self.out.bytes_before += len;
         }
-        let kind = scan::classify(frame);
+        let kind = if self.raw {
+            scan::classify_raw(frame)
+        } else {
+            scan::classify(frame)
+        };
         if kind == FrameKind::Error {
             self.out.error_frames += 1;
             shared.error_frames.fetch_add(1, Ordering::Relaxed);
@@ -102,24 +154,22 @@ impl State {
             FrameKind::Diff => {
                 let recv = &mut self.out.recv;
                 scan::for_each_marker(frame, &shared.finder, |seq| {
-                    if let Some(cell) = usize::try_from(seq).ok().and_then(|s| recv.get_mut(s))
-                        && *cell == 0
-                    {
-                        *cell = now32;
-                    }
+                    mark(recv, usize::try_from(seq).ok(), now32);
                 });
                 scan::for_each_deleted_id(frame, |id| {
-                    let tag = usize::try_from(id)
-                        .ok()
-                        .and_then(|id| shared.delete_by_id.get(id))
-                        .map_or(0, |c| c.load(Ordering::Acquire));
-                    if tag > 0
-                        && let Some(cell) = recv.get_mut(tag as usize - 1)
-                        && *cell == 0
-                    {
-                        *cell = now32;
-                    }
+                    mark(recv, delete_seq(&shared, id), now32);
                 });
+            }
+            FrameKind::Raw => {
+                // One change per frame: its marker, or the deleted row's id.
+                let recv = &mut self.out.recv;
+                if let Some(id) = scan::raw_deleted_id(frame) {
+                    mark(recv, delete_seq(&shared, id), now32);
+                } else {
+                    scan::for_each_marker(frame, &shared.finder, |seq| {
+                        mark(recv, usize::try_from(seq).ok(), now32);
+                    });
+                }
             }
             FrameKind::Full => {
                 if self.in_frame.len() != n {
@@ -142,7 +192,7 @@ impl State {
                 });
                 self.check_deletes(frame_no, newest, now32);
             }
-            FrameKind::Error | FrameKind::Other => {}
+            FrameKind::Error | FrameKind::Hello | FrameKind::Other => {}
         }
     }
 
@@ -200,6 +250,7 @@ pub async fn run(
     let mut state = State {
         shared: Arc::clone(&shared),
         group: spec.group,
+        raw: spec.raw,
         out: ClientOutcome {
             recv: vec![0; n],
             ..ClientOutcome::default()
@@ -209,11 +260,19 @@ pub async fn run(
         pending_deletes: Vec::new(),
         deletes_read: 0,
     };
-    let result = session(&mut state, &spec, &connect_gate, &mut stop).await;
-    if let Err(e) = result {
-        state.out.error = Some(format!("{e:#}"));
-        state.out.closed_early = true;
-    }
+    let mut conn = ConnOutcome::default();
+    session(
+        &mut state,
+        &mut conn,
+        &spec,
+        &connect_gate,
+        &shared.connected,
+        &mut stop,
+    )
+    .await;
+    state.out.connected = conn.connected;
+    state.out.closed_early = conn.closed_early;
+    state.out.error = conn.error;
     if !state.out.ready {
         // Counted so that the connect phase need not wait for it.
         shared.finished.fetch_add(1, Ordering::Release);
@@ -221,10 +280,28 @@ pub async fn run(
     state.out
 }
 
-async fn session(
-    state: &mut State,
+/// Connects, subscribes and feeds every frame to `sink` until `stop` turns
+/// true or the connection ends; `connected` counts successful handshakes.
+pub async fn session(
+    sink: &mut impl FrameSink,
+    conn: &mut ConnOutcome,
     spec: &ClientSpec,
     connect_gate: &Semaphore,
+    connected: &std::sync::atomic::AtomicUsize,
+    stop: &mut watch::Receiver<bool>,
+) {
+    if let Err(e) = session_inner(sink, conn, spec, connect_gate, connected, stop).await {
+        conn.error = Some(format!("{e:#}"));
+        conn.closed_early = true;
+    }
+}
+
+async fn session_inner(
+    sink: &mut impl FrameSink,
+    conn: &mut ConnOutcome,
+    spec: &ClientSpec,
+    connect_gate: &Semaphore,
+    connected: &std::sync::atomic::AtomicUsize,
     stop: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
@@ -247,8 +324,8 @@ async fn session(
     .await
     .context("WebSocket handshake timed out")?
     .context("WebSocket handshake")?;
-    state.out.connected = true;
-    state.shared.connected.fetch_add(1, Ordering::Release);
+    conn.connected = true;
+    connected.fetch_add(1, Ordering::Release);
     if let Some(sub) = &spec.subscribe {
         ws.send(Message::text(sub.as_str()))
             .await
@@ -271,22 +348,22 @@ async fn session(
             next = ws.next() => next,
         };
         match next {
-            Some(Ok(Message::Text(text))) => state.on_frame(text.as_bytes()),
-            Some(Ok(Message::Binary(bytes))) => state.on_frame(&bytes),
+            Some(Ok(Message::Text(text))) => sink.on_frame(text.as_bytes()),
+            Some(Ok(Message::Binary(bytes))) => sink.on_frame(&bytes),
             Some(Ok(Message::Close(frame))) => {
-                state.out.closed_early = true;
-                state.out.error = Some(format!("server closed the connection: {frame:?}"));
+                conn.closed_early = true;
+                conn.error = Some(format!("server closed the connection: {frame:?}"));
                 return Ok(());
             }
             Some(Ok(_)) => {}
             Some(Err(e)) => return Err(anyhow::Error::new(e).context("WebSocket read")),
             None => {
-                state.out.closed_early = true;
-                state.out.error = Some("connection ended".into());
+                conn.closed_early = true;
+                conn.error = Some("connection ended".into());
                 return Ok(());
             }
         }
-        if state.out.ready {
+        if sink.is_ready() {
             permit = None;
         }
     }

@@ -101,10 +101,52 @@ pub async fn create_database(admin: &tokio_postgres::Client, name: &str) -> Resu
 }
 
 pub async fn drop_database(admin: &tokio_postgres::Client, name: &str) -> Result<()> {
+    drop_slots(admin, name).await?;
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
         .await
         .with_context(|| format!("dropping database {name}"))
+}
+
+/// Drops the replication slots of database `name` (pglive's WAL capture
+/// makes one; PostgreSQL refuses to drop a database that has one). A slot
+/// stays active until its walsender has noticed that its client is gone,
+/// so this retries for a while.
+async fn drop_slots(admin: &tokio_postgres::Client, name: &str) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let rows = admin
+            .query(
+                "SELECT slot_name::text, active FROM pg_replication_slots WHERE database = $1",
+                &[&name],
+            )
+            .await
+            .context("listing replication slots")?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut busy = false;
+        for row in rows {
+            let slot: String = row.try_get(0)?;
+            let active: bool = row.try_get(1)?;
+            if active {
+                busy = true;
+                continue;
+            }
+            admin
+                .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+                .await
+                .with_context(|| format!("dropping replication slot {slot}"))?;
+        }
+        if !busy {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "a replication slot of {name} is still active 15 s after its server stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Drops `pglive_bench_<pid>_…` databases left by bench processes that no
@@ -127,7 +169,11 @@ pub async fn drop_leftovers(admin: &tokio_postgres::Client) -> Result<()> {
             && !Path::new(&format!("/proc/{pid}")).exists()
         {
             eprintln!("pglive-bench: dropping leftover database {name}");
-            drop_database(admin, &name).await?;
+            // A leftover that cannot go (e.g. a slot still held by an
+            // orphaned server) must not stop this run.
+            if let Err(e) = drop_database(admin, &name).await {
+                eprintln!("pglive-bench: warning: {e:#}");
+            }
         }
     }
     Ok(())

@@ -1,13 +1,15 @@
 //! `pglive-bench`: the load generator behind `just bench`.
 //!
-//! For each scenario it runs pglive and the article's Node.js server (the
-//! peer) one after the other on identical, freshly created databases: N
-//! WebSocket clients subscribe, W marked writes go through PostgreSQL at rate
-//! R, and every client records when each write reaches it. See
-//! docs/benchmarks.md for the method and the latest results.
+//! For each scenario it runs pglive, the fan-out floor and the article's
+//! Node.js server (the peer) one after the other on identical, freshly
+//! created databases: N WebSocket clients subscribe, W marked writes go
+//! through PostgreSQL at rate R, and every client records when each write
+//! reaches it. Scenario W instead measures what watching a table costs its
+//! writers. See docs/benchmarks.md for the method and the latest results.
 
 mod client;
 mod db;
+mod floor;
 mod report;
 mod run;
 mod scan;
@@ -15,6 +17,7 @@ mod scenario;
 mod server;
 mod shared;
 mod writer;
+mod writers;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -32,16 +35,19 @@ use crate::writer::Mix;
 #[derive(Debug, Parser)]
 #[command(
     name = "pglive-bench",
-    about = "Load generator: pglive side by side with the article's Node.js server",
+    about = "Load generator: pglive side by side with the fan-out floor and the article's Node.js server",
     after_help = "Scenarios: S1 100 clients/1,000 rows/20 writes/s; S2 1,000 clients/10,000 rows/20 writes/s; \
 S3 100 clients/2,000 writes as fast as possible; S4 5,000 clients/10 writes/s; S5 10,000 clients/10 writes/s; \
-S6 2,000 clients on distinct filtered task queries; all = S1..S6; smoke = 4 clients, 20 writes (for `just test`).\n\
+S6 2,000 clients on distinct filtered task queries; all = S1..S6; smoke = 4 clients, 20 writes (for `just test`); \
+W (writers) = writer throughput on an unwatched copy of items vs watched by pglive (NOTIFY, WAL), \
+1 and 8 writers, INSERT and UPDATE, with 0 and --clients (1,000) subscribers, --duration (10) s per case.\n\
+Targets by default: pglive,floor,peer for S2, S4, S5; pglive,peer otherwise.\n\
 Database: --database-url / PGLIVE_BENCH_DATABASE_URL, else DATABASE_URL, else `dev/pg.sh start`."
 )]
 struct Cli {
-    /// S1, S2, S3, S4, S5, S6, all or smoke.
+    /// S1, S2, S3, S4, S5, S6, all, smoke, or W (writers).
     scenario: String,
-    /// Number of WebSocket clients.
+    /// Number of WebSocket clients (W: subscribers of its "with subscribers" cases).
     #[arg(long)]
     clients: Option<usize>,
     /// Rows loaded before the run (items; tasks for S6).
@@ -53,7 +59,7 @@ struct Cli {
     /// Number of write transactions (default: rate × duration).
     #[arg(long)]
     writes: Option<usize>,
-    /// Seconds of writing (writes = rate × duration).
+    /// Seconds of writing (writes = rate × duration; W: seconds per case).
     #[arg(long)]
     duration: Option<f64>,
     /// Row operations per transaction (1 = single-row autocommit writes).
@@ -62,9 +68,10 @@ struct Cli {
     /// Operation mix, e.g. update=60,insert=20,delete=20 (the default).
     #[arg(long)]
     mix: Option<Mix>,
-    /// Which servers to run: pglive, peer, or both (comma-separated).
-    #[arg(long, default_value = "pglive,peer")]
-    targets: String,
+    /// Which servers to run, comma-separated: pglive, floor, peer (default:
+    /// pglive,floor,peer for S2, S4, S5; pglive,peer for the others).
+    #[arg(long)]
+    targets: Option<String>,
     /// Where to write the JSON results (default target/bench/<scenario>-<time>.json).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -77,6 +84,18 @@ struct Cli {
     /// The peer's sources (default ../shared/peers/seed-node beside the repository).
     #[arg(long)]
     peer_dir: Option<PathBuf>,
+    /// The floor's sources (default ../shared/peers/floor-rs beside the repository).
+    #[arg(long)]
+    floor_dir: Option<PathBuf>,
+    /// W: numbers of writer connections, comma-separated.
+    #[arg(long, default_value = "1,8")]
+    writers: String,
+    /// W: the single-row operations, comma-separated: update, insert.
+    #[arg(long, default_value = "update,insert")]
+    ops: String,
+    /// W: the capture modes, comma-separated: unwatched, notify, wal.
+    #[arg(long, default_value = "unwatched,notify,wal")]
+    modes: String,
     /// The node executable.
     #[arg(long, default_value = "node")]
     node: String,
@@ -120,7 +139,10 @@ struct Machine {
 struct ScenarioResult {
     params: Params,
     pglive: Option<TargetReport>,
+    floor: Option<TargetReport>,
     peer: Option<TargetReport>,
+    /// pglive ÷ floor in this run (when both ran).
+    floor_ratios: Option<report::FloorRatios>,
 }
 
 #[derive(Debug, Serialize)]
@@ -134,6 +156,9 @@ struct Results {
     /// under crates/ or migrations/.
     git: Option<String>,
     scenarios: Vec<ScenarioResult>,
+    /// Scenario W, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    writers: Option<writers::WritersResult>,
 }
 
 fn main() -> ExitCode {
@@ -319,11 +344,31 @@ fn run_id() -> String {
     s
 }
 
+/// Parses `--targets`.
+fn parse_targets(list: &str) -> Result<Vec<Target>> {
+    let mut targets = Vec::new();
+    for t in list.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let t = match t {
+            "pglive" => Target::Pglive,
+            "peer" | "seed-node" | "node" => Target::Peer,
+            "floor" | "floor-rs" => Target::Floor,
+            other => anyhow::bail!("unknown target {other:?}: pglive, floor or peer"),
+        };
+        if !targets.contains(&t) {
+            targets.push(t);
+        }
+    }
+    anyhow::ensure!(!targets.is_empty(), "no targets");
+    Ok(targets)
+}
+
 async fn real_main(cli: Cli) -> Result<ExitCode> {
     let which = cli.scenario.to_ascii_lowercase();
     let smoke = which == "smoke";
+    let writers_scenario = matches!(which.as_str(), "w" | "writers");
     let names: Vec<String> = match which.as_str() {
         "all" => scenario::NAMES.iter().map(|s| s.to_string()).collect(),
+        _ if writers_scenario => Vec::new(),
         _ => vec![cli.scenario.clone()],
     };
     let overrides = Overrides {
@@ -345,29 +390,54 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
         .iter()
         .map(|n| scenario::params(n, &overrides))
         .collect::<Result<_>>()?;
-    let mut targets = Vec::new();
-    for t in cli
-        .targets
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    {
-        match t {
-            "pglive" => targets.push(Target::Pglive),
-            "peer" | "seed-node" | "node" => targets.push(Target::Peer),
-            other => anyhow::bail!("unknown target {other:?}: pglive or peer"),
-        }
-    }
-    anyhow::ensure!(!targets.is_empty(), "no targets");
+    let explicit_targets = cli.targets.as_deref().map(parse_targets).transpose()?;
+    // Each scenario's targets: --targets, else the scenario's defaults.
+    let mut plan: Vec<(Params, Vec<Target>)> = params
+        .into_iter()
+        .map(|p| {
+            let t = match &explicit_targets {
+                Some(t) => t.clone(),
+                None => parse_targets(scenario::default_targets(&p.name))?,
+            };
+            anyhow::Ok((p, t))
+        })
+        .collect::<Result<_>>()?;
+    let wconfig = if writers_scenario {
+        Some(writers::Config::from_flags(
+            cli.writers.as_str(),
+            cli.ops.as_str(),
+            cli.modes.as_str(),
+            cli.clients,
+            cli.rows,
+            cli.duration,
+            cli.connect_concurrency,
+            cli.tail_timeout,
+            cli.quiet,
+        )?)
+    } else {
+        None
+    };
 
-    let max_clients = params.iter().map(|p| p.clients).max().unwrap_or(1) as u64;
+    let max_clients = plan
+        .iter()
+        .map(|(p, _)| p.clients)
+        .chain(wconfig.iter().map(|w| w.subscribers))
+        .max()
+        .unwrap_or(1) as u64;
     raise_nofile(max_clients + 1024);
 
-    // Watchdog: whatever happens, the process ends.
-    let total: f64 = params
+    // Watchdog: whatever happens, the process ends. Building the floor (a
+    // few minutes at most on a cold cache) comes on top of the runs.
+    let total: f64 = plan
         .iter()
-        .map(|p| p.deadline_s * targets.len() as f64)
+        .map(|(p, ts)| p.deadline_s * ts.len() as f64)
         .sum::<f64>()
+        + wconfig.as_ref().map_or(0.0, writers::Config::deadline_s)
+        + if wants(&plan, Target::Floor) {
+            900.0
+        } else {
+            0.0
+        }
         + 240.0;
     std::thread::Builder::new()
         .name("pglive-bench-watchdog".into())
@@ -396,16 +466,16 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
         Some(p) => Err(format!("--pglive-bin {} does not exist", p.display())),
         None => find_pglive(&root),
     };
-    if targets.contains(&Target::Pglive) {
+    if wants(&plan, Target::Pglive) || writers_scenario {
         match &pglive_bin {
             Ok(p) => eprintln!("pglive-bench: pglive binary {}", p.display()),
-            Err(e) if smoke => anyhow::bail!("{e}"),
+            Err(e) if smoke || writers_scenario => anyhow::bail!("{e}"),
             Err(e) => eprintln!("pglive-bench: warning: {e}"),
         }
     }
     let mut peer_dir = Err("not requested".to_string());
     let mut node_version = None;
-    if targets.contains(&Target::Peer) {
+    if wants(&plan, Target::Peer) {
         let src = cli
             .peer_dir
             .clone()
@@ -423,9 +493,32 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
             }
             Err(e) if smoke => {
                 eprintln!("pglive-bench: smoke: skipping the peer: {e}");
-                targets.retain(|t| *t != Target::Peer);
+                drop_target(&mut plan, Target::Peer);
             }
             Err(e) => eprintln!("pglive-bench: warning: the peer cannot run: {e}"),
+        }
+    }
+    let mut floor = Err("not requested".to_string());
+    if wants(&plan, Target::Floor) {
+        let src = cli
+            .floor_dir
+            .clone()
+            .unwrap_or_else(|| root.join("../shared/peers/floor-rs"));
+        let timeout = Duration::from_secs(if smoke { 300 } else { 900 });
+        match floor::prepare(&src, &out_dir, timeout).await {
+            Ok(f) => {
+                eprintln!("pglive-bench: floor binary {}", f.bin.display());
+                floor = Ok(f);
+            }
+            // A clone without ../shared has no floor: not a failure.
+            Err(e) if e.is_missing() || smoke => {
+                eprintln!("pglive-bench: {e}");
+                drop_target(&mut plan, Target::Floor);
+            }
+            Err(e) => {
+                eprintln!("pglive-bench: warning: the floor cannot run: {e}");
+                floor = Err(e.to_string());
+            }
         }
     }
 
@@ -436,6 +529,7 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
         out_dir: out_dir.clone(),
         pglive_bin: pglive_bin.clone(),
         peer_dir,
+        floor,
         node: cli.node.clone(),
         run_id: run_id(),
         stamp: stamp.clone(),
@@ -448,16 +542,41 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
         pglive_bin: pglive_bin.as_ref().ok().map(|p| p.display().to_string()),
         git: git_revision(&root),
         scenarios: Vec::new(),
+        writers: None,
     };
     let out_path = cli
         .out
         .clone()
         .unwrap_or_else(|| out_dir.join(format!("{which}-{stamp}.json")));
+    let md_path = out_path.with_extension("md");
     let mut failed = false;
     let mut markdown = String::new();
-    for p in params {
+    if let Some(wc) = &wconfig {
+        let res = writers::run(&ctx, wc).await;
+        failed |= res.failed();
+        let text = format!(
+            "\n== W: {}\n{}",
+            wc.description(),
+            writers::table(&res, false)
+        );
+        println!("{text}");
+        markdown.push_str(&format!(
+            "\n### W: {}\n\n{}",
+            wc.description(),
+            writers::table(&res, true)
+        ));
+        results.writers = Some(res);
+        write_json(&out_path, &results)?;
+        std::fs::write(&md_path, &markdown)
+            .with_context(|| format!("writing {}", md_path.display()))?;
+    }
+    for (p, targets) in plan {
+        if targets.is_empty() {
+            eprintln!("pglive-bench: {}: no target can run; skipped", p.name);
+            continue;
+        }
         eprintln!(
-            "pglive-bench: {} — {} clients, {} rows, {} writes at {}, batch {}, mix {}",
+            "pglive-bench: {} — {} clients, {} rows, {} writes at {}, batch {}, mix {}; targets {}",
             p.name,
             p.clients,
             p.rows,
@@ -468,12 +587,19 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
                 "full speed".into()
             },
             p.batch,
-            p.mix
+            p.mix,
+            targets
+                .iter()
+                .map(|t| t.name())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         let mut res = ScenarioResult {
             params: p.clone(),
             pglive: None,
+            floor: None,
             peer: None,
+            floor_ratios: None,
         };
         for &t in &targets {
             let rep = run::run_target(&ctx, &p, t).await;
@@ -483,43 +609,67 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
                 || rep.error_frames > 0;
             match t {
                 Target::Pglive => res.pglive = Some(rep),
+                Target::Floor => res.floor = Some(rep),
                 Target::Peer => res.peer = Some(rep),
             }
         }
-        let reports: Vec<&TargetReport> = [res.pglive.as_ref(), res.peer.as_ref()]
-            .into_iter()
-            .flatten()
-            .collect();
+        res.floor_ratios = report::FloorRatios::of(res.pglive.as_ref(), res.floor.as_ref());
+        let reports: Vec<&TargetReport> =
+            [res.pglive.as_ref(), res.floor.as_ref(), res.peer.as_ref()]
+                .into_iter()
+                .flatten()
+                .collect();
+        let summary = res
+            .floor_ratios
+            .as_ref()
+            .map(|r| format!("{}\n", r.summary()))
+            .unwrap_or_default();
         let text = format!(
-            "\n== {}: {}\n{}",
+            "\n== {}: {}\n{}{summary}",
             p.name,
             p.description,
             report::table(&reports, false)
         );
         println!("{text}");
         markdown.push_str(&format!(
-            "\n### {}: {}\n\n{}",
+            "\n### {}: {}\n\n{}{}",
             p.name,
             p.description,
-            report::table(&reports, true)
+            report::table(&reports, true),
+            if summary.is_empty() {
+                String::new()
+            } else {
+                format!("\n{summary}")
+            }
         ));
         results.scenarios.push(res);
         // Written after every scenario, so a long `all` leaves partial results.
         write_json(&out_path, &results)?;
-        let md_path = out_path.with_extension("md");
         std::fs::write(&md_path, &markdown)
             .with_context(|| format!("writing {}", md_path.display()))?;
     }
     println!(
         "results: {} (tables: {})",
         out_path.display(),
-        out_path.with_extension("md").display()
+        md_path.display()
     );
     if (smoke || cli.strict) && failed {
         eprintln!("pglive-bench: FAILED: errors or missing deliveries (see above)");
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether some scenario of the plan runs `t`.
+fn wants(plan: &[(Params, Vec<Target>)], t: Target) -> bool {
+    plan.iter().any(|(_, ts)| ts.contains(&t))
+}
+
+/// Removes `t` from every scenario of the plan (it cannot run).
+fn drop_target(plan: &mut [(Params, Vec<Target>)], t: Target) {
+    for (_, ts) in plan.iter_mut() {
+        ts.retain(|x| *x != t);
+    }
 }
 
 fn git_revision(root: &Path) -> Option<String> {

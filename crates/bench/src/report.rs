@@ -197,6 +197,8 @@ pub struct TargetReport {
     /// From just before the first write until the end of the tail.
     pub measured_seconds: f64,
     pub server_cpu_seconds: Option<f64>,
+    /// Server CPU over the measured phase ÷ deliveries seen, µs.
+    pub server_cpu_us_per_delivery: Option<f64>,
     pub server_cpu_total_seconds: Option<f64>,
     pub server_rss_peak_mib: Option<f64>,
     pub server_rss_end_mib: Option<f64>,
@@ -309,7 +311,8 @@ fn row(
     }
 }
 
-/// The human-readable side-by-side table (ratio = peer ÷ pglive).
+/// The human-readable side-by-side table, with ratio columns pglive ÷ floor
+/// and peer ÷ pglive when those ran.
 pub fn table(reports: &[&TargetReport], markdown: bool) -> String {
     let opt = |v: Option<f64>, f: fn(f64) -> String| v.map_or("n/a".to_string(), f);
     let rows = vec![
@@ -409,6 +412,12 @@ pub fn table(reports: &[&TargetReport], markdown: bool) -> String {
                 r.server_cpu_seconds,
             )
         }),
+        row("server CPU µs / delivery", reports, |r| {
+            (
+                opt(r.server_cpu_us_per_delivery, num),
+                r.server_cpu_us_per_delivery,
+            )
+        }),
         row("server peak RSS", reports, |r| {
             (
                 opt(r.server_rss_peak_mib, |v| format!("{v:.0} MiB")),
@@ -472,8 +481,9 @@ pub fn table(reports: &[&TargetReport], markdown: bool) -> String {
             (format!("{} / {}", r.error_frames, r.closed_early), None)
         }),
     ];
+    let ratios = ratio_columns(reports);
     if markdown {
-        return markdown_table(reports, &rows);
+        return markdown_table(reports, &rows, &ratios);
     }
     let mut out = String::new();
     let label_w = 37;
@@ -489,9 +499,8 @@ pub fn table(reports: &[&TargetReport], markdown: bool) -> String {
     for r in reports {
         out.push_str(&format!("{:>cell_w$}", r.target));
     }
-    let with_ratio = reports.len() == 2;
-    if with_ratio {
-        out.push_str(&format!("{:>13}", "peer/pglive"));
+    for c in &ratios {
+        out.push_str(&format!("{:>14}", c.label));
     }
     out.push('\n');
     for r in &rows {
@@ -499,8 +508,8 @@ pub fn table(reports: &[&TargetReport], markdown: bool) -> String {
         for c in &r.cells {
             out.push_str(&format!("{c:>cell_w$}"));
         }
-        if with_ratio {
-            out.push_str(&format!("{:>13}", ratio(r)));
+        for c in &ratios {
+            out.push_str(&format!("{:>14}", c.cell(r)));
         }
         out.push('\n');
     }
@@ -515,30 +524,111 @@ pub fn table(reports: &[&TargetReport], markdown: bool) -> String {
     out
 }
 
-fn ratio(r: &Row) -> String {
-    match (
-        r.values.first().copied().flatten(),
-        r.values.get(1).copied().flatten(),
-    ) {
-        (Some(a), Some(b)) if a > 0.0 => format!("{:.1}x", b / a),
-        _ => String::new(),
+/// A ratio as "1.36x" (two decimals near 1, where the floor targets are).
+fn times(v: f64) -> String {
+    if v >= 10.0 {
+        format!("{v:.1}x")
+    } else {
+        format!("{v:.2}x")
     }
 }
 
-fn markdown_table(reports: &[&TargetReport], rows: &[Row]) -> String {
-    let with_ratio = reports.len() == 2;
+/// A ratio column: the value of report `num` ÷ that of report `den`.
+struct RatioColumn {
+    label: &'static str,
+    num: usize,
+    den: usize,
+}
+
+impl RatioColumn {
+    fn cell(&self, r: &Row) -> String {
+        match (
+            r.values.get(self.num).copied().flatten(),
+            r.values.get(self.den).copied().flatten(),
+        ) {
+            (Some(a), Some(b)) if b > 0.0 => times(a / b),
+            _ => String::new(),
+        }
+    }
+}
+
+/// pglive ÷ floor (how far pglive is above the floor: issue 10's targets are
+/// ratios like this one) and peer ÷ pglive (how much pglive saves over the
+/// article's design), for whichever of them ran.
+fn ratio_columns(reports: &[&TargetReport]) -> Vec<RatioColumn> {
+    let at = |name: &str| reports.iter().position(|r| r.target == name);
+    let mut cols = Vec::new();
+    if let (Some(p), Some(f)) = (at("pglive"), at("floor")) {
+        cols.push(RatioColumn {
+            label: "pglive/floor",
+            num: p,
+            den: f,
+        });
+    }
+    if let (Some(p), Some(s)) = (at("pglive"), at("seed-node")) {
+        cols.push(RatioColumn {
+            label: "peer/pglive",
+            num: s,
+            den: p,
+        });
+    }
+    cols
+}
+
+/// pglive's figures as multiples of the floor's in the same run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FloorRatios {
+    /// p99 latency, pglive ÷ floor.
+    pub p99: Option<f64>,
+    /// Server CPU per delivered message, pglive ÷ floor.
+    pub cpu_per_delivery: Option<f64>,
+    /// Peak RSS, pglive ÷ floor.
+    pub rss_peak: Option<f64>,
+}
+
+impl FloorRatios {
+    /// `None` unless both ran.
+    pub fn of(pglive: Option<&TargetReport>, floor: Option<&TargetReport>) -> Option<FloorRatios> {
+        let (p, f) = (pglive?, floor?);
+        if !p.ok || !f.ok {
+            return None;
+        }
+        let div = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        };
+        let p99 = |r: &TargetReport| {
+            (r.deliveries.latency_ms.count > 0).then_some(r.deliveries.latency_ms.p99)
+        };
+        Some(FloorRatios {
+            p99: div(p99(p), p99(f)),
+            cpu_per_delivery: div(p.server_cpu_us_per_delivery, f.server_cpu_us_per_delivery),
+            rss_peak: div(p.server_rss_peak_mib, f.server_rss_peak_mib),
+        })
+    }
+
+    /// One line for the console and the Markdown.
+    pub fn summary(&self) -> String {
+        let x = |v: Option<f64>| v.map_or("n/a".to_string(), times);
+        format!(
+            "pglive ÷ floor (same run): p99 latency {}, server CPU per delivered message {}, peak RSS {}",
+            x(self.p99),
+            x(self.cpu_per_delivery),
+            x(self.rss_peak)
+        )
+    }
+}
+
+fn markdown_table(reports: &[&TargetReport], rows: &[Row], ratios: &[RatioColumn]) -> String {
     let mut out = String::from("| metric |");
     for r in reports {
         out.push_str(&format!(" {} |", r.target));
     }
-    if with_ratio {
-        out.push_str(" peer/pglive |");
+    for c in ratios {
+        out.push_str(&format!(" {} |", c.label));
     }
     out.push_str("\n|---|");
-    for _ in reports {
-        out.push_str("---:|");
-    }
-    if with_ratio {
+    for _ in 0..reports.len() + ratios.len() {
         out.push_str("---:|");
     }
     out.push('\n');
@@ -547,8 +637,8 @@ fn markdown_table(reports: &[&TargetReport], rows: &[Row]) -> String {
         for c in &r.cells {
             out.push_str(&format!(" {c} |"));
         }
-        if with_ratio {
-            out.push_str(&format!(" {} |", ratio(r)));
+        for c in ratios {
+            out.push_str(&format!(" {} |", c.cell(r)));
         }
         out.push('\n');
     }

@@ -24,7 +24,10 @@ use crate::writer::{Plan, Table, Writer, WriterOutcome};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     Pglive,
+    /// The article's Node.js server (`../shared/peers/seed-node`).
     Peer,
+    /// The fan-out floor (`../shared/peers/floor-rs`).
+    Floor,
 }
 
 impl Target {
@@ -32,6 +35,16 @@ impl Target {
         match self {
             Target::Pglive => "pglive",
             Target::Peer => "seed-node",
+            Target::Floor => "floor",
+        }
+    }
+
+    /// The suffix of its databases' names.
+    fn db_suffix(self) -> &'static str {
+        match self {
+            Target::Pglive => "pglive",
+            Target::Peer => "peer",
+            Target::Floor => "floor",
         }
     }
 }
@@ -44,6 +57,8 @@ pub struct Ctx {
     pub pglive_bin: Result<PathBuf, String>,
     /// The prepared copy of the peer, or why it is unavailable.
     pub peer_dir: Result<PathBuf, String>,
+    /// The floor's binary and its prep.sql, or why it is unavailable.
+    pub floor: Result<crate::floor::Floor, String>,
     pub node: String,
     pub run_id: String,
     pub stamp: String,
@@ -61,10 +76,7 @@ pub async fn run_target(ctx: &Ctx, p: &Params, target: Target) -> TargetReport {
         "pglive_bench_{}_{}_{}",
         std::process::id(),
         p.name.to_ascii_lowercase(),
-        match target {
-            Target::Pglive => "pglive",
-            Target::Peer => "peer",
-        }
+        target.db_suffix()
     );
     let res =
         tokio::time::timeout(p.deadline(), run_inner(ctx, p, target, &db_name, &mut rep)).await;
@@ -168,24 +180,20 @@ async fn run_inner(
 ) -> Result<()> {
     let pglive = target == Target::Pglive;
     // Resolve what this target needs before touching the database.
-    let bin = if pglive {
-        Some(ctx.pglive_bin.clone().map_err(anyhow::Error::msg)?)
-    } else {
-        None
-    };
-    let peer_dir = if pglive {
-        None
-    } else {
-        Some(ctx.peer_dir.clone().map_err(anyhow::Error::msg)?)
+    let what = match target {
+        Target::Pglive => Prepared::Pglive(ctx.pglive_bin.clone().map_err(anyhow::Error::msg)?),
+        Target::Peer => Prepared::Peer(ctx.peer_dir.clone().map_err(anyhow::Error::msg)?),
+        Target::Floor => Prepared::Floor(ctx.floor.clone().map_err(anyhow::Error::msg)?),
     };
 
     // 1. Fresh database with N rows.
     db::create_database(&ctx.admin, db_name).await?;
     let db_url = db::url_with_db(&ctx.admin_url, db_name);
+    // Only pglive has `tasks`; the others always serve all of `items`.
     let table = if pglive { p.table } else { Table::Items };
-    match (&bin, &peer_dir) {
-        (Some(bin), _) => migrate(bin, &db_url).await?,
-        (None, Some(dir)) => {
+    match &what {
+        Prepared::Pglive(bin) => migrate(bin, &db_url).await?,
+        Prepared::Peer(dir) => {
             let sql = std::fs::read_to_string(dir.join("schema.sql"))
                 .context("reading the peer's schema.sql")?;
             let c = db::connect(&db_url).await?;
@@ -193,7 +201,12 @@ async fn run_inner(
                 .await
                 .context("applying the peer's schema.sql")?;
         }
-        (None, None) => anyhow::bail!("internal: nothing to run"),
+        Prepared::Floor(floor) => {
+            let c = db::connect(&db_url).await?;
+            c.batch_execute(&floor.prep_sql)
+                .await
+                .context("applying the floor's prep.sql")?;
+        }
     }
     db::seed(&db_url, table, p.rows, pglive).await?;
 
@@ -205,10 +218,10 @@ async fn run_inner(
         ctx.stamp
     ));
     rep.server_log = Some(log.display().to_string());
-    let mut server = match (&bin, &peer_dir) {
-        (Some(bin), _) => server::start_pglive(bin, &db_url, &log).await?,
-        (None, Some(dir)) => server::start_peer(&ctx.node, dir, &db_url, &log).await?,
-        (None, None) => anyhow::bail!("internal: nothing to run"),
+    let mut server = match &what {
+        Prepared::Pglive(bin) => server::start_pglive(bin, &db_url, &log, &[]).await?,
+        Prepared::Peer(dir) => server::start_peer(&ctx.node, dir, &db_url, &log).await?,
+        Prepared::Floor(floor) => server::start_floor(&floor.bin, &db_url, &log).await?,
     };
 
     // 3. Clients.
@@ -225,9 +238,13 @@ async fn run_inner(
     };
     // tungstenite zero-fills up to this much of its read buffer before every
     // read(2) (and caps each read at it): 128 KiB (the default) costs ~20 µs
-    // per small frame. pglive's frames are small; the peer's are whole
-    // tables, where fewer, larger reads win.
-    let read_buffer = if pglive { 8 << 10 } else { 64 << 10 };
+    // per small frame. pglive's and the floor's frames are small; the peer's
+    // are whole tables, where fewer, larger reads win.
+    let read_buffer = if target == Target::Peer {
+        64 << 10
+    } else {
+        8 << 10
+    };
     let mut groups = Vec::with_capacity(p.clients);
     let mut set: JoinSet<(usize, ClientOutcome)> = JoinSet::new();
     let t_connect = Instant::now();
@@ -245,6 +262,7 @@ async fn run_inner(
             } else {
                 None
             },
+            raw: target == Target::Floor,
             group,
             read_buffer,
         };
@@ -497,6 +515,10 @@ async fn run_inner(
     rep.frames_per_client_per_change = rep.frames_after_first_write as f64 / ready / changes;
     rep.deliveries = report::deliveries(&shared, &outcomes, &groups, &wout);
     rep.bytes_per_delivery = rep.bytes_after_first_write as f64 / rep.deliveries.seen.max(1) as f64;
+    rep.server_cpu_us_per_delivery = rep
+        .server_cpu_seconds
+        .filter(|_| rep.deliveries.seen > 0)
+        .map(|cpu| cpu * 1e6 / rep.deliveries.seen as f64);
     rep.commit_round_trip_ms = report::percentiles(wout.round_trips_us.clone());
     rep.writer = wout;
     if rep.ready < p.clients {
@@ -521,8 +543,15 @@ async fn run_inner(
     Ok(())
 }
 
+/// What a target runs from, resolved before its database is made.
+enum Prepared {
+    Pglive(PathBuf),
+    Peer(PathBuf),
+    Floor(crate::floor::Floor),
+}
+
 /// `pglive migrate --database-url URL`.
-async fn migrate(bin: &Path, db_url: &str) -> Result<()> {
+pub async fn migrate(bin: &Path, db_url: &str) -> Result<()> {
     let out = tokio::time::timeout(
         Duration::from_secs(120),
         tokio::process::Command::new(bin)

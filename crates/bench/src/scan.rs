@@ -16,6 +16,10 @@ pub enum FrameKind {
     Diff,
     /// pglive's `error`.
     Error,
+    /// The floor's greeting: it has no initial state, so this is "ready".
+    Hello,
+    /// One of the floor's bare payloads: a marker, or `d<id>` for a delete.
+    Raw,
     /// Anything else (ignored).
     Other,
 }
@@ -41,6 +45,25 @@ pub fn classify(frame: &[u8]) -> FrameKind {
     }
 }
 
+/// Classifies a frame of the floor (`../shared/peers/floor-rs`), which sends
+/// `hello` on connect and then each NOTIFY payload verbatim.
+pub fn classify_raw(frame: &[u8]) -> FrameKind {
+    if frame == b"hello" {
+        FrameKind::Hello
+    } else {
+        FrameKind::Raw
+    }
+}
+
+/// The row id of a floor payload `d<id>` (its trigger's delete notice).
+pub fn raw_deleted_id(frame: &[u8]) -> Option<u64> {
+    let digits = frame.strip_prefix(b"d")?;
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    leading_number(digits)
+}
+
 /// Parses the unsigned decimal number at the start of `bytes` (no sign, no
 /// leading whitespace). `None` when there is no digit or it overflows.
 fn leading_number(bytes: &[u8]) -> Option<u64> {
@@ -63,6 +86,46 @@ pub fn for_each_marker(frame: &[u8], finder: &memmem::Finder<'_>, mut f: impl Fn
     for at in finder.find_iter(frame) {
         if let Some(seq) = leading_number(&frame[at + plen..]) {
             f(seq);
+        }
+    }
+}
+
+/// Calls `f(case, writer, n)` for every writer-scenario marker
+/// `<prefix><case>.<writer>.<n>` in `frame`.
+pub fn for_each_triple(
+    frame: &[u8],
+    finder: &memmem::Finder<'_>,
+    mut f: impl FnMut(u64, u64, u64),
+) {
+    let plen = finder.needle().len();
+    for at in finder.find_iter(frame) {
+        let rest = &frame[at + plen..];
+        let mut nums = [0u64; 3];
+        let mut pos = 0;
+        let mut ok = true;
+        for (i, slot) in nums.iter_mut().enumerate() {
+            if i > 0 {
+                if rest.get(pos) != Some(&b'.') {
+                    ok = false;
+                    break;
+                }
+                pos += 1;
+            }
+            let digits = rest[pos.min(rest.len())..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            match leading_number(&rest[pos.min(rest.len())..]) {
+                Some(v) => *slot = v,
+                None => {
+                    ok = false;
+                    break;
+                }
+            }
+            pos += digits;
+        }
+        if ok {
+            f(nums[0], nums[1], nums[2]);
         }
     }
 }
@@ -154,6 +217,29 @@ mod tests {
         assert!(ids.is_empty());
         for_each_deleted_id(br#"{"type":"snapshot"}"#, |id| ids.push(id));
         assert!(ids.is_empty());
+    }
+
+    #[test]
+    fn finds_triples() {
+        let finder = memmem::Finder::new("bm-ab12-w").into_owned();
+        let frame = br#"[{"name":"bm-ab12-w3.1.77"},{"name":"bm-ab12-w3.0.0"},{"name":"bm-ab12-w3.1"},{"name":"bm-ab12-w4.x.1"}]"#;
+        let mut seen = Vec::new();
+        for_each_triple(frame, &finder, |c, w, n| seen.push((c, w, n)));
+        assert_eq!(seen, vec![(3, 1, 77), (3, 0, 0)]);
+    }
+
+    #[test]
+    fn floor_frames() {
+        assert_eq!(classify_raw(b"hello"), FrameKind::Hello);
+        assert_eq!(classify_raw(b"bm-ab12-7"), FrameKind::Raw);
+        assert_eq!(raw_deleted_id(b"d42"), Some(42));
+        assert_eq!(raw_deleted_id(b"d"), None);
+        assert_eq!(raw_deleted_id(b"d4x"), None);
+        assert_eq!(raw_deleted_id(b"bm-ab12-7"), None);
+        let finder = memmem::Finder::new("bm-ab12-").into_owned();
+        let mut seen = Vec::new();
+        for_each_marker(b"bm-ab12-7", &finder, |s| seen.push(s));
+        assert_eq!(seen, vec![7]);
     }
 
     #[test]

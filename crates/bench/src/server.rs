@@ -1,5 +1,5 @@
-//! The servers under test (pglive and the Node.js peer): start, stop, and
-//! their CPU and memory from /proc; pglive's /metrics.
+//! The servers under test (pglive, the Node.js peer and the floor): start,
+//! stop, and their CPU and memory from /proc; pglive's /metrics.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -50,13 +50,19 @@ pub struct ServerProc {
     pub port: u16,
 }
 
-/// Starts `pglive --database-url URL --addr 127.0.0.1:0` and waits for its
-/// `pglive listening on http://127.0.0.1:PORT` line.
-pub async fn start_pglive(bin: &Path, db_url: &str, log: &Path) -> Result<ServerProc> {
+/// Starts `pglive --database-url URL --addr 127.0.0.1:0 [EXTRA…]` and waits
+/// for its `pglive listening on http://127.0.0.1:PORT` line.
+pub async fn start_pglive(
+    bin: &Path,
+    db_url: &str,
+    log: &Path,
+    extra: &[&str],
+) -> Result<ServerProc> {
     let log_file =
         std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let mut cmd = Command::new(bin);
     cmd.args(["--database-url", db_url, "--addr", "127.0.0.1:0"])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log_file.try_clone().context("log file")?))
@@ -109,16 +115,19 @@ pub fn parse_listen_line(line: &str) -> Option<u16> {
     rest.rsplit(':').next()?.trim_end_matches('/').parse().ok()
 }
 
+/// A free TCP port on 127.0.0.1 (for servers that take a fixed PORT).
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
 /// Starts the peer (`node server.js` in `dir`) on a free port and waits until
 /// it accepts connections.
 pub async fn start_peer(node: &str, dir: &Path, db_url: &str, log: &Path) -> Result<ServerProc> {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-        l.local_addr()?.port()
-    };
+    let port = free_port()?;
     let log_file =
         std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-    let mut child = Command::new(node)
+    let child = Command::new(node)
         .arg("server.js")
         .current_dir(dir)
         .env("PORT", port.to_string())
@@ -130,7 +139,32 @@ pub async fn start_peer(node: &str, dir: &Path, db_url: &str, log: &Path) -> Res
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting {node} server.js in {}", dir.display()))?;
-    let pid = child.id().context("node exited at once")?;
+    wait_listening(child, port, "the peer", log).await
+}
+
+/// Starts the floor (env `PORT`, `DATABASE_URL`) on a free port and waits
+/// until it accepts connections. It LISTENs before it binds its port, so
+/// once it accepts, no write can be missed.
+pub async fn start_floor(bin: &Path, db_url: &str, log: &Path) -> Result<ServerProc> {
+    let port = free_port()?;
+    let log_file =
+        std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let child = Command::new(bin)
+        .env("PORT", port.to_string())
+        .env("DATABASE_URL", db_url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log_file.try_clone().context("log file")?))
+        .stderr(Stdio::from(log_file))
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    wait_listening(child, port, "the floor", log).await
+}
+
+async fn wait_listening(mut child: Child, port: u16, what: &str, log: &Path) -> Result<ServerProc> {
+    let pid = child
+        .id()
+        .with_context(|| format!("{what} exited at once"))?;
     remember(pid);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -142,18 +176,40 @@ pub async fn start_peer(node: &str, dir: &Path, db_url: &str, log: &Path) -> Res
         }
         if let Some(status) = child.try_wait()? {
             anyhow::bail!(
-                "the peer exited before listening ({status}); its log: {}\n{}",
+                "{what} exited before listening ({status}); its log: {}\n{}",
                 log.display(),
                 tail_of(log, 20)
             );
         }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
-            "the peer did not listen on port {port} within 30 s"
+            "{what} did not listen on port {port} within 30 s"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(ServerProc { child, pid, port })
+}
+
+/// Whether this pglive binary has `--capture` (WAL capture, issue 10): its
+/// `--help` mentions it.
+pub async fn pglive_has_capture(bin: &Path) -> Result<bool> {
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        Command::new(bin)
+            .arg("--help")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .context("pglive --help timed out")?
+    .with_context(|| format!("running {} --help", bin.display()))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(text.contains("--capture"))
 }
 
 impl ServerProc {
