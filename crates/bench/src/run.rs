@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use pglive_schema::query::{ItemsQuery, TasksFilter, TasksQuery};
+use pglive_schema::tables::{ItemsQuery, TasksFilter, TasksQuery};
 use pglive_schema::{ClientMessage, LiveQuery, SubscriptionId};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -97,12 +97,53 @@ pub async fn run_target(ctx: &Ctx, p: &Params, target: Target) -> TargetReport {
     rep
 }
 
+/// The bench's clients only scan frames for markers. This one is the test
+/// kit's typed client: it decodes every message as the contract's
+/// `ServerMessage`, applies diffs with the server's own code, subscribes as
+/// client 0 did, and must hold exactly what a fresh query returns.
+async fn typed_check(p: &Params, ws_url: String, db_url: String) -> Result<usize> {
+    let frame: serde_json::Value = serde_json::from_str(&subscribe_frame(p, 0)?)?;
+    let query = frame["query"].clone();
+    let table = p.table;
+    let check = tokio::spawn(async move {
+        let mut c = pglive_testkit::Client::connect_url(&ws_url).await;
+        c.subscribe("check", query).await;
+        let want = match table {
+            Table::Items => {
+                pglive_testkit::fresh_at::<pglive_schema::Item>(
+                    &db_url,
+                    "SELECT * FROM items ORDER BY id",
+                )
+                .await
+            }
+            Table::Tasks { .. } => {
+                pglive_testkit::fresh_at::<pglive_schema::Task>(
+                    &db_url,
+                    "SELECT * FROM tasks WHERE assignee = 'user-0' ORDER BY id",
+                )
+                .await
+            }
+        };
+        let ok = c.until(|c| c.has("check") && c.rows("check") == want).await;
+        (ok, c.len("check"), want.len())
+    });
+    // The test kit fails loudly (it panics); here that is an error in the report.
+    let (ok, got, want) = check
+        .await
+        .map_err(|e| anyhow::anyhow!("typed check failed: {e}"))?;
+    anyhow::ensure!(
+        ok,
+        "typed check: the contract client holds {got} rows, a fresh query returns {want} (or they differ)"
+    );
+    Ok(got)
+}
+
 fn subscribe_frame(p: &Params, i: usize) -> Result<String> {
     let query = match p.table {
         Table::Items => LiveQuery::Items(ItemsQuery::default()),
         Table::Tasks { groups } => LiveQuery::Tasks(TasksQuery {
             filter: Some(TasksFilter {
-                assignee: Some(format!("user-{}", i % groups.max(1))),
+                assignee_eq: Some(format!("user-{}", i % groups.max(1))),
                 ..TasksFilter::default()
             }),
             ..TasksQuery::default()
@@ -437,6 +478,22 @@ async fn run_inner(
             if let Some(d) = delta(i) {
                 rep.metrics_deltas.insert((*name).to_string(), d);
             }
+        }
+    }
+
+    // 8b. pglive: a contract-typed client checks every row and its order.
+    if pglive {
+        match typed_check(
+            p,
+            format!("ws://127.0.0.1:{}/ws", server.port),
+            db_url.clone(),
+        )
+        .await
+        {
+            Ok(rows) => rep.notes.push(format!(
+                "typed check: a contract client's {rows} rows equal a fresh query, in order"
+            )),
+            Err(e) => rep.error = Some(format!("{e:#}")),
         }
     }
 

@@ -135,13 +135,14 @@ const DELETES_KEY: &[u8] = br#""deletes":["#;
 /// Calls `f(id)` for every key in a diff's `"deletes":[…]` list.
 pub fn for_each_deleted_id(frame: &[u8], mut f: impl FnMut(u64)) {
     // The list is after the upserts; search from the end, it is usually short.
+    // Keys are numbers, or strings for bigint keys (`"12"`): quotes are skipped.
     let Some(at) = memmem::rfind(frame, DELETES_KEY) else {
         return;
     };
     let mut rest = &frame[at + DELETES_KEY.len()..];
     loop {
         while let Some((&b, tail)) = rest.split_first() {
-            if b == b' ' || b == b',' {
+            if b == b' ' || b == b',' || b == b'"' {
                 rest = tail;
             } else {
                 break;
@@ -206,7 +207,7 @@ mod tests {
     fn finds_deleted_ids() {
         let mut ids = Vec::new();
         for_each_deleted_id(
-            br#"{"type":"diff","upserts":[{"at":0,"row":{"id":9,"name":"x"}}],"deletes":[12, 7,1000001]}"#,
+            br#"{"type":"diff","upserts":[{"at":0,"row":{"id":9,"name":"x"}}],"deletes":[12, "7","1000001"]}"#,
             |id| ids.push(id),
         );
         assert_eq!(ids, vec![12, 7, 1_000_001]);

@@ -149,14 +149,14 @@ impl Writer {
             let client = db::connect(&plan.url).await?;
             let (ins, upd, del) = match plan.table {
                 Table::Items => (
-                    "/* pglive-bench */ INSERT INTO items (name) VALUES ($1) RETURNING id",
-                    "/* pglive-bench */ UPDATE items SET name = $1 WHERE id = $2",
-                    "/* pglive-bench */ DELETE FROM items WHERE id = $1",
+                    "/* pglive-bench */ INSERT INTO items (name) VALUES ($1) RETURNING id::bigint",
+                    "/* pglive-bench */ UPDATE items SET name = $1 WHERE id = $2::bigint",
+                    "/* pglive-bench */ DELETE FROM items WHERE id = $1::bigint",
                 ),
                 Table::Tasks { .. } => (
-                    "/* pglive-bench */ INSERT INTO tasks (title, assignee) VALUES ($1, $2) RETURNING id",
-                    "/* pglive-bench */ UPDATE tasks SET title = $1 WHERE id = $2",
-                    "/* pglive-bench */ DELETE FROM tasks WHERE id = $1",
+                    "/* pglive-bench */ INSERT INTO tasks (title, assignee) VALUES ($1, $2) RETURNING id::bigint",
+                    "/* pglive-bench */ UPDATE tasks SET title = $1 WHERE id = $2::bigint",
+                    "/* pglive-bench */ DELETE FROM tasks WHERE id = $1::bigint",
                 ),
             };
             // Our UPDATE/DELETE by key must cost exactly one index scan and
@@ -239,8 +239,8 @@ async fn write_all(
     } else {
         50
     };
-    let mut last_marker: HashMap<i32, usize> = HashMap::new();
-    let mut live: VecDeque<(i32, usize, u32)> = VecDeque::new();
+    let mut last_marker: HashMap<i64, usize> = HashMap::new();
+    let mut live: VecDeque<(i64, usize, u32)> = VecDeque::new();
     let start = Instant::now();
     let start_tokio = tokio::time::Instant::now();
     for t in 0..plan.writes {
@@ -296,7 +296,7 @@ async fn write_all(
                 _ => {
                     let g = pick_group(&mut rng);
                     let k = rng.random_range(0..per_group);
-                    let id = i32::try_from(g as usize + 1 + groups * k)
+                    let id = i64::try_from(g as usize + 1 + groups * k)
                         .context("row id out of range")?;
                     if let Some(prev) = last_marker.insert(id, seq) {
                         slot.prev.store(seq_tag(prev), Ordering::Release);
@@ -357,7 +357,7 @@ async fn execute(
     stmts: &Statements,
     ops: &[Op],
     plan: &Plan,
-) -> Result<Vec<(usize, i32, u32)>> {
+) -> Result<Vec<(usize, i64, u32)>> {
     let mut inserted = Vec::new();
     if let [op] = ops {
         if let Some(row) = exec_one(&*client, stmts, op, plan).await? {
@@ -382,11 +382,11 @@ enum Op {
         group: u32,
     },
     Update {
-        id: i32,
+        id: i64,
         marker: String,
     },
     Delete {
-        id: i32,
+        id: i64,
     },
 }
 
@@ -395,7 +395,7 @@ async fn exec_one<C: tokio_postgres::GenericClient>(
     stmts: &Statements,
     op: &Op,
     plan: &Plan,
-) -> Result<Option<(usize, i32, u32)>> {
+) -> Result<Option<(usize, i64, u32)>> {
     match op {
         Op::Insert { seq, marker, group } => {
             let row = match plan.table {
@@ -406,7 +406,7 @@ async fn exec_one<C: tokio_postgres::GenericClient>(
                 }
             }
             .context("INSERT")?;
-            let id: i32 = row.try_get(0).context("INSERT … RETURNING id")?;
+            let id: i64 = row.try_get(0).context("INSERT … RETURNING id")?;
             Ok(Some((*seq, id, *group)))
         }
         Op::Update { id, marker } => {

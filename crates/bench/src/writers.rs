@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use memchr::memmem;
-use pglive_schema::query::ItemsQuery;
+use pglive_schema::tables::ItemsQuery;
 use pglive_schema::{ClientMessage, LiveQuery, SubscriptionId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -982,7 +982,7 @@ impl WriteJob {
         }
         let start = Instant::now();
         let deadline = start + self.duration;
-        let rows = i32::try_from(self.rows).context("too many rows")?;
+        let rows = i64::try_from(self.rows).context("too many rows")?;
         let mut tasks = JoinSet::new();
         for (i, (c, st)) in conns.into_iter().enumerate() {
             let w = i + 1;
@@ -999,7 +999,7 @@ impl WriteJob {
                     let done = match op {
                         WriteOp::Insert => c.execute(&st, &[&value]).await,
                         WriteOp::Update => {
-                            let id: i32 = rng.random_range(1..=rows);
+                            let id: i64 = rng.random_range(1..=rows);
                             c.execute(&st, &[&value, &id]).await
                         }
                     };

@@ -71,12 +71,7 @@ pub fn expand(input: TokenStream) -> syn::Result<TokenStream> {
                     }
                 }
 
-                fn changes(
-                    changes: TableChanges,
-                ) -> ::std::option::Option<(
-                    ::std::vec::Vec<#s::wire::Placed<Self>>,
-                    ::std::vec::Vec<<Self as #s::live::LiveTable>::Key>,
-                )> {
+                fn changes(changes: TableChanges) -> ::std::option::Option<#s::live::Changed<Self>> {
                     #[allow(unreachable_patterns)]
                     match changes {
                         TableChanges::#variant { upserts, deletes } => ::std::option::Option::Some((upserts, deletes)),

@@ -95,8 +95,11 @@ pub trait Listed: LiveTable {
     /// A snapshot's rows, when they are this table's.
     fn rows(rows: TableRows) -> Option<Vec<Self>>;
     /// A diff's upserts and deletes, when they are this table's.
-    fn changes(changes: TableChanges) -> Option<(Vec<Placed<Self>>, Vec<Self::Key>)>;
+    fn changes(changes: TableChanges) -> Option<Changed<Self>>;
 }
+
+/// A diff's rows to place and keys to delete, typed by table.
+pub type Changed<T> = (Vec<Placed<T>>, Vec<<T as LiveTable>::Key>);
 
 /// Something done once per listed table, with its type (see `visit_tables`).
 pub trait TableVisitor {

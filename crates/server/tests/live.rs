@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use pglive_schema::{Item, Task};
+use pglive_schema::Item;
 use pglive_testkit::{Client, TestDb, TestServer, fresh};
 use serde_json::json;
 

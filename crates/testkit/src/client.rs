@@ -146,7 +146,12 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     pub async fn connect(server: &TestServer) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(server.ws_url())
+        Client::connect_url(&server.ws_url()).await
+    }
+
+    /// Connects to any pglive server's `/ws`.
+    pub async fn connect_url(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("ws connect");
         Client::over(ws)
@@ -271,7 +276,7 @@ impl Client {
         let found = |c: &Client| {
             c.errors
                 .iter()
-                .any(|e| serde_json::to_value(e.code).unwrap() == Value::from(code))
+                .any(|e| serde_json::to_value(e.code).unwrap() == code)
         };
         assert!(
             self.until(found).await,
@@ -281,7 +286,7 @@ impl Client {
         let at = self
             .errors
             .iter()
-            .position(|e| serde_json::to_value(e.code).unwrap() == Value::from(code))
+            .position(|e| serde_json::to_value(e.code).unwrap() == code)
             .unwrap();
         self.errors.remove(at)
     }

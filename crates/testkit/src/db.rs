@@ -224,7 +224,12 @@ impl Drop for TestDb {
 /// rows and serialized as the server serializes them: compare it with a
 /// client's rows to check the server, row for row and in order.
 pub async fn fresh<T: LiveTable>(db: &TestDb, sql: &str) -> Vec<Value> {
-    let mut conn = db.conn().await;
+    fresh_at::<T>(&db.url, sql).await
+}
+
+/// [`fresh`] on the database at `url`.
+pub async fn fresh_at<T: LiveTable>(url: &str, sql: &str) -> Vec<Value> {
+    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
     let rows: Vec<T> = diesel::sql_query(sql)
         .load(&mut conn)
         .await

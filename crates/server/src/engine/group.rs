@@ -204,7 +204,7 @@ pub trait Membership: Send + Sync + std::fmt::Debug {
 pub struct Groups<T: LiveTable> {
     /// Locked briefly by joins, leaves and the reader's delivery; never held
     /// across an `.await`. Taken before any group's members lock.
-    map: Mutex<HashMap<Arc<Context>, HashMap<String, Arc<GroupShared<T>>>>>,
+    map: Mutex<Map<T>>,
     reads: Arc<Reads>,
 }
 
@@ -216,7 +216,11 @@ impl<T: LiveTable> std::fmt::Debug for Groups<T> {
     }
 }
 
+/// Groups by context, then by normalized query.
 type Map<T> = HashMap<Arc<Context>, HashMap<String, Arc<GroupShared<T>>>>;
+
+/// A context and its groups, as the reader delivers to them.
+pub type ContextGroups<T> = (Arc<Context>, Vec<Arc<GroupShared<T>>>);
 
 impl<T: LiveTable> Groups<T> {
     pub fn new(reads: Arc<Reads>) -> Arc<Groups<T>> {
@@ -306,18 +310,18 @@ impl<T: LiveTable> Groups<T> {
             }
             members.is_empty()
         };
-        if empty || group.is_closed() {
-            if let Some(groups) = map.get_mut(&group.ctx) {
-                if groups
-                    .get(&group.key)
-                    .is_some_and(|g| Arc::ptr_eq(g, group))
-                {
-                    groups.remove(&group.key);
-                    self.forget_group();
-                }
-                if groups.is_empty() {
-                    map.remove(&group.ctx);
-                }
+        if (empty || group.is_closed())
+            && let Some(groups) = map.get_mut(&group.ctx)
+        {
+            if groups
+                .get(&group.key)
+                .is_some_and(|g| Arc::ptr_eq(g, group))
+            {
+                groups.remove(&group.key);
+                self.forget_group();
+            }
+            if groups.is_empty() {
+                map.remove(&group.ctx);
             }
         }
         drop(map);
@@ -325,7 +329,7 @@ impl<T: LiveTable> Groups<T> {
     }
 
     /// The contexts that have groups now, with their groups.
-    pub fn by_context(&self) -> Vec<(Arc<Context>, Vec<Arc<GroupShared<T>>>)> {
+    pub fn by_context(&self) -> Vec<ContextGroups<T>> {
         self.lock()
             .iter()
             .map(|(ctx, groups)| (Arc::clone(ctx), groups.values().cloned().collect()))
@@ -909,13 +913,13 @@ mod tests {
                         db.remove(&id);
                     }
                 }
-                if let Some((old, new)) = rekey {
-                    if let Some(mut row) = db.remove(&old) {
-                        row.id = new;
-                        db.insert(new, row);
-                        touched.insert(old);
-                        touched.insert(new);
-                    }
+                if let Some((old, new)) = rekey
+                    && let Some(mut row) = db.remove(&old)
+                {
+                    row.id = new;
+                    db.insert(new, row);
+                    touched.insert(old);
+                    touched.insert(new);
                 }
                 let batch = Arc::new(Batch {
                     rows: touched.iter().filter_map(|k| db.get(k)).cloned().map(Arc::new).collect(),
@@ -947,34 +951,51 @@ mod tests {
     #[tokio::test]
     async fn a_join_never_lands_in_an_ended_group() {
         // No database is needed: nothing here waits for a query.
-        let pool = crate::db::pool("postgres://nobody@127.0.0.1:9/none", 1).await.unwrap();
-        let reads = Arc::new(Reads::new(pool, Arc::new(Metrics::default()), EngineLimits::default()));
+        let pool = crate::db::pool("postgres://nobody@127.0.0.1:9/none", 1)
+            .await
+            .unwrap();
+        let reads = Arc::new(Reads::new(
+            pool,
+            Arc::new(Metrics::default()),
+            EngineLimits::default(),
+        ));
         let groups = Groups::<pglive_schema::Item>::new(Arc::clone(&reads));
         let ctx = Arc::new(Context::default());
         let query = pglive_schema::Item::normalized(&ItemsQuery::default());
         let conn = outbox::new_connection();
         let (tx, mut rx) = mpsc::channel(8);
-        let member = |id: &str| Member::new(SubscriptionId(id.into()), tx.clone(), Arc::clone(&conn));
+        let member =
+            |id: &str| Member::new(SubscriptionId(id.into()), tx.clone(), Arc::clone(&conn));
 
-        let a = groups.join(Arc::clone(&ctx), query.clone(), member("a")).unwrap();
+        let a = groups
+            .join(Arc::clone(&ctx), query.clone(), member("a"))
+            .unwrap();
         let first = Arc::clone(&groups.by_context()[0].1[0]);
         first.end(&reads, ErrorCode::ResultTooLarge, "too large");
         assert!(a.ended());
 
         // Joining before anyone left the ended group: a new, live group.
-        let b = groups.join(Arc::clone(&ctx), query.clone(), member("b")).unwrap();
+        let b = groups
+            .join(Arc::clone(&ctx), query.clone(), member("b"))
+            .unwrap();
         assert!(!b.ended());
         let now = groups.by_context();
         assert_eq!(now.len(), 1);
         assert_eq!(now[0].1.len(), 1);
-        assert!(!Arc::ptr_eq(&now[0].1[0], &first), "the ended group was replaced");
+        assert!(
+            !Arc::ptr_eq(&now[0].1[0], &first),
+            "the ended group was replaced"
+        );
 
         // The ended member was told, and its session learns to forget it.
         let Some(Frame::Text(error)) = rx.recv().await else {
             panic!("no error frame")
         };
         assert!(String::from_utf8_lossy(&error).contains("result_too_large"));
-        assert_eq!(conn.take_ended(), vec![(SubscriptionId("a".into()), a.member())]);
+        assert_eq!(
+            conn.take_ended(),
+            vec![(SubscriptionId("a".into()), a.member())]
+        );
 
         // Its session leaving afterwards does not disturb the new group.
         a.leave();
