@@ -383,3 +383,76 @@ async fn results_over_the_row_cap_are_refused() {
     assert_eq!(server.metric("pglive_subscriptions").await, 1);
     server.stop().await;
 }
+
+/// A query the database keeps refusing: its subscribers are told
+/// `query_failed` (with a reason class, not SQL) after a bounded number of
+/// tries, the server stops retrying it, and other tables are unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_the_database_keeps_refusing_ends_with_query_failed() {
+    let db = TestDb::new().await;
+    db.exec("INSERT INTO items (name) VALUES ('a'); INSERT INTO tasks (title) VALUES ('t')")
+        .await;
+    let server = TestServer::start(&db).await;
+    let mut c = Client::connect(&server).await;
+    c.subscribe("items", json!({"table":"items"})).await;
+    c.subscribe("tasks", json!({"table":"tasks"})).await;
+    assert!(c.until(|c| c.has("items") && c.has("tasks")).await);
+    // A column the server reads disappears under it: every read of items fails.
+    db.exec(
+        "ALTER TABLE items RENAME COLUMN name TO label; INSERT INTO items (label) VALUES ('b')",
+    )
+    .await;
+    let e = c.error("query_failed").await;
+    assert_eq!(e.id.map(|id| id.0).as_deref(), Some("items"));
+    assert!(
+        !e.message.contains("label") && !e.message.contains("column"),
+        "no database text reaches the client: {}",
+        e.message
+    );
+    assert_eq!(server.metric("pglive_query_failures_total").await, 1);
+    // Other tables keep working.
+    db.exec("INSERT INTO tasks (title) VALUES ('u')").await;
+    assert!(c.until(|c| c.len("tasks") == 2).await);
+    // The failed query is not retried any more.
+    let errors = server.metric("pglive_refresh_errors_total").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(server.metric("pglive_refresh_errors_total").await, errors);
+    // The id is free again; once the table is fixed the query works.
+    db.exec("ALTER TABLE items RENAME COLUMN label TO name")
+        .await;
+    c.subscribe("items", json!({"table":"items"})).await;
+    assert!(c.until(|c| c.len("items") == 2).await);
+    server.stop().await;
+}
+
+/// One row the server cannot decode (a date past what it can represent) is
+/// left out and counted; it never stalls its table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_that_cannot_be_decoded_is_skipped_not_fatal() {
+    let db = TestDb::new().await;
+    db.exec("INSERT INTO tasks (title) SELECT 't' || g FROM generate_series(1, 5) g")
+        .await;
+    let server = TestServer::start(&db).await;
+    let mut c = Client::connect(&server).await;
+    c.subscribe("all", json!({"table":"tasks"})).await;
+    assert!(c.until(|c| c.len("all") == 5).await);
+    db.exec("UPDATE tasks SET due_date = '300000-01-01' WHERE id = 5")
+        .await;
+    assert!(
+        c.until(|c| c.len("all") == 4).await,
+        "the undecodable row left the live result"
+    );
+    db.exec("INSERT INTO tasks (title) VALUES ('later')").await;
+    assert!(
+        c.until(|c| c.rows("all").iter().any(|r| r["title"] == "later"))
+            .await,
+        "the table kept going"
+    );
+    assert!(server.metric("pglive_rows_skipped_total").await >= 1);
+    // A new subscription runs the full query, which skips the row too.
+    let mut d = Client::connect(&server).await;
+    d.subscribe("all", json!({"table":"tasks"})).await;
+    assert!(d.until(|c| c.len("all") == 5).await);
+    assert!(c.errors.is_empty() && d.errors.is_empty());
+    server.stop().await;
+}

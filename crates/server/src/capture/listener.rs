@@ -192,3 +192,57 @@ async fn listen(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::engine::EngineLimits;
+
+    async fn hub() -> Hub {
+        // Parsing needs the registry, not a database.
+        let pool = crate::db::pool("postgres://nobody@127.0.0.1:9/none", 1)
+            .await
+            .unwrap();
+        Hub::start(pool, Arc::new(Metrics::default()), EngineLimits::default())
+    }
+
+    #[tokio::test]
+    async fn notices_parse_into_changes() {
+        let hub = hub().await;
+        let m = Metrics::default();
+        let c = parse(
+            r#"{"v":1,"schema":"public","table":"items","op":"UPDATE","keys":["2"],"old_keys":[1]}"#,
+            &hub,
+            &m,
+        );
+        assert_eq!(
+            c,
+            Some(Change::Rows {
+                table: "items",
+                keys: vec![json!("2"), json!(1)]
+            })
+        );
+        let c = parse(
+            r#"{"v":1,"schema":"public","table":"tasks","op":"TRUNCATE","keys":null,"old_keys":null}"#,
+            &hub,
+            &m,
+        );
+        assert_eq!(c, Some(Change::Table { table: "tasks" }));
+        let other = r#"{"v":1,"schema":"public","table":"other","op":"INSERT","keys":[1]}"#;
+        assert_eq!(parse(other, &hub, &m), None);
+        let elsewhere = r#"{"v":1,"schema":"elsewhere","table":"items","op":"INSERT","keys":[1]}"#;
+        assert_eq!(parse(elsewhere, &hub, &m), None);
+    }
+
+    #[tokio::test]
+    async fn malformed_notices_refresh_instead_of_crashing() {
+        let hub = hub().await;
+        let m = Metrics::default();
+        let c = parse(r#"{"table":"items","op":"WHAT"}"#, &hub, &m);
+        assert_eq!(c, Some(Change::Table { table: "items" }));
+        assert_eq!(parse("not json", &hub, &m), Some(Change::Everything));
+        assert_eq!(m.notifications_malformed.get(), 2);
+    }
+}
