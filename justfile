@@ -30,7 +30,9 @@ dev:
     }
     trap 'stop; exit 0' INT TERM
     trap stop EXIT
-    cargo run -q -p pglive-server --bin pglive -- --addr 127.0.0.1:8080 --web-dir web/dist </dev/null &
+    # The page comes from Vite (:5173), which forwards /api and /ws: allow its origin.
+    cargo run -q -p pglive-server --bin pglive -- --addr 127.0.0.1:8080 --web-dir web/dist \
+        --allowed-origins http://127.0.0.1:5173,http://localhost:5173 </dev/null &
     pids+=("$!")
     (cd web && exec npx vite --host 127.0.0.1 --port 5173 --strictPort </dev/null) &
     pids+=("$!")

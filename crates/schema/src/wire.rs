@@ -139,6 +139,15 @@ pub enum ErrorCode {
     Validation,
     /// The REST resource does not exist.
     NotFound,
+    /// The request is not allowed: a browser origin the server does not
+    /// serve, or a write the database's policies refuse.
+    Forbidden,
+    /// The REST method does not apply to this resource.
+    MethodNotAllowed,
+    /// The REST request body is larger than the server accepts.
+    TooLarge,
+    /// The REST request body is not `application/json`.
+    UnsupportedMediaType,
     /// The write conflicts with the current state.
     Conflict,
     /// The database is unreachable right now; retry later.

@@ -3,26 +3,47 @@
 //! `PATCH /api/{table}/{key}`, `DELETE /api/{table}/{key}`. Writes are plain
 //! statements; their live updates reach clients through change capture like
 //! any other write, never through a shortcut.
+//!
+//! Every request under `/api/` is answered here, with a typed `ApiError` for
+//! each way it can be wrong: a browser origin not allowed (403, also what
+//! stops cross-site form posts, which cannot send `application/json`), too
+//! many requests from one address (429), a body that is not JSON (415), too
+//! large (413, chunked bodies counted as they arrive) or too slow (408).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::pooled_connection::bb8::Pool;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::AsyncPgConnection;
 use futures_util::future::BoxFuture;
+use futures_util::{Stream, StreamExt};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use pglive_schema::ErrorCode;
 use pglive_schema::api::{ApiError, Invalid};
 use pglive_schema::live::{Listed, LiveTable, TableVisitor};
 use pglive_schema::scalar::LiveKey;
 use pglive_schema::tables::visit_tables;
-use warp::http::StatusCode;
+use warp::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use warp::path::Tail;
 use warp::reply::Response;
-use warp::{Filter, Reply};
+use warp::{Buf, Filter, Reply};
+
+use crate::connections::ClientAddr;
+use crate::policy::Origins;
 
 /// Largest accepted request body.
-const MAX_BODY: u64 = 16 * 1024;
+const MAX_BODY: usize = 16 * 1024;
+
+/// Time a client has to send a request's whole body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Client addresses the rate limiter remembers before it forgets the idle ones.
+const MAX_TRACKED_CLIENTS: usize = 10_000;
 
 /// Why a write failed; each maps to one status and error code.
 #[derive(Debug, thiserror::Error)]
@@ -184,7 +205,7 @@ impl<T: LiveTable> TableWrites for Writes<T> {
             let new: T::New = parse(&body)?;
             T::validate_new(&new).map_err(WriteError::Invalid)?;
             let mut conn = conn(pool).await?;
-            let row: T = T::insert(&new).get_result(&mut conn).await?;
+            let row: T = diesel_async::RunQueryDsl::get_result(T::insert(&new), &mut conn).await?;
             Ok((StatusCode::CREATED, Some(row_json(&row)?)))
         })
     }
@@ -202,7 +223,7 @@ impl<T: LiveTable> TableWrites for Writes<T> {
             let sql = T::update(&key, &patch)
                 .ok_or_else(|| WriteError::Invalid(Invalid::nothing_to_update()))?;
             let mut conn = conn(pool).await?;
-            let rows: Vec<T> = sql.load(&mut conn).await?;
+            let rows: Vec<T> = diesel_async::RunQueryDsl::load(sql, &mut conn).await?;
             let row = rows.into_iter().next().ok_or(WriteError::NotFound)?;
             Ok((StatusCode::OK, Some(row_json(&row)?)))
         })
@@ -216,7 +237,7 @@ impl<T: LiveTable> TableWrites for Writes<T> {
         Box::pin(async move {
             let key = T::Key::parse_path(key).ok_or(WriteError::NotFound)?;
             let mut conn = conn(pool).await?;
-            let deleted = T::delete(&key).execute(&mut conn).await?;
+            let deleted = diesel_async::RunQueryDsl::execute(T::delete(&key), &mut conn).await?;
             if deleted == 0 {
                 return Err(WriteError::NotFound);
             }
@@ -229,12 +250,245 @@ struct Collect(HashMap<&'static str, Arc<dyn TableWrites>>);
 
 impl TableVisitor for Collect {
     fn visit<T: Listed>(&mut self) {
-        self.0
-            .insert(T::NAME, Arc::new(Writes::<T>(std::marker::PhantomData)));
+        self.0.insert(T::NAME, Arc::new(Writes::<T>(std::marker::PhantomData)));
     }
 }
 
-type Tables = Arc<HashMap<&'static str, Arc<dyn TableWrites>>>;
+/// What the API's handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct Api {
+    pool: Pool<AsyncPgConnection>,
+    tables: Arc<HashMap<&'static str, Arc<dyn TableWrites>>>,
+    origins: Arc<Origins>,
+    /// Requests per second per client address (bursts of twice that). Its
+    /// memory is one entry per recent address, pruned past
+    /// `MAX_TRACKED_CLIENTS`.
+    limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api").field("tables", &self.tables.keys()).finish_non_exhaustive()
+    }
+}
+
+impl Api {
+    pub fn new(pool: Pool<AsyncPgConnection>, origins: Arc<Origins>, per_second: u32) -> Api {
+        let mut collect = Collect(HashMap::new());
+        visit_tables(&mut collect);
+        let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let burst = rate.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
+        Api {
+            pool,
+            tables: Arc::new(collect.0),
+            origins,
+            limiter: Arc::new(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))),
+        }
+    }
+}
+
+fn api_error(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response {
+    error_response(status, code, message)
+}
+
+/// Reads the whole body, refusing it once it passes `MAX_BODY`.
+async fn read_body<S, B>(body: S) -> Result<Bytes, Response>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send,
+    B: Buf,
+{
+    let read = async {
+        let mut body = std::pin::pin!(body);
+        let mut out = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let mut chunk = chunk.map_err(|e| {
+                api_error(StatusCode::BAD_REQUEST, ErrorCode::Validation, format!("cannot read the body: {e}"))
+            })?;
+            if out.len() + chunk.remaining() > MAX_BODY {
+                return Err(api_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    ErrorCode::TooLarge,
+                    format!("the body is over {MAX_BODY} bytes"),
+                ));
+            }
+            while chunk.has_remaining() {
+                let part = chunk.chunk();
+                out.extend_from_slice(part);
+                let n = part.len();
+                chunk.advance(n);
+            }
+        }
+        Ok(Bytes::from(out))
+    };
+    tokio::time::timeout(BODY_TIMEOUT, read).await.unwrap_or_else(|_| {
+        Err(api_error(
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::Validation,
+            "the body did not arrive in time",
+        ))
+    })
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+async fn handle<S, B>(
+    api: Api,
+    method: Method,
+    tail: Tail,
+    headers: HeaderMap,
+    addr: Option<ClientAddr>,
+    body: S,
+) -> Response
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send,
+    B: Buf,
+{
+    let mut response = answer(&api, &method, &tail, &headers, addr, body).await;
+    // Cross-origin callers that are allowed may read the answer.
+    if let Some(origin) = api.origins.cors_header(&headers)
+        && headers.contains_key(header::ORIGIN)
+    {
+        let h = response.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(header::VARY, HeaderValue::from_static("origin"));
+    }
+    response
+}
+
+async fn answer<S, B>(
+    api: &Api,
+    method: &Method,
+    tail: &Tail,
+    headers: &HeaderMap,
+    addr: Option<ClientAddr>,
+    body: S,
+) -> Response
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send,
+    B: Buf,
+{
+    if !api.origins.allow(headers) {
+        return api_error(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "this origin may not use the API; the server allows its own origin and --allowed-origins",
+        );
+    }
+    if method == Method::OPTIONS {
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        let h = response.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("POST, PATCH, DELETE, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("content-type, authorization"),
+        );
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        return response;
+    }
+    if let Some(ClientAddr(addr)) = addr {
+        if api.limiter.len() > MAX_TRACKED_CLIENTS {
+            api.limiter.retain_recent();
+        }
+        if api.limiter.check_key(&addr.ip()).is_err() {
+            let mut response = api_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                "too many requests from this address; slow down",
+            );
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
+        }
+    }
+    let segments: Vec<&str> = tail.as_str().split('/').filter(|s| !s.is_empty()).collect();
+    let Some(&table) = segments.first() else {
+        return api_error(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such API route");
+    };
+    let Some(writes) = api.tables.get(table) else {
+        return no_table(table);
+    };
+    let key = segments.get(1).copied();
+    let allowed = match (segments.len(), method.clone()) {
+        (1, Method::POST) | (2, Method::PATCH) | (2, Method::DELETE) => true,
+        (1 | 2, _) => false,
+        _ => return api_error(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such API route"),
+    };
+    if !allowed {
+        let mut response = api_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::MethodNotAllowed,
+            format!("{method} does not apply here"),
+        );
+        let allow = if segments.len() == 1 { "POST, OPTIONS" } else { "PATCH, DELETE, OPTIONS" };
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+        return response;
+    }
+    let result = if method == Method::DELETE {
+        writes.delete(&api.pool, &percent_decoded(key.unwrap_or_default())).await
+    } else {
+        if !is_json(headers) {
+            return api_error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::UnsupportedMediaType,
+                "send the body as application/json",
+            );
+        }
+        let body = match read_body(body).await {
+            Ok(body) => body,
+            Err(response) => return response,
+        };
+        match key {
+            None => writes.create(&api.pool, body).await,
+            Some(key) => writes.update(&api.pool, &percent_decoded(key), body).await,
+        }
+    };
+    respond(table, result)
+}
+
+/// A path segment with `%XX` escapes decoded (keys may hold any text);
+/// undecodable input stays as it is and simply names no row.
+fn percent_decoded(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| segment.to_owned())
+}
+
+/// Every request under `/api/`.
+pub fn routes(api: Api) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path("api")
+        .and(warp::any().map(move || api.clone()))
+        .and(warp::method())
+        .and(warp::path::tail())
+        .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<ClientAddr>())
+        .and(warp::body::stream())
+        .then(handle)
+}
 
 fn respond(table: &str, result: Result<Written, WriteError>) -> Response {
     match result {
@@ -242,8 +496,8 @@ fn respond(table: &str, result: Result<Written, WriteError>) -> Response {
             let mut response = Response::new(body.into());
             *response.status_mut() = status;
             response.headers_mut().insert(
-                warp::http::header::CONTENT_TYPE,
-                warp::http::HeaderValue::from_static("application/json"),
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
             );
             response
         }
@@ -261,54 +515,4 @@ fn no_table(table: &str) -> Response {
             table.chars().take(64).collect::<String>()
         ),
     )
-}
-
-/// The write routes of every live table.
-pub fn routes(
-    pool: Pool<AsyncPgConnection>,
-) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    let mut collect = Collect(HashMap::new());
-    visit_tables(&mut collect);
-    let tables: Tables = Arc::new(collect.0);
-    let with = move || {
-        let pool = pool.clone();
-        let tables = Arc::clone(&tables);
-        warp::any().map(move || (pool.clone(), Arc::clone(&tables)))
-    };
-    let body = || warp::body::content_length_limit(MAX_BODY).and(warp::body::bytes());
-    let create = warp::path!("api" / String)
-        .and(warp::post())
-        .and(with())
-        .and(body())
-        .then(|table: String, (pool, tables): (Pool<AsyncPgConnection>, Tables), body: Bytes| async move {
-            match tables.get(table.as_str()) {
-                Some(t) => respond(&table, t.create(&pool, body).await),
-                None => no_table(&table),
-            }
-        });
-    let update = warp::path!("api" / String / String)
-        .and(warp::patch())
-        .and(with())
-        .and(body())
-        .then(
-            |table: String,
-             key: String,
-             (pool, tables): (Pool<AsyncPgConnection>, Tables),
-             body: Bytes| async move {
-                match tables.get(table.as_str()) {
-                    Some(t) => respond(&table, t.update(&pool, &key, body).await),
-                    None => no_table(&table),
-                }
-            },
-        );
-    let delete = warp::path!("api" / String / String)
-        .and(warp::delete())
-        .and(with())
-        .then(|table: String, key: String, (pool, tables): (Pool<AsyncPgConnection>, Tables)| async move {
-            match tables.get(table.as_str()) {
-                Some(t) => respond(&table, t.delete(&pool, &key).await),
-                None => no_table(&table),
-            }
-        });
-    create.or(update).unify().or(delete).unify()
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::connections::ConnLimits;
 use crate::engine::EngineLimits;
 use crate::session::SessionLimits;
 
@@ -58,9 +59,33 @@ pub struct Config {
         global = true
     )]
     pub log_format: LogFormat,
-    /// Origins allowed to open WebSockets (comma-separated); empty allows any.
+    /// Browser origins allowed to use the WebSocket and the REST API besides
+    /// the server's own (comma-separated; `*` allows any).
     #[arg(long, env = "PGLIVE_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    /// Host names the server answers to (comma-separated, with or without a
+    /// port); empty answers any. Set it against DNS rebinding.
+    #[arg(long, env = "PGLIVE_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    /// WebSocket connections open at once; more are refused with 503.
+    #[arg(long, env = "PGLIVE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// HTTP connections served at once (before upgrades); more are closed.
+    #[arg(long, env = "PGLIVE_MAX_HTTP_CONNECTIONS", default_value_t = 1_024)]
+    pub max_http_connections: usize,
+    /// Seconds a client has to send request headers (and to start the next
+    /// request on an idle kept-alive connection).
+    #[arg(long, env = "PGLIVE_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+    /// Seconds in-flight HTTP requests may run once shutdown begins.
+    #[arg(long, env = "PGLIVE_SHUTDOWN_DEADLINE_SECS", default_value_t = 5)]
+    pub shutdown_deadline_secs: u64,
+    /// Also serve HTTP/2 without TLS (prior knowledge); off by default.
+    #[arg(long, env = "PGLIVE_HTTP2")]
+    pub http2: bool,
+    /// REST requests per second per client address (bursts of twice that).
+    #[arg(long, env = "PGLIVE_API_REQUESTS_PER_SECOND", default_value_t = 100)]
+    pub api_requests_per_second: u32,
     /// Database connections in the pool (refreshes and REST writes).
     #[arg(long, env = "PGLIVE_POOL_SIZE", default_value_t = 16)]
     pub pool_size: u32,
@@ -117,6 +142,21 @@ impl Config {
             max_query_failures: self.max_query_failures.max(1),
             ..EngineLimits::default()
         }
+    }
+
+    pub fn conn_limits(&self) -> ConnLimits {
+        ConnLimits {
+            max_http: self.max_http_connections,
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs.max(1)),
+            http2: self.http2,
+            shutdown_deadline: Duration::from_secs(self.shutdown_deadline_secs),
+        }
+    }
+
+    /// Descriptors the server needs besides WebSockets: HTTP connections,
+    /// the pool, capture, and a margin for files and logs.
+    pub fn descriptors_besides_websockets(&self) -> u64 {
+        (self.max_http_connections + self.pool_size as usize + 64) as u64
     }
 
     pub fn session_limits(&self) -> SessionLimits {

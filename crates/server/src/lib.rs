@@ -7,26 +7,30 @@
 mod api;
 mod capture;
 pub mod config;
+mod connections;
 pub mod db;
 mod engine;
 mod http;
 mod metrics;
+mod policy;
 mod session;
+mod webapp;
 mod ws;
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio_util::task::TaskTracker;
 
 use crate::capture::CaptureStatus;
 use crate::config::Config;
 use crate::engine::Hub;
+use crate::http::HttpContext;
 use crate::metrics::Metrics;
+use crate::policy::{Hosts, Origins};
 use crate::ws::WsContext;
 
 /// The keyed diff the server sends, for clients and tests that apply it.
@@ -77,20 +81,23 @@ pub async fn run(
     ));
 
     let sessions = TaskTracker::new();
+    let origins = Arc::new(Origins::new(&config.allowed_origins));
     let ws_ctx = WsContext {
         hub: hub.clone(),
         limits: Arc::new(config.session_limits()),
         shutdown: shutdown_rx,
-        allowed_origins: Arc::new(
-            config
-                .allowed_origins
-                .iter()
-                .cloned()
-                .collect::<HashSet<_>>(),
-        ),
+        origins: Arc::clone(&origins),
+        slots: Arc::new(Semaphore::new(config.max_connections.max(1))),
         sessions: sessions.clone(),
     };
-    let routes = http::routes(ws_ctx, status, config.web_dir.clone());
+    let routes = http::routes(HttpContext {
+        api: api::Api::new(hub.pool().clone(), origins, config.api_requests_per_second),
+        hub: hub.clone(),
+        status,
+        ws: ws_ctx,
+        hosts: Arc::new(Hosts::new(&config.allowed_hosts)),
+        web_dir: config.web_dir.clone(),
+    });
     // Accepted sockets inherit TCP_NODELAY from the listener. Every message
     // is one write; with Nagle's algorithm a small frame would wait for the
     // previous one's acknowledgement, which clients may delay by up to 40 ms.
@@ -98,15 +105,12 @@ pub async fn run(
         tracing::warn!(error = %err, "cannot set TCP_NODELAY; small messages may be delayed");
     }
     tracing::info!(addr = ?listener.local_addr().ok(), tables = ?hub.registry().names(), "serving");
-    warp::serve(routes)
-        .incoming(listener)
-        .graceful(async move {
-            shutdown.await;
-            tracing::info!("shutting down");
-            let _ = shutdown_tx.send(true);
-        })
-        .run()
-        .await;
+    connections::serve(listener, routes, config.conn_limits(), Arc::clone(&metrics), async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = shutdown_tx.send(true);
+    })
+    .await;
 
     // Upgraded WebSockets outlive the HTTP server; wait for their sessions
     // to send 1001 and finish writing, up to a bound.

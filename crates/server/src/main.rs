@@ -7,7 +7,7 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let config = cli.config;
+    let mut config = cli.config;
     let filter = EnvFilter::try_new(&config.log).context("invalid --log filter")?;
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -35,6 +35,7 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
 
+    fit_descriptors(&mut config);
     let listener = TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;
@@ -42,6 +43,33 @@ async fn main() -> anyhow::Result<()> {
     println!("pglive listening on http://{}", listener.local_addr()?);
     pglive_server::run(config, listener, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Raises the open-file limit to its hard maximum and keeps the WebSocket
+/// bound within it, so that a server full of WebSockets still has
+/// descriptors for HTTP (health checks included) and the database.
+fn fit_descriptors(config: &mut pglive_server::config::Config) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let mut raised = limit.clone();
+        raised.current = limit.maximum;
+        if let Err(err) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!(error = %err, "cannot raise the open-file limit");
+        }
+    }
+    let Some(files) = getrlimit(Resource::Nofile).current else {
+        return;
+    };
+    let room = files.saturating_sub(config.descriptors_besides_websockets()).max(1);
+    if config.max_connections as u64 > room {
+        tracing::warn!(
+            open_files = files,
+            max_connections = room,
+            "the open-file limit leaves room for fewer WebSockets than --max-connections; lowering it"
+        );
+        config.max_connections = usize::try_from(room).unwrap_or(usize::MAX);
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

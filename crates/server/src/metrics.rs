@@ -15,6 +15,8 @@ pub struct Metrics {
     registry: Registry,
     pub connections: Gauge,
     pub connections_accepted: Counter,
+    pub connections_refused: Counter,
+    pub http_connections: Gauge,
     pub groups: Gauge,
     pub subscriptions: Gauge,
     pub notifications: Counter,
@@ -48,6 +50,7 @@ impl Default for Metrics {
             g
         };
         let connections = gauge("connections", "Open WebSocket connections.");
+        let http_connections = gauge("http_connections", "HTTP connections being served (before any upgrade).");
         let groups = gauge(
             "groups",
             "Live subscription groups (distinct queries per security context).",
@@ -65,6 +68,10 @@ impl Default for Metrics {
         };
         let connections_accepted =
             counter("connections_accepted", "WebSocket connections accepted.");
+        let connections_refused = counter(
+            "connections_refused",
+            "Connections refused because HTTP or WebSocket connections were at their bound.",
+        );
         let notifications = counter("notifications", "Change notices received.");
         let notifications_malformed = counter(
             "notifications_malformed",
@@ -117,6 +124,8 @@ impl Default for Metrics {
             registry,
             connections,
             connections_accepted,
+            connections_refused,
+            http_connections,
             groups,
             subscriptions,
             notifications,

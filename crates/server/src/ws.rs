@@ -5,11 +5,10 @@
 //! fragments, and fragments are how a group's shared body reaches every
 //! member without a per-client copy (see `frame`).
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use hyper_util::rt::TokioIo;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -20,6 +19,7 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use crate::engine::Hub;
+use crate::policy::Origins;
 use crate::session::{self, SessionLimits};
 
 /// Hard cap on a client message; above it tungstenite stops reading and the
@@ -44,8 +44,11 @@ pub struct WsContext {
     pub limits: Arc<SessionLimits>,
     /// Flips to `true` once when the server begins shutting down.
     pub shutdown: watch::Receiver<bool>,
-    /// Origins allowed to connect; empty allows any.
-    pub allowed_origins: Arc<HashSet<String>>,
+    /// Browser origins allowed to connect.
+    pub origins: Arc<Origins>,
+    /// One permit per open WebSocket, held by its session; bounds them at
+    /// `--max-connections`. Never closed.
+    pub slots: Arc<Semaphore>,
     /// Sessions run on it, so shutdown can wait for them to finish.
     pub sessions: TaskTracker,
 }
@@ -103,12 +106,18 @@ fn upgrade(
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
         return plain(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key\n");
     };
-    if !ctx.allowed_origins.is_empty() {
-        let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-        if !origin.is_some_and(|o| ctx.allowed_origins.contains(o)) {
-            return plain(StatusCode::FORBIDDEN, "origin not allowed\n");
-        }
+    if !ctx.origins.allow(headers) {
+        return plain(StatusCode::FORBIDDEN, "origin not allowed\n");
     }
+    let Ok(slot) = Arc::clone(&ctx.slots).try_acquire_owned() else {
+        ctx.hub.metrics().connections_refused.inc();
+        let mut res = plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server holds as many WebSocket connections as it may; retry later\n",
+        );
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return res;
+    };
     let Some(on_upgrade) = on_upgrade else {
         return plain(StatusCode::BAD_REQUEST, "connection cannot be upgraded\n");
     };
@@ -130,6 +139,7 @@ fn upgrade(
                 )
                 .await;
                 session::run(ws, ctx.hub, ctx.limits, ctx.shutdown).await;
+                drop(slot);
             }
             Err(err) => tracing::debug!(error = %err, "websocket upgrade failed"),
         }

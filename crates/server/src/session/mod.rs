@@ -123,6 +123,15 @@ pub async fn run<S>(
                     session.close(1009, "frame too large");
                     break;
                 }
+                Some(Err(WsError::Utf8(_))) => {
+                    session.close(1007, "text frames must be valid UTF-8");
+                    break;
+                }
+                Some(Err(WsError::Protocol(err))) => {
+                    tracing::debug!(error = %err, "websocket protocol error");
+                    session.close(1002, "websocket protocol error");
+                    break;
+                }
                 Some(Err(err)) => {
                     tracing::debug!(error = %err, "websocket read error");
                     break;

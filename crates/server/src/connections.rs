@@ -1,0 +1,176 @@
+//! Accepting connections: the server's own accept loop around hyper, so that
+//! every connection a client can open has a bound and a deadline.
+//!
+//! - At most `max_http` connections are served at once (WebSockets leave
+//!   this count when they upgrade; `ws` bounds them separately). Past it a
+//!   new connection is closed at once instead of waiting in a queue.
+//! - A request's headers must arrive within `header_read_timeout`; that also
+//!   ends idle keep-alive connections and connections that never speak.
+//! - Headers are bounded in size (hyper's read buffer).
+//! - HTTP/1 only, unless HTTP/2 is configured: cleartext HTTP/2 is not
+//!   something a browser ever speaks to this server.
+//! - On shutdown the listener closes, in-flight requests get
+//!   `shutdown_deadline`, then their connections are dropped.
+//!
+//! warp routes requests; its own server loop offers none of these bounds.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use warp::Filter;
+use warp::hyper::body::Incoming;
+use warp::hyper::service::service_fn;
+use warp::reply::Response;
+
+use crate::metrics::Metrics;
+
+/// Bounds on HTTP connections, from configuration.
+#[derive(Debug, Clone)]
+pub struct ConnLimits {
+    /// Connections served at once (before any upgrade).
+    pub max_http: usize,
+    /// Time a client has to send a request's headers, and to start the next
+    /// request on a kept-alive connection.
+    pub header_read_timeout: Duration,
+    /// Serve HTTP/2 without TLS (prior knowledge) as well.
+    pub http2: bool,
+    /// How long in-flight requests may run once shutdown begins.
+    pub shutdown_deadline: Duration,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            max_http: 1_024,
+            header_read_timeout: Duration::from_secs(10),
+            http2: false,
+            shutdown_deadline: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The client's address, in every request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// Largest request head hyper buffers (the request line and all headers).
+const MAX_HEAD_BYTES: usize = 32 * 1024;
+
+/// Serves `filter` on `listener` until `shutdown` completes, then drains.
+pub async fn serve<F>(
+    listener: TcpListener,
+    filter: F,
+    limits: ConnLimits,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) where
+    F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
+{
+    // One permit per connection being served; a connection task holds its
+    // permit until the connection ends or upgrades. Never closed.
+    let permits = Arc::new(Semaphore::new(limits.max_http.max(1)));
+    let graceful = GracefulShutdown::new();
+    // Cancelled when the shutdown deadline passes: connections still open
+    // then are dropped.
+    let deadline = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut warned_at: Option<Instant> = None;
+    loop {
+        let (stream, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    accept_failed(&err, &mut warned_at).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            metrics.connections_refused.inc();
+            if warned_at.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                warned_at = Some(Instant::now());
+                tracing::warn!(max = limits.max_http, "HTTP connections at their bound; closing new ones");
+            }
+            drop(stream);
+            continue;
+        };
+        metrics.http_connections.inc();
+        let routes = warp::service(filter.clone());
+        let service = service_fn(move |mut req: warp::http::Request<Incoming>| {
+            req.extensions_mut().insert(ClientAddr(addr));
+            let mut routes = routes.clone();
+            async move { tower_service::Service::call(&mut routes, req).await }
+        });
+        let watcher = graceful.watcher();
+        let limits = limits.clone();
+        let deadline = deadline.clone();
+        let metrics = Arc::clone(&metrics);
+        tasks.spawn(async move {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .max_buf_size(MAX_HEAD_BYTES);
+            let builder = if limits.http2 { builder } else { builder.http1_only() };
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let conn = watcher.watch(conn.into_owned());
+            tokio::select! {
+                result = conn => {
+                    // Clients end connections in every way; none of it is
+                    // the server's error.
+                    if let Err(err) = result {
+                        tracing::debug!(error = %err, "connection ended with an error");
+                    }
+                }
+                () = deadline.cancelled() => {}
+            }
+            metrics.http_connections.dec();
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracing::debug!("no longer accepting; draining connections");
+    if tokio::time::timeout(limits.shutdown_deadline, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::info!(
+            "in-flight HTTP requests did not finish within {:?}; closing them",
+            limits.shutdown_deadline
+        );
+        deadline.cancel();
+    }
+    tasks.close();
+    tasks.wait().await;
+}
+
+/// An accept error: out of descriptors or memory (the listener keeps
+/// failing until some close, so pause briefly), or a connection that was
+/// already gone. Logged at most every ten seconds.
+async fn accept_failed(err: &std::io::Error, warned_at: &mut Option<Instant>) {
+    use std::io::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::ConnectionRefused
+    ) {
+        return;
+    }
+    if warned_at.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+        *warned_at = Some(Instant::now());
+        tracing::warn!(error = %err, "cannot accept connections (descriptors exhausted?); pausing accepts");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
