@@ -2,8 +2,11 @@
 //! every connection a client can open has a bound and a deadline.
 //!
 //! - At most `max_http` connections are served at once (WebSockets leave
-//!   this count when they upgrade; `ws` bounds them separately). Past it a
-//!   new connection is closed at once instead of waiting in a queue.
+//!   this count when they upgrade; `ws` bounds them separately). Past it, a
+//!   few more are served by a narrow lane with a one-second header deadline
+//!   that answers only health and readiness (everything else gets 503), so
+//!   probes still get through a flood; past that, connections are closed at
+//!   once instead of waiting in a queue.
 //! - A request's headers must arrive within `header_read_timeout`; that also
 //!   ends idle keep-alive connections and connections that never speak.
 //! - Headers are bounded in size (hyper's read buffer).
@@ -66,24 +69,35 @@ pub struct ClientAddr(pub SocketAddr);
 /// Largest request head hyper buffers (the request line and all headers).
 const MAX_HEAD_BYTES: usize = 32 * 1024;
 
+/// Connections the narrow lane serves at once, and its header deadline.
+const OVERFLOW: usize = 16;
+const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Serves `filter` on `listener` until `shutdown` completes, then drains.
-pub async fn serve<F>(
+/// `overflow` answers connections past the bound (health and readiness).
+pub async fn serve<F, O>(
     listener: TcpListener,
     filter: F,
+    overflow: O,
     limits: ConnLimits,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) where
     F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
+    O: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
 {
     // One permit per connection being served; a connection task holds its
     // permit until the connection ends or upgrades. Never closed.
     let permits = Arc::new(Semaphore::new(limits.max_http.max(1)));
+    // The narrow lane's permits, held the same way. Never closed.
+    let overflow_permits = Arc::new(Semaphore::new(OVERFLOW));
     let graceful = GracefulShutdown::new();
     // Cancelled when the shutdown deadline passes: connections still open
     // then are dropped.
     let deadline = CancellationToken::new();
     let tasks = TaskTracker::new();
+    let filter = filter.boxed();
+    let overflow = overflow.boxed();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut warned_at: Option<Instant> = None;
     loop {
@@ -97,17 +111,24 @@ pub async fn serve<F>(
             },
             () = &mut shutdown => break,
         };
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            metrics.connections_refused.inc();
-            if warned_at.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                warned_at = Some(Instant::now());
-                tracing::warn!(max = limits.max_http, "HTTP connections at their bound; closing new ones");
+        let (permit, routes, header_timeout) = match Arc::clone(&permits).try_acquire_owned() {
+            Ok(permit) => (permit, warp::service(filter.clone()), limits.header_read_timeout),
+            Err(_) => {
+                metrics.connections_refused.inc();
+                if warned_at.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    warned_at = Some(Instant::now());
+                    tracing::warn!(max = limits.max_http, "HTTP connections at their bound; refusing new ones");
+                }
+                match Arc::clone(&overflow_permits).try_acquire_owned() {
+                    Ok(permit) => (permit, warp::service(overflow.clone()), OVERFLOW_HEADER_TIMEOUT),
+                    Err(_) => {
+                        drop(stream);
+                        continue;
+                    }
+                }
             }
-            drop(stream);
-            continue;
         };
         metrics.http_connections.inc();
-        let routes = warp::service(filter.clone());
         let service = service_fn(move |mut req: warp::http::Request<Incoming>| {
             req.extensions_mut().insert(ClientAddr(addr));
             let mut routes = routes.clone();
@@ -122,7 +143,7 @@ pub async fn serve<F>(
             builder
                 .http1()
                 .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout)
+                .header_read_timeout(header_timeout)
                 .max_buf_size(MAX_HEAD_BYTES);
             let builder = if limits.http2 { builder } else { builder.http1_only() };
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);

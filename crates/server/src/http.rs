@@ -65,6 +65,42 @@ fn read() -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
     warp::get().or(warp::head()).unify()
 }
 
+/// What connections past the HTTP bound get: health and readiness, and 503
+/// for everything else.
+pub fn overflow_routes(
+    ctx: &HttpContext,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + use<> {
+    let healthz = warp::path!("healthz")
+        .and(read())
+        .map(|| warp::reply::with_status("ok\n", StatusCode::OK).into_response());
+    let readyz = {
+        let hub = ctx.hub.clone();
+        let status = Arc::clone(&ctx.status);
+        warp::path!("readyz")
+            .and(read())
+            .then(move || ready(hub.clone(), Arc::clone(&status)))
+    };
+    healthz
+        .or(readyz)
+        .unify()
+        .or(warp::any().map(|| {
+            let mut response = warp::reply::with_status(
+                "the server is at its connection bound; retry later\n",
+                StatusCode::SERVICE_UNAVAILABLE,
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(warp::http::header::RETRY_AFTER, warp::http::HeaderValue::from_static("5"));
+            response
+        }))
+        .unify()
+        .map(|mut response: Response| {
+            policy::secure(response.headers_mut());
+            response
+        })
+}
+
 /// Every route of the server.
 pub fn routes(ctx: HttpContext) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let healthz = warp::path!("healthz")

@@ -90,14 +90,16 @@ pub async fn run(
         slots: Arc::new(Semaphore::new(config.max_connections.max(1))),
         sessions: sessions.clone(),
     };
-    let routes = http::routes(HttpContext {
+    let http_ctx = HttpContext {
         api: api::Api::new(hub.pool().clone(), origins, config.api_requests_per_second),
         hub: hub.clone(),
         status,
         ws: ws_ctx,
         hosts: Arc::new(Hosts::new(&config.allowed_hosts)),
         web_dir: config.web_dir.clone(),
-    });
+    };
+    let overflow = http::overflow_routes(&http_ctx);
+    let routes = http::routes(http_ctx);
     // Accepted sockets inherit TCP_NODELAY from the listener. Every message
     // is one write; with Nagle's algorithm a small frame would wait for the
     // previous one's acknowledgement, which clients may delay by up to 40 ms.
@@ -105,7 +107,7 @@ pub async fn run(
         tracing::warn!(error = %err, "cannot set TCP_NODELAY; small messages may be delayed");
     }
     tracing::info!(addr = ?listener.local_addr().ok(), tables = ?hub.registry().names(), "serving");
-    connections::serve(listener, routes, config.conn_limits(), Arc::clone(&metrics), async move {
+    connections::serve(listener, routes, overflow, config.conn_limits(), Arc::clone(&metrics), async move {
         shutdown.await;
         tracing::info!("shutting down");
         let _ = shutdown_tx.send(true);
