@@ -1,7 +1,7 @@
 // Writes through the typed REST API. Nothing here touches the cache: every
 // change comes back through the live subscriptions like anyone else's.
 import { useMutation } from '@tanstack/vue-query'
-import type { NewItem, NewTask, TaskPatch } from '@/generated'
+import type { CommentPatch, NewComment, NewItem, NewTask, TaskPatch } from '@/generated'
 import type { RowKey } from '@/live'
 import { api } from './api'
 
@@ -40,6 +40,23 @@ export function useTaskMutations() {
     remove: useMutation({
       mutationFn: (id: RowKey<'tasks'>) => api.tasks.remove(id),
       meta: meta('Could not delete the task'),
+    }),
+  }
+}
+
+export function useCommentMutations() {
+  return {
+    create: useMutation({
+      mutationFn: (body: NewComment) => api.comments.create(body),
+      meta: meta('Could not add the comment'),
+    }),
+    update: useMutation({
+      mutationFn: ({ id, patch }: { id: RowKey<'comments'>; patch: CommentPatch }) => api.comments.update(id, patch),
+      meta: meta('Could not edit the comment'),
+    }),
+    remove: useMutation({
+      mutationFn: (id: RowKey<'comments'>) => api.comments.remove(id),
+      meta: meta('Could not delete the comment'),
     }),
   }
 }
