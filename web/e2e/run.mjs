@@ -473,6 +473,158 @@ test('(d) an invalid write shows the server error message', async ({ pageA }) =>
   if (!(await hasItem(pageA, first))) throw new Error('original name lost after a failed rename')
 })
 
+test('(f) bigint keys above 2^53 round-trip from psql to the page and back', async ({ pageA, pageB }) => {
+  // As JavaScript numbers both are 2^53: a client that rounded would show one
+  // row twice, or rename and delete the wrong one.
+  const id = '9007199254740993'
+  const twin = '9007199254740992'
+  const name = `bigint ${rand()}`
+  sql(`INSERT INTO items (id, name) VALUES (${id}, '${name}'), (${twin}, '${name} twin')`)
+  const row = (page, key) => page.locator(`[data-testid="item-row"][data-id="${key}"]`)
+  for (const [page, label] of [
+    [pageA, 'page A'],
+    [pageB, 'page B'],
+  ]) {
+    await until(async () => (await row(page, id).count()) === 1, `item ${id} in ${label}`)
+    await until(async () => (await row(page, twin).count()) === 1, `item ${twin} in ${label}`)
+    assertEqual(await row(page, id).getByTestId('item-id').textContent(), `#${id}`, `id shown in ${label}`)
+    assertEqual(await row(page, id).getByTestId('item-name').textContent(), name, `name in ${label}`)
+    assertEqual(await row(page, twin).getByTestId('item-id').textContent(), `#${twin}`, `twin shown in ${label}`)
+  }
+
+  // Rename through the UI: the PATCH goes to the exact key.
+  const patch = pageA.waitForRequest((r) => r.method() === 'PATCH' && r.url().includes('/api/items/'))
+  await row(pageA, id).getByTestId('item-rename').click()
+  await pageA.getByTestId('item-rename-input').fill(`${name} renamed`)
+  await pageA.getByTestId('item-rename-input').press('Enter')
+  const patchReq = await patch
+  assertEqual(new URL(patchReq.url()).pathname, `/api/items/${id}`, 'PATCH path')
+  assertEqual((await patchReq.response())?.status(), 200, 'PATCH status')
+  await until(
+    async () => (await row(pageB, id).getByTestId('item-name').textContent()) === `${name} renamed`,
+    'rename in page B',
+  )
+  assertEqual(sql(`SELECT name FROM items WHERE id = ${id}`), [`${name} renamed`], 'renamed row in the database')
+  assertEqual(sql(`SELECT name FROM items WHERE id = ${twin}`), [`${name} twin`], 'twin untouched')
+
+  // Delete through the UI: only that row goes.
+  const del = pageA.waitForRequest((r) => r.method() === 'DELETE' && r.url().includes('/api/items/'))
+  await row(pageA, id).getByTestId('item-delete').click()
+  const delReq = await del
+  assertEqual(new URL(delReq.url()).pathname, `/api/items/${id}`, 'DELETE path')
+  assertEqual((await delReq.response())?.status(), 204, 'DELETE status')
+  await until(async () => (await row(pageB, id).count()) === 0, `item ${id} gone from page B`)
+  assertEqual(sql(`SELECT count(*) FROM items WHERE id = ${id}`), ['0'], 'deleted in the database')
+  if ((await row(pageA, twin).count()) !== 1 || (await row(pageB, twin).count()) !== 1) {
+    throw new Error(`item ${twin} went away with ${id}`)
+  }
+  sql(`DELETE FROM items WHERE id = ${twin}`)
+  await until(async () => (await row(pageA, twin).count()) === 0, `item ${twin} gone from page A`)
+  await assertNotReloaded(pageA)
+})
+
+test('(g) comments: uuid keys live from psql and the UI in the open panel', async ({ pageA, pageB }) => {
+  const title = `commented ${rand()}`
+  const [taskId] = sql(`INSERT INTO tasks (title, status, priority) VALUES ('${title}', 'todo', 3) RETURNING id`)
+  await until(async () => (await card(pageA, 'todo', title).count()) === 1, 'task in page A')
+  const panel = (page) => page.getByTestId('comments-panel')
+  const comment = (page, id) => panel(page).locator(`[data-testid="comment"][data-id="${id}"]`)
+  const commentIds = (page) =>
+    panel(page)
+      .getByTestId('comment')
+      .evaluateAll((els) => els.map((e) => e.getAttribute('data-id')))
+
+  // Selecting the card opens its comments.
+  await card(pageA, 'todo', title).getByTestId('task-title').click()
+  await until(async () => (await panel(pageA).getAttribute('data-task-id')) === taskId, 'comments panel for the task')
+  await until(async () => (await panel(pageA).getByTestId('comments-empty').count()) === 1, 'no comments yet')
+  const shownTitle = await panel(pageA).getByTestId('comments-task').textContent()
+  if (!shownTitle?.includes(title)) throw new Error(`panel names the task as ${shownTitle}`)
+
+  // (b) psql insert, update and delete show live.
+  const body = `from psql ${rand()}`
+  const [uuid] = sql(`INSERT INTO comments (task_id, author, body) VALUES (${taskId}, 'psql', '${body}') RETURNING id`)
+  if (!/^[0-9a-f-]{36}$/.test(uuid)) throw new Error(`not a uuid: ${uuid}`)
+  await until(async () => (await comment(pageA, uuid).count()) === 1, `comment ${uuid} in page A`)
+  assertEqual(await comment(pageA, uuid).getByTestId('comment-body').textContent(), body, 'comment body')
+  assertEqual(await comment(pageA, uuid).getByTestId('comment-edited').count(), 0, 'no edited marker yet')
+  sql(`UPDATE comments SET body = '${body} (edited)' WHERE id = '${uuid}'`)
+  await until(
+    async () => (await comment(pageA, uuid).getByTestId('comment-body').textContent()) === `${body} (edited)`,
+    'edited body in page A',
+  )
+  await until(async () => (await comment(pageA, uuid).getByTestId('comment-edited').count()) === 1, 'edited marker')
+
+  // Newest first; an older comment sorts below, and the hour range hides it.
+  const [old] = sql(
+    `INSERT INTO comments (task_id, author, body, created_at) VALUES (${taskId}, 'psql', 'three hours ago', now() - interval '3 hours') RETURNING id`,
+  )
+  await until(async () => JSON.stringify(await commentIds(pageA)) === JSON.stringify([uuid, old]), 'newest first')
+  await panel(pageA).getByTestId('comments-range').selectOption('hour')
+  await until(async () => JSON.stringify(await commentIds(pageA)) === JSON.stringify([uuid]), 'last hour only')
+  await panel(pageA).getByTestId('comments-range').selectOption('all')
+  await until(async () => (await commentIds(pageA)).length === 2, 'all comments again')
+  // Recently edited: the edited comment only.
+  await panel(pageA).getByTestId('comments-order').selectOption('edited')
+  await until(async () => JSON.stringify(await commentIds(pageA)) === JSON.stringify([uuid]), 'edited comments only')
+  await panel(pageA).getByTestId('comments-order').selectOption('newest')
+  await until(async () => (await commentIds(pageA)).length === 2, 'newest first again')
+
+  sql(`DELETE FROM comments WHERE id = '${uuid}'`)
+  await until(async () => (await comment(pageA, uuid).count()) === 0, `comment ${uuid} gone from page A`)
+
+  // Through the UI: add in page A, see it in page B, edit and delete there.
+  await card(pageB, 'todo', title).getByTestId('task-comments').click()
+  await until(async () => (await panel(pageB).getAttribute('data-task-id')) === taskId, 'panel in page B')
+  const text = `from the browser ${rand()}`
+  await panel(pageA).getByTestId('comment-author-input').fill('dana')
+  await panel(pageA).getByTestId('comment-body-input').fill(text)
+  await panel(pageA).getByTestId('comment-add').click()
+  const added = async () => {
+    const rows = sql(`SELECT id FROM comments WHERE body = '${text}'`)
+    return rows.length === 1 ? rows[0] : null
+  }
+  const mine = await until(added, 'comment in the database')
+  await until(async () => (await comment(pageB, mine).count()) === 1, 'UI comment in page B')
+  assertEqual(await comment(pageB, mine).getByTestId('comment-author').textContent(), 'dana', 'author')
+  if ((await panel(pageA).getByTestId('comment-body-input').inputValue()) !== '') {
+    throw new Error('the comment form was not cleared')
+  }
+
+  const patch = pageB.waitForRequest((r) => r.method() === 'PATCH' && r.url().includes('/api/comments/'))
+  await comment(pageB, mine).getByTestId('comment-edit').click()
+  await panel(pageB).getByTestId('comment-edit-input').fill(`${text} (fixed)`)
+  await panel(pageB).getByTestId('comment-edit-save').click()
+  assertEqual(new URL((await patch).url()).pathname, `/api/comments/${mine}`, 'comment PATCH path')
+  await until(
+    async () => (await comment(pageA, mine).getByTestId('comment-body').textContent()) === `${text} (fixed)`,
+    'UI edit in page A',
+  )
+  await until(async () => (await comment(pageA, mine).getByTestId('comment-edited').count()) === 1, 'edited in page A')
+
+  const del = pageB.waitForRequest((r) => r.method() === 'DELETE' && r.url().includes('/api/comments/'))
+  await comment(pageB, mine).getByTestId('comment-delete').click()
+  assertEqual(new URL((await del).url()).pathname, `/api/comments/${mine}`, 'comment DELETE path')
+  await until(async () => (await comment(pageA, mine).count()) === 0, 'UI delete in page A')
+  assertEqual(sql(`SELECT count(*) FROM comments WHERE id = '${mine}'`), ['0'], 'comment deleted in the database')
+  await pageA.screenshot({ path: path.join(RESULTS, 'dashboard-comments.png') })
+
+  // Deleting the task takes its comments with it (ON DELETE CASCADE).
+  sql(`DELETE FROM tasks WHERE id = ${taskId}`)
+  await until(async () => (await comment(pageA, old).count()) === 0, 'cascaded comment gone from page A')
+  await until(
+    async () => (await panel(pageB).getByTestId('comments-task').textContent())?.includes('deleted'),
+    'page B says the task was deleted',
+  )
+
+  // Escape and the close button close the panel.
+  await panel(pageA).getByTestId('comments-range').press('Escape')
+  await panel(pageB).getByTestId('comments-close').click()
+  await until(async () => (await panel(pageA).count()) === 0 && (await panel(pageB).count()) === 0, 'panels closed')
+  await assertNotReloaded(pageA)
+  await assertNotReloaded(pageB)
+})
+
 test('dashboard screenshot', async ({ pageA }) => {
   await pageA.setViewportSize({ width: 1440, height: 900 })
   await pageA.getByTestId('assignee-filter').selectOption('all')

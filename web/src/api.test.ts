@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest'
 import { ApiRequestError, createApi, errorMessage } from './api'
-import { item } from '@/test/fixtures'
+import { comment, item, uuid } from '@/test/fixtures'
 
 function respond(status: number, body?: unknown, raw?: string) {
   return vi.fn(
@@ -30,9 +30,43 @@ describe('api', () => {
     expect(fetch.mock.calls[0]![0]).toBe('/api/tasks/7')
     expect(fetch.mock.calls[0]![1]?.method).toBe('DELETE')
     const patch = respond(200, item(7))
-    await createApi({ fetch: patch }).items.update(7, { name: 'x' })
+    await createApi({ fetch: patch }).items.update('7', { name: 'x' })
     expect(patch.mock.calls[0]![0]).toBe('/api/items/7')
     expect(patch.mock.calls[0]![1]?.method).toBe('PATCH')
+  })
+
+  it('puts a bigint key into the path exactly, as the decimal string it is', async () => {
+    const fetch = respond(200, item('9007199254740993', 'x'))
+    const api = createApi({ fetch })
+    const row = await api.items.update('9007199254740993', { name: 'x' })
+    expect(fetch.mock.calls[0]![0]).toBe('/api/items/9007199254740993')
+    expect(row.id).toBe('9007199254740993')
+    const del = respond(204)
+    await createApi({ fetch: del }).items.remove('9007199254740993')
+    expect(del.mock.calls[0]![0]).toBe('/api/items/9007199254740993')
+  })
+
+  it('uses the same routes for comments, keyed by uuid', async () => {
+    const created = comment(1, { body: 'hi' })
+    const post = respond(201, created)
+    await expect(
+      createApi({ fetch: post }).comments.create({ task_id: 1, author: 'alice', body: 'hi' }),
+    ).resolves.toEqual(created)
+    expect(post.mock.calls[0]![0]).toBe('/api/comments')
+    expect(post.mock.calls[0]![1]?.body).toBe('{"task_id":1,"author":"alice","body":"hi"}')
+    const patch = respond(200, created)
+    await createApi({ fetch: patch }).comments.update(uuid(1), { body: 'edited' })
+    expect(patch.mock.calls[0]![0]).toBe(`/api/comments/${uuid(1)}`)
+    expect(patch.mock.calls[0]![1]?.method).toBe('PATCH')
+    const del = respond(204)
+    await createApi({ fetch: del }).comments.remove(uuid(1))
+    expect(del.mock.calls[0]![0]).toBe(`/api/comments/${uuid(1)}`)
+  })
+
+  it('encodes keys for the path', async () => {
+    const fetch = respond(204)
+    await createApi({ fetch }).items.remove('a/b c')
+    expect(fetch.mock.calls[0]![0]).toBe('/api/items/a%2Fb%20c')
   })
 
   it('throws the server ApiError', async () => {
@@ -50,14 +84,14 @@ describe('api', () => {
 
   it('makes up an ApiError for non-JSON failures and network errors', async () => {
     const e1 = await createApi({ fetch: respond(502, undefined, 'Bad Gateway') })
-      .items.remove(1)
+      .items.remove('1')
       .catch((e: unknown) => e)
     expect((e1 as ApiRequestError).body.code).toBe('unavailable')
     const down = vi.fn(async () => {
       throw new TypeError('fetch failed')
     })
     const e2 = await createApi({ fetch: down })
-      .items.remove(1)
+      .items.remove('1')
       .catch((e: unknown) => e)
     expect(e2).toBeInstanceOf(ApiRequestError)
     expect((e2 as ApiRequestError).status).toBe(0)

@@ -1,7 +1,9 @@
-// Typed REST client for the write API. Request and response bodies are the
-// generated types; a non-2xx answer throws an ApiRequestError carrying the
-// server's ApiError.
-import type { ApiError, ErrorCode, Item, ItemPatch, NewItem, NewTask, Task, TaskPatch } from '@/generated'
+// Typed REST client for the write API. Every live table has the same three
+// routes (`POST /api/{table}`, `PATCH` and `DELETE /api/{table}/{key}`);
+// request and response bodies are the generated types; a non-2xx answer
+// throws an ApiRequestError carrying the server's ApiError.
+import type { ApiError, CommentPatch, ErrorCode, ItemPatch, NewComment, NewItem, NewTask, TaskPatch } from '@/generated'
+import type { RowKey, RowOf, Table } from '@/live'
 
 export class ApiRequestError extends Error {
   override name = 'ApiRequestError'
@@ -89,18 +91,23 @@ export function createApi(options: ApiOptions = {}) {
     return parsed as T
   }
 
-  /** create / update / delete for one table. */
-  function resource<Row extends { id: number }, New, Patch>(name: string) {
+  /**
+   * create / update / delete for one table. The key goes into the path as
+   * it is, encoded: a bigint key is a decimal string and stays exact.
+   */
+  function resource<T extends Table, New, Patch>(table: T) {
+    const path = (key: RowKey<T>) => `/${table}/${encodeURIComponent(key)}`
     return {
-      create: (body: New) => request<Row>('POST', `/${name}`, body),
-      update: (id: Row['id'], patch: Patch) => request<Row>('PATCH', `/${name}/${encodeURIComponent(id)}`, patch),
-      remove: (id: Row['id']) => request<void>('DELETE', `/${name}/${encodeURIComponent(id)}`),
+      create: (body: New) => request<RowOf<T>>('POST', `/${table}`, body),
+      update: (key: RowKey<T>, patch: Patch) => request<RowOf<T>>('PATCH', path(key), patch),
+      remove: (key: RowKey<T>) => request<void>('DELETE', path(key)),
     }
   }
 
   return {
-    items: resource<Item, NewItem, ItemPatch>('items'),
-    tasks: resource<Task, NewTask, TaskPatch>('tasks'),
+    items: resource<'items', NewItem, ItemPatch>('items'),
+    tasks: resource<'tasks', NewTask, TaskPatch>('tasks'),
+    comments: resource<'comments', NewComment, CommentPatch>('comments'),
   }
 }
 

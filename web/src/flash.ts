@@ -1,31 +1,35 @@
 import { onScopeDispose, shallowReactive, watch, type Ref } from 'vue'
 
 /**
- * Ids of rows that were added or changed in the last `ms` (not on the first
- * load), so the UI can highlight what just changed live.
+ * Keys of rows that were added or changed in the last `ms` (not on the first
+ * load), so the UI can highlight what just changed live. `key` reads a row's
+ * key (see `rowKey` in the live layer) and `stamp` what changes with it,
+ * such as `updated_at`.
  */
-export function useRecentlyChanged<R extends { id: number; updated_at: string }>(
+export function useRecentlyChanged<R, K>(
   rows: Readonly<Ref<readonly R[] | undefined>>,
+  key: (row: R) => K,
+  stamp: (row: R) => string | null,
   ms = 1600,
-): ReadonlySet<number> {
-  const recent = shallowReactive(new Set<number>())
-  const timers = new Map<number, ReturnType<typeof setTimeout>>()
-  let seen: Map<number, string> | null = null
+): ReadonlySet<K> {
+  const recent = shallowReactive(new Set<K>())
+  const timers = new Map<K, ReturnType<typeof setTimeout>>()
+  let seen: Map<K, string | null> | null = null
   watch(
     rows,
     (list) => {
       if (!list) return
-      const next = new Map(list.map((r) => [r.id, r.updated_at]))
+      const next = new Map(list.map((r) => [key(r), stamp(r)]))
       if (seen) {
-        for (const [id, updated] of next) {
-          if (seen.get(id) === updated) continue
-          recent.add(id)
-          clearTimeout(timers.get(id))
+        for (const [k, version] of next) {
+          if (seen.has(k) && seen.get(k) === version) continue
+          recent.add(k)
+          clearTimeout(timers.get(k))
           timers.set(
-            id,
+            k,
             setTimeout(() => {
-              recent.delete(id)
-              timers.delete(id)
+              recent.delete(k)
+              timers.delete(k)
             }, ms),
           )
         }

@@ -1,5 +1,8 @@
-// Display metadata for the demo tables' closed value sets.
-import type { TaskStatus } from '@/generated'
+// Display metadata for the demo tables' closed value sets, and the column
+// rules the forms check before the server does.
+import type { CommentsFilter, CommentsOrder, TaskStatus } from '@/generated'
+import { liveTables } from '@/generated'
+import type { Table } from '@/live'
 
 export const STATUS_META = {
   todo: { label: 'To do', next: 'in_progress', prev: null },
@@ -25,3 +28,46 @@ export function priorityLabel(p: number): string {
 
 /** The assignee filter's choices: everyone, one person, or nobody. */
 export type AssigneeFilter = 'all' | 'unassigned' | (typeof PEOPLE)[number]
+
+/** What the generated declarations say about one column, as the forms use it. */
+export interface ColumnRule {
+  readonly name: string
+  readonly nullable: boolean
+  /** Longest text allowed, in characters (code points, as PostgreSQL counts). */
+  readonly text_max: number | null
+}
+
+/** The declared rules of `table.column`; throws for a column that is not declared. */
+export function columnRule(table: Table, column: string): ColumnRule {
+  const columns: readonly ColumnRule[] = liveTables[table].columns
+  const rule = columns.find((c) => c.name === column)
+  if (!rule) throw new Error(`${table}.${column} is not a declared column`)
+  return rule
+}
+
+/** A text's length as PostgreSQL's `char_length` counts it: code points, not UTF-16 units. */
+export function textLength(text: string): number {
+  return [...text].length
+}
+
+/** Which comments the panel shows by creation time. */
+export const COMMENT_RANGES = {
+  all: 'All time',
+  hour: 'Last hour',
+  today: 'Today',
+} as const
+
+export type CommentRange = keyof typeof COMMENT_RANGES
+
+/**
+ * The panel's orders. "Recently edited" orders by `edited_at` descending,
+ * where PostgreSQL puts NULLs (never edited) first: it keeps to edited
+ * comments so that the latest edit is on top.
+ */
+export const COMMENT_ORDERS = {
+  newest: { label: 'Newest first', order: { by: 'created_at', dir: 'desc' }, filter: {} },
+  oldest: { label: 'Oldest first', order: { by: 'created_at', dir: 'asc' }, filter: {} },
+  edited: { label: 'Recently edited', order: { by: 'edited_at', dir: 'desc' }, filter: { edited_at_is_null: false } },
+} as const satisfies Record<string, { label: string; order: CommentsOrder; filter: CommentsFilter }>
+
+export type CommentOrder = keyof typeof COMMENT_ORDERS

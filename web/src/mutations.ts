@@ -1,7 +1,8 @@
 // Writes through the typed REST API. Nothing here touches the cache: every
 // change comes back through the live subscriptions like anyone else's.
 import { useMutation } from '@tanstack/vue-query'
-import type { Item, NewItem, NewTask, Task, TaskPatch } from '@/generated'
+import type { CommentPatch, NewComment, NewItem, NewTask, TaskPatch } from '@/generated'
+import type { RowKey } from '@/live'
 import { api } from './api'
 
 /** `meta.context` names the action in error notices (see main.ts). */
@@ -16,11 +17,11 @@ export function useItemMutations() {
       meta: meta('Could not add the item'),
     }),
     rename: useMutation({
-      mutationFn: ({ id, name }: { id: Item['id']; name: string }) => api.items.update(id, { name }),
+      mutationFn: ({ id, name }: { id: RowKey<'items'>; name: string }) => api.items.update(id, { name }),
       meta: meta('Could not rename the item'),
     }),
     remove: useMutation({
-      mutationFn: (id: Item['id']) => api.items.remove(id),
+      mutationFn: (id: RowKey<'items'>) => api.items.remove(id),
       meta: meta('Could not delete the item'),
     }),
   }
@@ -33,12 +34,29 @@ export function useTaskMutations() {
       meta: meta('Could not add the task'),
     }),
     update: useMutation({
-      mutationFn: ({ id, patch }: { id: Task['id']; patch: TaskPatch }) => api.tasks.update(id, patch),
+      mutationFn: ({ id, patch }: { id: RowKey<'tasks'>; patch: TaskPatch }) => api.tasks.update(id, patch),
       meta: meta('Could not update the task'),
     }),
     remove: useMutation({
-      mutationFn: (id: Task['id']) => api.tasks.remove(id),
+      mutationFn: (id: RowKey<'tasks'>) => api.tasks.remove(id),
       meta: meta('Could not delete the task'),
+    }),
+  }
+}
+
+export function useCommentMutations() {
+  return {
+    create: useMutation({
+      mutationFn: (body: NewComment) => api.comments.create(body),
+      meta: meta('Could not add the comment'),
+    }),
+    update: useMutation({
+      mutationFn: ({ id, patch }: { id: RowKey<'comments'>; patch: CommentPatch }) => api.comments.update(id, patch),
+      meta: meta('Could not edit the comment'),
+    }),
+    remove: useMutation({
+      mutationFn: (id: RowKey<'comments'>) => api.comments.remove(id),
+      meta: meta('Could not delete the comment'),
     }),
   }
 }

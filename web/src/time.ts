@@ -14,6 +14,31 @@ export function relativeTime(iso: string, now: number): string {
   return rtf.format(Math.round(s / 86400), 'day')
 }
 
+/**
+ * The start of a creation-time range at `now`, as an ISO timestamp for a
+ * `created_at_gte` filter: an hour ago, or the local midnight that began
+ * today; null for no bound.
+ */
+export function rangeStart(range: 'all' | 'hour' | 'today', now: number): string | null {
+  switch (range) {
+    case 'all':
+      return null
+    case 'hour':
+      return new Date(now - 3_600_000).toISOString()
+    case 'today': {
+      const midnight = new Date(now)
+      midnight.setHours(0, 0, 0, 0)
+      return midnight.toISOString()
+    }
+  }
+}
+
+/** A timestamp in the reader's locale, for tooltips. */
+export function absoluteTime(iso: string): string {
+  const t = Date.parse(iso)
+  return Number.isNaN(t) ? '' : new Date(t).toLocaleString()
+}
+
 /** The current time, ticking every `ms` while the calling scope lives. */
 export function useNow(ms = 15_000): Readonly<Ref<number>> {
   const now = shallowRef(Date.now())

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import type { Item, Task } from '@/generated'
-import { item, socketFactory, task, type FakeSocket } from '@/test/fixtures'
+import type { Comment, Item, Task } from '@/generated'
+import { comment, item, socketFactory, task, uuid, type FakeSocket } from '@/test/fixtures'
 import { LiveClient, LiveSubscriptionError, type ConnectionStatus, type LiveClientOptions } from './client'
 
 /** A client on fake sockets and (vitest's) fake timers that records every delay it asks for. */
@@ -99,7 +99,7 @@ describe('LiveClient subscriptions', () => {
   it('applies diffs in order and types rows by table', () => {
     const { client, factory } = setup()
     const tasks: Task[][] = []
-    client.subscribe({ table: 'tasks', filter: { status: ['todo'] } }, { next: (rows) => tasks.push(rows) })
+    client.subscribe({ table: 'tasks', filter: { status_in: ['todo'] } }, { next: (rows) => tasks.push(rows) })
     factory.last.accept()
     const id = subId(factory.last)
     factory.last.receive({ type: 'snapshot', id, version: 1, table: 'tasks', rows: [task(1), task(2)] })
@@ -113,6 +113,77 @@ describe('LiveClient subscriptions', () => {
       deletes: [2],
     })
     expect(tasks.at(-1)).toEqual([task(3, { priority: 3 }), task(1)])
+  })
+
+  it('keys comments by their uuid', () => {
+    const { client, factory } = setup()
+    const seen: Comment[][] = []
+    client.subscribe(
+      { table: 'comments', filter: { task_id_eq: 1 }, order: { by: 'created_at', dir: 'desc' } },
+      { next: (rows) => seen.push(rows) },
+    )
+    factory.last.accept()
+    const id = subId(factory.last)
+    factory.last.receive({ type: 'snapshot', id, version: 1, table: 'comments', rows: [comment(2), comment(1)] })
+    factory.last.receive({
+      type: 'diff',
+      id,
+      from: 1,
+      to: 2,
+      table: 'comments',
+      upserts: [
+        { at: 0, row: comment(3) },
+        { at: 1, row: comment(2, { body: 'edited', edited_at: '2026-11-27T11:00:00Z' }) },
+      ],
+      deletes: [uuid(1)],
+    })
+    expect(seen.at(-1)).toEqual([comment(3), comment(2, { body: 'edited', edited_at: '2026-11-27T11:00:00Z' })])
+  })
+
+  it('keeps bigint keys above 2^53 exact, from the JSON text to the rows', () => {
+    const { client, factory } = setup()
+    const w = watchItems(client)
+    factory.last.accept()
+    const id = subId(factory.last)
+    // As numbers, these two keys would be the same: 2^53.
+    const a = '9007199254740992'
+    const b = '9007199254740993'
+    const snapshot = `{"type":"snapshot","id":"${id}","version":1,"table":"items","rows":[${JSON.stringify(item(a))},${JSON.stringify(item(b))}]}`
+    expect(snapshot).toContain(`"id":"${b}"`)
+    factory.last.receiveRaw(snapshot)
+    expect(w.rows?.map((r) => r.id)).toEqual([a, b])
+    factory.last.receiveRaw(
+      `{"type":"diff","id":"${id}","from":1,"to":2,"table":"items","upserts":[],"deletes":["${b}"]}`,
+    )
+    expect(w.rows).toEqual([item(a)])
+    factory.last.receive({
+      type: 'diff',
+      id,
+      from: 2,
+      to: 3,
+      table: 'items',
+      upserts: [{ at: 1, row: item(b, 'back') }],
+      deletes: [],
+    })
+    expect(w.rows).toEqual([item(a), item(b, 'back')])
+    expect(w.rows?.every((r) => typeof r.id === 'string')).toBe(true)
+  })
+
+  it('applies nothing from a frame for another table', () => {
+    const { client, factory } = setup()
+    const w = watchItems(client)
+    factory.last.accept()
+    const id = subId(factory.last)
+    factory.last.receive({ type: 'snapshot', id, version: 1, table: 'tasks', rows: [task(1)] })
+    expect(w.seen).toEqual([])
+    factory.last.receive({ type: 'snapshot', id, version: 1, table: 'items', rows: [item(1)] })
+    factory.last.receive({ type: 'diff', id, from: 1, to: 2, table: 'tasks', upserts: [], deletes: [1] })
+    expect(w.rows).toEqual([item(1)])
+    expect(w.seen).toHaveLength(1)
+    // What follows the skipped diff is a gap: a fresh snapshot is asked for.
+    factory.last.receive({ type: 'diff', id, from: 2, to: 3, table: 'items', upserts: [], deletes: ['1'] })
+    expect(w.seen).toHaveLength(1)
+    expect(subId(factory.last)).not.toBe(id)
   })
 
   it('ignores a stale diff (to <= current version)', () => {
@@ -130,7 +201,7 @@ describe('LiveClient subscriptions', () => {
       upserts: [{ at: 0, row: item(9) }],
       deletes: [],
     })
-    factory.last.receive({ type: 'diff', id, from: 4, to: 4, table: 'items', upserts: [], deletes: [1] })
+    factory.last.receive({ type: 'diff', id, from: 4, to: 4, table: 'items', upserts: [], deletes: ['1'] })
     expect(w.seen).toHaveLength(1)
     expect(factory.last.messages()).toHaveLength(1) // no resubscribe
   })
@@ -151,14 +222,14 @@ describe('LiveClient subscriptions', () => {
     const fresh = subId(s)
     expect(fresh).not.toBe(id)
     // Late messages for the old id change nothing.
-    s.receive({ type: 'diff', id, from: 7, to: 8, table: 'items', upserts: [], deletes: [1] })
+    s.receive({ type: 'diff', id, from: 7, to: 8, table: 'items', upserts: [], deletes: ['1'] })
     expect(w.seen).toHaveLength(1)
     // Diffs on the new id before its snapshot are ignored too.
-    s.receive({ type: 'diff', id: fresh, from: 7, to: 8, table: 'items', upserts: [], deletes: [1] })
+    s.receive({ type: 'diff', id: fresh, from: 7, to: 8, table: 'items', upserts: [], deletes: ['1'] })
     expect(w.seen).toHaveLength(1)
     s.receive({ type: 'snapshot', id: fresh, version: 8, table: 'items', rows: [item(1), item(2), item(3)] })
     expect(w.rows).toEqual([item(1), item(2), item(3)])
-    s.receive({ type: 'diff', id: fresh, from: 8, to: 9, table: 'items', upserts: [], deletes: [2] })
+    s.receive({ type: 'diff', id: fresh, from: 8, to: 9, table: 'items', upserts: [], deletes: ['2'] })
     expect(w.rows).toEqual([item(1), item(3)])
     expect(w.seen.at(-1)?.version).toBe(9)
   })
@@ -256,6 +327,21 @@ describe('LiveClient errors', () => {
     expect(w.rows).toEqual([item(1)])
   })
 
+  it('retries server_busy (the server is full for now) with backoff', () => {
+    const { client, factory, delays } = setup()
+    const w = watchItems(client)
+    factory.last.accept()
+    factory.last.receive({ type: 'error', id: subId(factory.last), code: 'server_busy', message: 'busy' })
+    expect(w.errors.map((e) => e.code)).toEqual(['server_busy'])
+    expect(delays.at(-1)).toBe(125)
+    vi.advanceTimersByTime(124)
+    expect(factory.last.messages().filter((m) => m.type === 'subscribe')).toHaveLength(1)
+    vi.advanceTimersByTime(1)
+    expect(factory.last.messages().filter((m) => m.type === 'subscribe')).toHaveLength(2)
+    factory.last.receive({ type: 'snapshot', id: subId(factory.last), version: 1, table: 'items', rows: [item(1)] })
+    expect(w.rows).toEqual([item(1)])
+  })
+
   it('passes connection-level errors to onError listeners', () => {
     const { client, factory } = setup()
     const got: unknown[] = []
@@ -290,7 +376,7 @@ describe('LiveClient reconnect', () => {
     const { client, factory, statuses } = setup()
     const items = watchItems(client)
     const tasks: Task[][] = []
-    client.subscribe({ table: 'tasks', filter: { assignee: 'bob' } }, { next: (rows) => tasks.push(rows) })
+    client.subscribe({ table: 'tasks', filter: { assignee_eq: 'bob' } }, { next: (rows) => tasks.push(rows) })
     expect(client.getStatus()).toBe('connecting')
     const first = factory.last
     first.accept()
@@ -311,12 +397,12 @@ describe('LiveClient reconnect', () => {
     expect(resent.map((m) => m.type)).toEqual(['subscribe', 'subscribe'])
     expect(resent.map((m) => (m.type === 'subscribe' ? m.query : null))).toEqual([
       { table: 'items' },
-      { table: 'tasks', filter: { assignee: 'bob' } },
+      { table: 'tasks', filter: { assignee_eq: 'bob' } },
     ])
     // Fresh snapshots replace what was there; a diff from the old
     // connection's version chain is not applied before it.
     const [a2, b2] = resent.map((m) => m.id)
-    second.receive({ type: 'diff', id: a2!, from: 4, to: 5, table: 'items', upserts: [], deletes: [1] })
+    second.receive({ type: 'diff', id: a2!, from: 4, to: 5, table: 'items', upserts: [], deletes: ['1'] })
     expect(items.rows).toEqual([item(1)])
     second.receive({ type: 'snapshot', id: a2!, version: 1, table: 'items', rows: [item(1), item(7)] })
     second.receive({ type: 'snapshot', id: b2!, version: 1, table: 'tasks', rows: [] })

@@ -4,7 +4,8 @@
 import type { ClientMessage, ErrorCode, ErrorMessage, LiveQuery } from '../generated'
 import { applyDiff, DiffError } from './applyDiff'
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff'
-import type { AnyRow, DiffMessage, ErrorFrame, RowOf, SnapshotMessage } from './types'
+import { keyColumn } from './keys'
+import type { AnyRow, DiffMessage, ErrorFrame, KeyColumn, RowOf, SnapshotMessage, Table } from './types'
 
 /**
  * - `connecting`: the first connection attempt is under way.
@@ -80,19 +81,25 @@ export interface LiveSubscriber<R> {
 /**
  * Subscription errors after which asking again may succeed; the client
  * retries those with backoff. Others (an invalid query, say) wait for the
- * next reconnect.
+ * next reconnect. `server_busy` means the server holds as many live queries
+ * or rows as it may, and `query_failed` that the database kept failing the
+ * query: both may clear by themselves, so they are retried, never hammered.
  */
 const TRANSIENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'rate_limited',
   'query_failed',
+  'server_busy',
   'unavailable',
-  'shutting_down',
   'too_many_subscriptions',
   'internal',
 ])
 
 interface Subscription {
   readonly query: LiveQuery
+  /** The query's table: frames for another table are not this subscription's. */
+  readonly table: Table
+  /** The table's declared key column: rows are keyed by it. */
+  readonly key: KeyColumn<Table>
   readonly subscriber: LiveSubscriber<AnyRow>
   /** The id on the current connection, or null when not subscribed there. */
   wireId: string | null
@@ -230,6 +237,8 @@ export class LiveClient {
   subscribe<Q extends LiveQuery>(query: Q, subscriber: LiveSubscriber<RowOf<Q['table']>>): () => void {
     const sub: Subscription = {
       query,
+      table: query.table,
+      key: keyColumn(query.table),
       // A subscription only ever receives rows of its own query's table.
       subscriber,
       wireId: null,
@@ -391,7 +400,8 @@ export class LiveClient {
 
   private handleSnapshot(msg: SnapshotMessage): void {
     const sub = this.byWireId.get(msg.id)
-    if (!sub || !Array.isArray(msg.rows)) return
+    // Rows of another table would be keyed and typed wrongly: not ours.
+    if (!sub || msg.table !== sub.table || !Array.isArray(msg.rows)) return
     sub.rows = msg.rows.slice()
     sub.version = msg.version
     sub.error = null
@@ -402,6 +412,8 @@ export class LiveClient {
   private handleDiff(msg: DiffMessage): void {
     const sub = this.byWireId.get(msg.id)
     if (!sub || sub.rows === null || sub.version === null) return // no snapshot yet
+    // A diff for another table is not applied; the next one then shows a gap.
+    if (msg.table !== sub.table) return
     if (msg.to <= sub.version) return // stale: already part of what we have
     if (msg.from !== sub.version) {
       // A gap: some change was missed. Start over from a fresh snapshot.
@@ -410,7 +422,7 @@ export class LiveClient {
     }
     let rows: AnyRow[]
     try {
-      rows = applyDiff<AnyRow>(sub.rows, msg.upserts, msg.deletes)
+      rows = applyDiff<AnyRow, KeyColumn<Table>>(sub.rows, msg.upserts, msg.deletes, sub.key)
     } catch (e) {
       if (e instanceof DiffError) {
         this.resubscribe(sub)

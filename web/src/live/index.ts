@@ -1,5 +1,6 @@
 // The framework-free live layer. Vue bindings live in ./vue.
 export { applyDiff, DiffError } from './applyDiff'
+export { keyColumn, rowKey } from './keys'
 export { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff'
 export {
   LiveClient,

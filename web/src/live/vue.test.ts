@@ -3,7 +3,7 @@ import { hashKey, QueryClient, VueQueryPlugin } from '@tanstack/vue-query'
 import { flushPromises, mount } from '@vue/test-utils'
 import { afterEach, beforeEach, describe, expect, expectTypeOf, it, vi } from 'vitest'
 import { defineComponent, h, nextTick, ref, type Plugin, type Ref } from 'vue'
-import type { Item, LiveQuery, Task } from '@/generated'
+import type { Comment, Item, LiveQuery, Task } from '@/generated'
 import { item, socketFactory, task } from '@/test/fixtures'
 import { LiveClient } from './client'
 import type { QueryFor } from './types'
@@ -32,7 +32,12 @@ function probe<Q extends LiveQuery>(query: Q | Ref<Q>) {
     setup() {
       const result = useLiveQuery(query)
       return () =>
-        h('p', result.data.value ? result.data.value.map((r) => ('name' in r ? r.name : r.title)).join(',') : 'loading')
+        h(
+          'p',
+          result.data.value
+            ? result.data.value.map((r) => ('name' in r ? r.name : 'title' in r ? r.title : r.body)).join(',')
+            : 'loading',
+        )
     },
   })
 }
@@ -55,12 +60,16 @@ describe('useLiveQuery', () => {
     const check = () => {
       const items = useLiveQuery({ table: 'items' })
       expectTypeOf(items.data.value).toEqualTypeOf<Item[] | undefined>()
-      const tasks = useLiveQuery(ref<QueryFor<'tasks'>>({ table: 'tasks', filter: { assignee: 'bob' } }))
+      const tasks = useLiveQuery(ref<QueryFor<'tasks'>>({ table: 'tasks', filter: { assignee_eq: 'bob' } }))
       expectTypeOf(tasks.data.value).toEqualTypeOf<Task[] | undefined>()
       // @ts-expect-error: not a live table
       useLiveQuery({ table: 'users' })
       // @ts-expect-error: items have no status filter
-      useLiveQuery({ table: 'items', filter: { status: ['todo'] } })
+      useLiveQuery({ table: 'items', filter: { status_in: ['todo'] } })
+      // @ts-expect-error: comments are not filtered by body equality
+      useLiveQuery({ table: 'comments', filter: { body_eq: 'x' } })
+      const comments = useLiveQuery({ table: 'comments', filter: { task_id_eq: 1 } })
+      expectTypeOf(comments.data.value).toEqualTypeOf<Comment[] | undefined>()
     }
     expect(typeof check).toBe('function')
   })
@@ -157,7 +166,7 @@ describe('useLiveQuery', () => {
 
   it('switches subscriptions when a reactive query changes', async () => {
     const { factory, plugins, live } = setup()
-    const query = ref<QueryFor<'tasks'>>({ table: 'tasks', filter: { status: ['todo'] } })
+    const query = ref<QueryFor<'tasks'>>({ table: 'tasks', filter: { status_in: ['todo'] } })
     const wrapper = mount(probe(query), { global: { plugins } })
     factory.last.accept()
     await flushPromises()
@@ -172,13 +181,13 @@ describe('useLiveQuery', () => {
     await flushPromises()
     expect(wrapper.text()).toBe('one')
 
-    query.value = { table: 'tasks', filter: { status: ['todo'], assignee: 'alice' } }
+    query.value = { table: 'tasks', filter: { status_in: ['todo'], assignee_eq: 'alice' } }
     await flushPromises()
     expect(live.subscriptionCount).toBe(1)
     const msgs = factory.last.messages()
     expect(msgs).toContainEqual({ type: 'unsubscribe', id: first!.id })
     const second = subscribes(factory).at(-1)!
-    expect(second.query).toEqual({ table: 'tasks', filter: { status: ['todo'], assignee: 'alice' } })
+    expect(second.query).toEqual({ table: 'tasks', filter: { status_in: ['todo'], assignee_eq: 'alice' } })
     factory.last.receive({
       type: 'snapshot',
       id: second.id,
@@ -210,15 +219,15 @@ describe('useLiveQuery', () => {
   })
 
   it('hashes equal queries alike, whatever their key order', () => {
-    expect(hashKey(liveQueryKey({ table: 'tasks', limit: 3, filter: { assignee: 'a', status: ['todo'] } }))).toBe(
-      hashKey(liveQueryKey({ filter: { status: ['todo'], assignee: 'a' }, limit: 3, table: 'tasks' })),
+    expect(hashKey(liveQueryKey({ table: 'tasks', limit: 3, filter: { assignee_eq: 'a', status_in: ['todo'] } }))).toBe(
+      hashKey(liveQueryKey({ filter: { status_in: ['todo'], assignee_eq: 'a' }, limit: 3, table: 'tasks' })),
     )
   })
 
   it('shares one subscription between equal queries written in a different key order', async () => {
     const { factory, plugins, live } = setup()
-    const A = probe({ table: 'tasks', limit: 3, filter: { assignee: 'a', status: ['todo'] } })
-    const B = probe({ filter: { status: ['todo'], assignee: 'a' }, limit: 3, table: 'tasks' })
+    const A = probe({ table: 'tasks', limit: 3, filter: { assignee_eq: 'a', status_in: ['todo'] } })
+    const B = probe({ filter: { status_in: ['todo'], assignee_eq: 'a' }, limit: 3, table: 'tasks' })
     const wrapper = mount(defineComponent({ setup: () => () => h('div', [h(A), h(B)]) }), { global: { plugins } })
     factory.last.accept()
     await flushPromises()

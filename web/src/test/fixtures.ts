@@ -1,12 +1,13 @@
 // Test helpers: rows, a seeded PRNG, and a scripted fake WebSocket.
-import type { ClientMessage, Item, ServerMessage, Task } from '@/generated'
+import type { ClientMessage, Comment, Item, ServerMessage, Task } from '@/generated'
 import type { WebSocketLike } from '@/live'
 
 const T0 = Date.parse('2026-11-27T10:00:00Z')
 
-export function item(id: number, name = `item ${id}`, rev = 0): Item {
+/** An item; its bigint key travels as a decimal string, so a small number is written out as one. */
+export function item(id: Item['id'] | number, name = `item ${id}`, rev = 0): Item {
   const at = new Date(T0 + rev * 1000).toISOString()
-  return { id, name, created_at: new Date(T0).toISOString(), updated_at: at }
+  return { id: String(id), name, created_at: new Date(T0).toISOString(), updated_at: at }
 }
 
 export function task(id: number, patch: Partial<Task> = {}): Task {
@@ -22,6 +23,25 @@ export function task(id: number, patch: Partial<Task> = {}): Task {
     updated_at: at,
     ...patch,
   }
+}
+
+/** A comment with a uuid key derived from `n`. */
+export function comment(n: number, patch: Partial<Comment> = {}): Comment {
+  return {
+    id: uuid(n),
+    task_id: 1,
+    author: 'alice',
+    body: `comment ${n}`,
+    created_at: new Date(T0 + n * 1000).toISOString(),
+    edited_at: null,
+    ...patch,
+  }
+}
+
+/** A well-formed, deterministic uuid for `n`. */
+export function uuid(n: number): string {
+  const hex = n.toString(16).padStart(12, '0')
+  return `0190c4a2-7b3e-4f6a-9d1c-${hex}`
 }
 
 /** mulberry32: a small seeded PRNG returning [0, 1). */
