@@ -233,10 +233,10 @@ impl<'a> Gen<'a> {
             #[derive(Debug, Clone, Default, PartialEq, ::serde::Serialize, ::serde::Deserialize, ::ts_rs::TS, ::schemars::JsonSchema)]
             #[serde(deny_unknown_fields)]
             #vis struct #query {
-                #[serde(default, skip_serializing_if = "Option::is_none")]
+                #[serde(default, deserialize_with = "::pglive_schema::live::object", skip_serializing_if = "Option::is_none")]
                 #[ts(optional)]
                 pub filter: ::std::option::Option<#filter>,
-                #[serde(default, skip_serializing_if = "Option::is_none")]
+                #[serde(default, deserialize_with = "::pglive_schema::live::object", skip_serializing_if = "Option::is_none")]
                 #[ts(optional)]
                 pub order: ::std::option::Option<#order>,
                 /// At most this many rows (after ordering).

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel_async::pooled_connection::bb8::Pool;
 use diesel_async::AsyncPgConnection;
+use diesel_async::pooled_connection::bb8::Pool;
 use futures_util::future::BoxFuture;
 use futures_util::{Stream, StreamExt};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -250,7 +250,8 @@ struct Collect(HashMap<&'static str, Arc<dyn TableWrites>>);
 
 impl TableVisitor for Collect {
     fn visit<T: Listed>(&mut self) {
-        self.0.insert(T::NAME, Arc::new(Writes::<T>(std::marker::PhantomData)));
+        self.0
+            .insert(T::NAME, Arc::new(Writes::<T>(std::marker::PhantomData)));
     }
 }
 
@@ -268,7 +269,9 @@ pub struct Api {
 
 impl std::fmt::Debug for Api {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Api").field("tables", &self.tables.keys()).finish_non_exhaustive()
+        f.debug_struct("Api")
+            .field("tables", &self.tables.keys())
+            .finish_non_exhaustive()
     }
 }
 
@@ -282,7 +285,9 @@ impl Api {
             pool,
             tables: Arc::new(collect.0),
             origins,
-            limiter: Arc::new(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))),
+            limiter: Arc::new(RateLimiter::keyed(
+                Quota::per_second(rate).allow_burst(burst),
+            )),
         }
     }
 }
@@ -292,7 +297,7 @@ fn api_error(status: StatusCode, code: ErrorCode, message: impl Into<String>) ->
 }
 
 /// Reads the whole body, refusing it once it passes `MAX_BODY`.
-async fn read_body<S, B>(body: S) -> Result<Bytes, Response>
+async fn read_body<S, B>(body: S) -> Result<Bytes, Box<Response>>
 where
     S: Stream<Item = Result<B, warp::Error>> + Send,
     B: Buf,
@@ -302,14 +307,18 @@ where
         let mut out = Vec::new();
         while let Some(chunk) = body.next().await {
             let mut chunk = chunk.map_err(|e| {
-                api_error(StatusCode::BAD_REQUEST, ErrorCode::Validation, format!("cannot read the body: {e}"))
+                Box::new(api_error(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::Validation,
+                    format!("cannot read the body: {e}"),
+                ))
             })?;
             if out.len() + chunk.remaining() > MAX_BODY {
-                return Err(api_error(
+                return Err(Box::new(api_error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     ErrorCode::TooLarge,
                     format!("the body is over {MAX_BODY} bytes"),
-                ));
+                )));
             }
             while chunk.has_remaining() {
                 let part = chunk.chunk();
@@ -320,13 +329,15 @@ where
         }
         Ok(Bytes::from(out))
     };
-    tokio::time::timeout(BODY_TIMEOUT, read).await.unwrap_or_else(|_| {
-        Err(api_error(
-            StatusCode::REQUEST_TIMEOUT,
-            ErrorCode::Validation,
-            "the body did not arrive in time",
-        ))
-    })
+    tokio::time::timeout(BODY_TIMEOUT, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Box::new(api_error(
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorCode::Validation,
+                "the body did not arrive in time",
+            )))
+        })
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -391,7 +402,10 @@ where
             header::ACCESS_CONTROL_ALLOW_HEADERS,
             HeaderValue::from_static("content-type, authorization"),
         );
-        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
         return response;
     }
     if let Some(ClientAddr(addr)) = addr {
@@ -404,13 +418,19 @@ where
                 ErrorCode::RateLimited,
                 "too many requests from this address; slow down",
             );
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             return response;
         }
     }
     let segments: Vec<&str> = tail.as_str().split('/').filter(|s| !s.is_empty()).collect();
     let Some(&table) = segments.first() else {
-        return api_error(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such API route");
+        return api_error(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "no such API route",
+        );
     };
     let Some(writes) = api.tables.get(table) else {
         return no_table(table);
@@ -419,7 +439,13 @@ where
     let allowed = match (segments.len(), method.clone()) {
         (1, Method::POST) | (2, Method::PATCH) | (2, Method::DELETE) => true,
         (1 | 2, _) => false,
-        _ => return api_error(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such API route"),
+        _ => {
+            return api_error(
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                "no such API route",
+            );
+        }
     };
     if !allowed {
         let mut response = api_error(
@@ -427,12 +453,20 @@ where
             ErrorCode::MethodNotAllowed,
             format!("{method} does not apply here"),
         );
-        let allow = if segments.len() == 1 { "POST, OPTIONS" } else { "PATCH, DELETE, OPTIONS" };
-        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+        let allow = if segments.len() == 1 {
+            "POST, OPTIONS"
+        } else {
+            "PATCH, DELETE, OPTIONS"
+        };
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
         return response;
     }
     let result = if method == Method::DELETE {
-        writes.delete(&api.pool, &percent_decoded(key.unwrap_or_default())).await
+        writes
+            .delete(&api.pool, &percent_decoded(key.unwrap_or_default()))
+            .await
     } else {
         if !is_json(headers) {
             return api_error(
@@ -443,7 +477,7 @@ where
         }
         let body = match read_body(body).await {
             Ok(body) => body,
-            Err(response) => return response,
+            Err(response) => return *response,
         };
         match key {
             None => writes.create(&api.pool, body).await,

@@ -23,15 +23,21 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::error::Error as StdError;
+use std::pin::Pin;
+
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use warp::Filter;
+use warp::hyper::body::Body;
 use warp::hyper::body::Incoming;
+use warp::hyper::rt::{Read, Write};
+use warp::hyper::server::conn::http1;
+use warp::hyper::service::HttpService;
 use warp::hyper::service::service_fn;
 use warp::reply::Response;
 
@@ -91,7 +97,9 @@ pub async fn serve<F, O>(
     let permits = Arc::new(Semaphore::new(limits.max_http.max(1)));
     // The narrow lane's permits, held the same way. Never closed.
     let overflow_permits = Arc::new(Semaphore::new(OVERFLOW));
-    let graceful = GracefulShutdown::new();
+    // Cancelled when shutdown begins: connections finish their request in
+    // flight and close.
+    let draining = CancellationToken::new();
     // Cancelled when the shutdown deadline passes: connections still open
     // then are dropped.
     let deadline = CancellationToken::new();
@@ -112,15 +120,26 @@ pub async fn serve<F, O>(
             () = &mut shutdown => break,
         };
         let (permit, routes, header_timeout) = match Arc::clone(&permits).try_acquire_owned() {
-            Ok(permit) => (permit, warp::service(filter.clone()), limits.header_read_timeout),
+            Ok(permit) => (
+                permit,
+                warp::service(filter.clone()),
+                limits.header_read_timeout,
+            ),
             Err(_) => {
                 metrics.connections_refused.inc();
                 if warned_at.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
                     warned_at = Some(Instant::now());
-                    tracing::warn!(max = limits.max_http, "HTTP connections at their bound; refusing new ones");
+                    tracing::warn!(
+                        max = limits.max_http,
+                        "HTTP connections at their bound; refusing new ones"
+                    );
                 }
                 match Arc::clone(&overflow_permits).try_acquire_owned() {
-                    Ok(permit) => (permit, warp::service(overflow.clone()), OVERFLOW_HEADER_TIMEOUT),
+                    Ok(permit) => (
+                        permit,
+                        warp::service(overflow.clone()),
+                        OVERFLOW_HEADER_TIMEOUT,
+                    ),
                     Err(_) => {
                         drop(stream);
                         continue;
@@ -134,29 +153,40 @@ pub async fn serve<F, O>(
             let mut routes = routes.clone();
             async move { tower_service::Service::call(&mut routes, req).await }
         });
-        let watcher = graceful.watcher();
         let limits = limits.clone();
+        let draining = draining.clone();
         let deadline = deadline.clone();
         let metrics = Arc::clone(&metrics);
         tasks.spawn(async move {
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .max_buf_size(MAX_HEAD_BYTES);
-            let builder = if limits.http2 { builder } else { builder.http1_only() };
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            let conn = watcher.watch(conn.into_owned());
-            tokio::select! {
-                result = conn => {
-                    // Clients end connections in every way; none of it is
-                    // the server's error.
-                    if let Err(err) = result {
-                        tracing::debug!(error = %err, "connection ended with an error");
-                    }
+            if limits.http2 {
+                // The HTTP/2 detection waits for the client's first bytes;
+                // a client that never sends them gets the header deadline.
+                let mut first = [0u8; 1];
+                if !matches!(
+                    tokio::time::timeout(header_timeout, stream.peek(&mut first)).await,
+                    Ok(Ok(1..))
+                ) {
+                    metrics.http_connections.dec();
+                    return;
                 }
-                () = deadline.cancelled() => {}
+                let io = TokioIo::new(stream);
+                let mut builder = auto::Builder::new(TokioExecutor::new());
+                builder
+                    .http1()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_timeout)
+                    .max_buf_size(MAX_HEAD_BYTES);
+                let conn = builder.serve_connection_with_upgrades(io, service);
+                drive(conn, &draining, &deadline).await;
+            } else {
+                let io = TokioIo::new(stream);
+                let mut builder = http1::Builder::new();
+                builder
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_timeout)
+                    .max_buf_size(MAX_HEAD_BYTES);
+                let conn = builder.serve_connection(io, service).with_upgrades();
+                drive(conn, &draining, &deadline).await;
             }
             metrics.http_connections.dec();
             drop(permit);
@@ -164,7 +194,9 @@ pub async fn serve<F, O>(
     }
     drop(listener);
     tracing::debug!("no longer accepting; draining connections");
-    if tokio::time::timeout(limits.shutdown_deadline, graceful.shutdown())
+    draining.cancel();
+    tasks.close();
+    if tokio::time::timeout(limits.shutdown_deadline, tasks.wait())
         .await
         .is_err()
     {
@@ -173,9 +205,69 @@ pub async fn serve<F, O>(
             limits.shutdown_deadline
         );
         deadline.cancel();
+        tasks.wait().await;
     }
-    tasks.close();
-    tasks.wait().await;
+}
+
+/// A connection that can be asked to finish its request in flight and close.
+trait Drain: Future {
+    fn drain(self: Pin<&mut Self>);
+}
+
+impl<I, S, B> Drain for http1::UpgradeableConnection<I, S>
+where
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    I: Read + Write + Unpin + Send + 'static,
+    B: Body + 'static,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    fn drain(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, B, E> Drain for auto::UpgradeableConnection<'_, I, S, E>
+where
+    S: warp::hyper::service::Service<
+            warp::http::Request<Incoming>,
+            Response = warp::http::Response<B>,
+        >,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    S::Future: 'static,
+    I: Read + Write + Unpin + Send + 'static,
+    B: Body + 'static,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+    E: warp::hyper::rt::bounds::Http2ServerConnExec<S::Future, B>
+        + auto::HttpServerConnExec<S::Future, B>,
+{
+    fn drain(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Runs a connection; once shutdown begins it finishes the request in
+/// flight, and at the deadline it is dropped.
+async fn drive<C, E>(conn: C, draining: &CancellationToken, deadline: &CancellationToken)
+where
+    C: Drain + Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut conn = std::pin::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => Some(result),
+        () = draining.cancelled() => {
+            conn.as_mut().drain();
+            tokio::select! {
+                result = conn => Some(result),
+                () = deadline.cancelled() => None,
+            }
+        }
+    };
+    // Clients end connections in every way; none of it is the server's error.
+    if let Some(Err(err)) = result {
+        tracing::debug!(error = %err, "connection ended with an error");
+    }
 }
 
 /// An accept error: out of descriptors or memory (the listener keeps

@@ -36,22 +36,33 @@ pub struct HttpContext {
 /// query.
 async fn ready(hub: Hub, status: Arc<CaptureStatus>) -> Response {
     if !status.is_up() {
-        return warp::reply::with_status("not ready: change capture is down\n", StatusCode::SERVICE_UNAVAILABLE)
-            .into_response();
+        return warp::reply::with_status(
+            "not ready: change capture is down\n",
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
+        .into_response();
     }
     let probe = async {
         let mut conn = hub.pool().get().await.map_err(|e| e.to_string())?;
-        conn.batch_execute("SELECT 1").await.map_err(|e| e.to_string())
+        conn.batch_execute("SELECT 1")
+            .await
+            .map_err(|e| e.to_string())
     };
     match tokio::time::timeout(Duration::from_secs(2), probe).await {
         Ok(Ok(())) => warp::reply::with_status("ready\n", StatusCode::OK).into_response(),
         Ok(Err(err)) => {
             tracing::debug!(error = %err, "readiness probe failed");
-            warp::reply::with_status("not ready: database unreachable\n", StatusCode::SERVICE_UNAVAILABLE)
-                .into_response()
+            warp::reply::with_status(
+                "not ready: database unreachable\n",
+                StatusCode::SERVICE_UNAVAILABLE,
+            )
+            .into_response()
         }
-        Err(_) => warp::reply::with_status("not ready: database did not answer\n", StatusCode::SERVICE_UNAVAILABLE)
-            .into_response(),
+        Err(_) => warp::reply::with_status(
+            "not ready: database did not answer\n",
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
+        .into_response(),
     }
 }
 
@@ -89,9 +100,10 @@ pub fn overflow_routes(
                 StatusCode::SERVICE_UNAVAILABLE,
             )
             .into_response();
-            response
-                .headers_mut()
-                .insert(warp::http::header::RETRY_AFTER, warp::http::HeaderValue::from_static("5"));
+            response.headers_mut().insert(
+                warp::http::header::RETRY_AFTER,
+                warp::http::HeaderValue::from_static("5"),
+            );
             response
         }))
         .unify()
@@ -116,7 +128,12 @@ pub fn routes(ctx: HttpContext) -> impl Filter<Extract = (Response,), Error = In
     let metrics = {
         let hub = ctx.hub.clone();
         warp::path!("metrics").and(read()).map(move || {
-            warp::reply::with_header(hub.metrics().render(), "content-type", Metrics::CONTENT_TYPE).into_response()
+            warp::reply::with_header(
+                hub.metrics().render(),
+                "content-type",
+                Metrics::CONTENT_TYPE,
+            )
+            .into_response()
         })
     };
     // Health and readiness answer whatever the Host: probes use addresses.
@@ -154,7 +171,8 @@ pub fn routes(ctx: HttpContext) -> impl Filter<Extract = (Response,), Error = In
             } else if rejection.is_not_found() {
                 warp::reply::with_status("not found\n", StatusCode::NOT_FOUND).into_response()
             } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-                warp::reply::with_status("method not allowed\n", StatusCode::METHOD_NOT_ALLOWED).into_response()
+                warp::reply::with_status("method not allowed\n", StatusCode::METHOD_NOT_ALLOWED)
+                    .into_response()
             } else {
                 warp::reply::with_status("bad request\n", StatusCode::BAD_REQUEST).into_response()
             };

@@ -107,11 +107,18 @@ pub async fn run(
         tracing::warn!(error = %err, "cannot set TCP_NODELAY; small messages may be delayed");
     }
     tracing::info!(addr = ?listener.local_addr().ok(), tables = ?hub.registry().names(), "serving");
-    connections::serve(listener, routes, overflow, config.conn_limits(), Arc::clone(&metrics), async move {
-        shutdown.await;
-        tracing::info!("shutting down");
-        let _ = shutdown_tx.send(true);
-    })
+    connections::serve(
+        listener,
+        routes,
+        overflow,
+        config.conn_limits(),
+        Arc::clone(&metrics),
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            let _ = shutdown_tx.send(true);
+        },
+    )
     .await;
 
     // Upgraded WebSockets outlive the HTTP server; wait for their sessions

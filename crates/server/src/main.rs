@@ -52,7 +52,7 @@ fn fit_descriptors(config: &mut pglive_server::config::Config) {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
     if limit.current != limit.maximum {
-        let mut raised = limit.clone();
+        let mut raised = limit;
         raised.current = limit.maximum;
         if let Err(err) = setrlimit(Resource::Nofile, raised) {
             tracing::debug!(error = %err, "cannot raise the open-file limit");
@@ -61,7 +61,9 @@ fn fit_descriptors(config: &mut pglive_server::config::Config) {
     let Some(files) = getrlimit(Resource::Nofile).current else {
         return;
     };
-    let room = files.saturating_sub(config.descriptors_besides_websockets()).max(1);
+    let room = files
+        .saturating_sub(config.descriptors_besides_websockets())
+        .max(1);
     if config.max_connections as u64 > room {
         tracing::warn!(
             open_files = files,

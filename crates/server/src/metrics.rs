@@ -50,7 +50,10 @@ impl Default for Metrics {
             g
         };
         let connections = gauge("connections", "Open WebSocket connections.");
-        let http_connections = gauge("http_connections", "HTTP connections being served (before any upgrade).");
+        let http_connections = gauge(
+            "http_connections",
+            "HTTP connections being served (before any upgrade).",
+        );
         let groups = gauge(
             "groups",
             "Live subscription groups (distinct queries per security context).",

@@ -71,11 +71,12 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 async fn serve(root: PathBuf, tail: Tail, method: Method) -> Response {
+    let decoded = percent_decode(tail.as_str()).unwrap_or_default();
     let file = match resolve(&root, tail.as_str()) {
         Some(file) => file,
-        // The app's own routes (no extension) get the app; anything else
-        // that is not a file here is not found.
-        None if !tail.as_str().rsplit('/').next().unwrap_or("").contains('.') => {
+        // The app's own routes (no extension, no dotted segment) get the
+        // app; anything else that is not a file here is not found.
+        None if !decoded.split('/').any(|s| s.contains('.')) => {
             match resolve(&root, "index.html") {
                 Some(index) => index,
                 None => return not_found(),
@@ -100,10 +101,16 @@ async fn serve(root: PathBuf, tail: Tail, method: Method) -> Response {
     };
     let mut response = Response::new(body.into());
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(&file)));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(&file)),
+    );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.len()));
     // Vite names built assets by their content hash: they never change.
-    let immutable = file.parent().and_then(Path::file_name).is_some_and(|d| d == "assets");
+    let immutable = file
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|d| d == "assets");
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(if immutable {
@@ -158,7 +165,10 @@ mod tests {
         assert!(resolve(&root, "%2eenv").is_none());
         assert!(resolve(&root, "../etc/passwd").is_none());
         assert!(resolve(&root, "assets/%2e%2e/%2e%2e/etc/passwd").is_none());
-        assert!(resolve(&root, "out/secret.txt").is_none(), "a symlink out of the directory");
+        assert!(
+            resolve(&root, "out/secret.txt").is_none(),
+            "a symlink out of the directory"
+        );
         assert!(resolve(&root, "assets").is_none(), "a directory");
     }
 }

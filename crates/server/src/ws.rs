@@ -115,7 +115,8 @@ fn upgrade(
             StatusCode::SERVICE_UNAVAILABLE,
             "the server holds as many WebSocket connections as it may; retry later\n",
         );
-        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         return res;
     };
     let Some(on_upgrade) = on_upgrade else {

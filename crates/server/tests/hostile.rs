@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use pglive_server::config::Config;
 use pglive_testkit::{Client, TestDb, TestServer};
 use serde_json::{Value, json};
@@ -128,9 +128,11 @@ async fn groups_and_rows_held_are_bounded_and_limited_queries_update_in_memory()
     config.max_rows_held = 3_000;
     let server = TestServer::with_config(config).await;
     let mut c = Client::connect(&server).await;
-    c.subscribe("a", json!({"table":"items","limit":2000})).await;
+    c.subscribe("a", json!({"table":"items","limit":2000}))
+        .await;
     assert!(c.until(|c| c.len("a") == 2000).await);
-    c.subscribe("b", json!({"table":"items","limit":1999})).await;
+    c.subscribe("b", json!({"table":"items","limit":1999}))
+        .await;
     let e = c.error("server_busy").await;
     assert_eq!(e.id.unwrap().0, "b");
     assert!(server.metric("pglive_rows_held").await <= 3_000);
@@ -261,7 +263,10 @@ async fn rest_answers_with_the_right_status() {
     let big = format!("{{\"name\":\"{}\"}}", "x".repeat(16 * 1024));
     let (status, body) = server.request("POST", "/api/items", Some(&big)).await;
     assert_eq!(status, 413, "{body}");
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["code"], "too_large");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["code"],
+        "too_large"
+    );
 
     // A chunked body (no Content-Length) is read.
     let mut s = TcpStream::connect(server.addr).await.unwrap();
@@ -317,7 +322,11 @@ async fn ping_and_binary_floods_are_closed() {
             }
         }
         c.drain(Duration::from_secs(3)).await;
-        assert_eq!(c.close_code, Some(pglive_server::CLOSE_FLOODING), "{flood:?}");
+        assert_eq!(
+            c.close_code,
+            Some(pglive_server::CLOSE_FLOODING),
+            "{flood:?}"
+        );
     }
     server.stop().await;
 }
@@ -342,7 +351,10 @@ async fn other_sites_and_other_hosts_are_refused() {
     let own = format!("http://{}", server.addr);
     let mut req = server.ws_url().into_client_request().unwrap();
     req.headers_mut().insert("origin", own.parse().unwrap());
-    assert!(tokio_tungstenite::connect_async(req).await.is_ok(), "own origin");
+    assert!(
+        tokio_tungstenite::connect_async(req).await.is_ok(),
+        "own origin"
+    );
     let (status, _) = server
         .raw_request(
             "POST",
@@ -422,7 +434,10 @@ async fn the_web_surface_is_tight() {
 
     for path in ["/.env", "/%2eenv", "/out/secret.txt", "/../etc/passwd"] {
         let (status, body) = server.get(path).await;
-        assert!(!body.contains("SECRET") && !body.contains("secret"), "{path}");
+        assert!(
+            !body.contains("SECRET") && !body.contains("secret"),
+            "{path}"
+        );
         assert!(status == 404 || status == 400, "{path}: {status}");
     }
     let (status, body) = server.request("HEAD", "/", None).await;
@@ -437,7 +452,10 @@ async fn the_web_surface_is_tight() {
     let (answer, _) = read_all(&mut s, Duration::from_secs(5)).await;
     let head = String::from_utf8_lossy(&answer).to_ascii_lowercase();
     assert!(head.contains("x-content-type-options: nosniff"), "{head}");
-    assert!(head.contains("content-security-policy: default-src 'self'"), "{head}");
+    assert!(
+        head.contains("content-security-policy: default-src 'self'"),
+        "{head}"
+    );
     assert!(head.contains("referrer-policy:"), "{head}");
 
     // Invalid UTF-8 in a text frame closes with 1007.

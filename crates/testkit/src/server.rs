@@ -82,10 +82,13 @@ impl TestServer {
             return (0, String::new());
         };
         let body = body.unwrap_or("");
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n",
-            self.addr
-        );
+        let mut req = format!("{method} {path} HTTP/1.1\r\nconnection: close\r\n");
+        if !headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+        {
+            req.push_str(&format!("host: {}\r\n", self.addr));
+        }
         for (name, value) in headers {
             req.push_str(&format!("{name}: {value}\r\n"));
         }

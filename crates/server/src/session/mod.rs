@@ -74,6 +74,8 @@ struct Session {
     conn: Arc<ConnShared>,
     subscriptions: HashMap<SubscriptionId, Box<dyn Membership>>,
     rate: RateLimit,
+    /// The server has queued a close frame.
+    closing: bool,
 }
 
 /// Serves one upgraded WebSocket until it closes or the server shuts down.
@@ -107,6 +109,7 @@ pub async fn run<S>(
         outbox,
         conn: Arc::clone(&conn),
         subscriptions: HashMap::new(),
+        closing: false,
     };
     let mut writer_done = false;
     loop {
@@ -153,6 +156,7 @@ pub async fn run<S>(
             }
         }
     }
+    let closing = session.closing;
     session.leave_all();
     drop(session);
     if !writer_done {
@@ -160,8 +164,25 @@ pub async fn run<S>(
         // bounded by its stall timeout, then ends when the outbox closes.
         let _ = writer.await;
     }
+    if closing {
+        // We sent a close frame: read (and drop) what the client still
+        // sends until its own close, for at most a second. Closing a socket
+        // with unread data resets it, and the client might never see why.
+        let _ = tokio::time::timeout(CLOSE_LINGER, async {
+            while let Some(Ok(msg)) = stream.next().await {
+                if matches!(msg, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
     metrics.connections.dec();
 }
+
+/// How long a connection the server closed keeps reading for the client's
+/// close frame.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 impl Session {
     fn reply_error(
@@ -183,6 +204,7 @@ impl Session {
     }
 
     fn close(&mut self, code: u16, reason: &'static str) {
+        self.closing = true;
         let _ = self.outbox.try_send(Frame::Close { code, reason });
     }
 
