@@ -185,8 +185,15 @@ trait TableWrites: Send + Sync {
 
 struct Writes<T>(std::marker::PhantomData<T>);
 
+/// Parses a request body, which must be a JSON object (serde would also
+/// build a struct from an array, which the published schemas refuse).
 fn parse<B: serde::de::DeserializeOwned>(body: &Bytes) -> Result<B, WriteError> {
-    serde_json::from_slice(body).map_err(|e| WriteError::Body(format!("invalid JSON body: {e}")))
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| WriteError::Body(format!("invalid JSON body: {e}")))?;
+    if !value.is_object() {
+        return Err(WriteError::Body("the body must be a JSON object".into()));
+    }
+    serde_json::from_value(value).map_err(|e| WriteError::Body(format!("invalid body: {e}")))
 }
 
 fn row_json<T: serde::Serialize>(row: &T) -> Result<Bytes, WriteError> {

@@ -303,6 +303,9 @@ async fn rest_answers_with_the_right_status() {
     assert_eq!(status, 415);
     let (status, _) = server.request("GET", "/api/items", None).await;
     assert_eq!(status, 405);
+    // The published schema says object; so does the server.
+    let (status, _) = server.request("POST", "/api/items", Some(r#"["x"]"#)).await;
+    assert_eq!(status, 400);
     server.stop().await;
 }
 
