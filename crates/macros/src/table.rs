@@ -657,7 +657,7 @@ impl<'a> Gen<'a> {
                 fn delete(key: &#key_ty) -> #s::sql::Sql {
                     let mut sql = #s::sql::Sql::new(::std::concat!("DELETE FROM ", #table_sql, " WHERE ", #key_quoted, " = "));
                     sql.bind(#s::scalar::Scalar::to_sql(key));
-                    sql.push(::std::concat!(" RETURNING ", #key_quoted));
+                    sql.push(#returning);
                     sql
                 }
 

@@ -81,7 +81,7 @@ pub trait LiveTable:
     fn insert(new: &Self::New) -> Sql;
     /// `UPDATE ... RETURNING` the row; `None` when the patch sets nothing.
     fn update(key: &Self::Key, patch: &Self::Patch) -> Option<Sql>;
-    /// `DELETE ... RETURNING` the key.
+    /// `DELETE ... RETURNING` the deleted row.
     fn delete(key: &Self::Key) -> Sql;
     fn validate_new(new: &Self::New) -> Result<(), Invalid>;
     fn validate_patch(patch: &Self::Patch) -> Result<(), Invalid>;

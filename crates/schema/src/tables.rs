@@ -45,6 +45,9 @@ pub struct Item {
     pub created_at: DateTime<Utc>,
     #[live(generated, order)]
     pub updated_at: DateTime<Utc>,
+    /// The tenant the row belongs to; a write without one takes the token's.
+    #[live(default, immutable, filter(eq), order, text(max = 100))]
+    pub tenant: String,
 }
 
 /// Where a task is in its life. Stored as `TEXT` with a `CHECK` constraint, so
@@ -84,6 +87,9 @@ pub struct Task {
     pub created_at: DateTime<Utc>,
     #[live(generated, order)]
     pub updated_at: DateTime<Utc>,
+    /// The tenant the row belongs to; a write without one takes the token's.
+    #[live(default, immutable, filter(eq), order, text(max = 100))]
+    pub tenant: String,
 }
 
 /// A comment on a task. Its key is a uuid; `edited_at` stays null until the

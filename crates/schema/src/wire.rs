@@ -48,6 +48,10 @@ pub enum ClientMessage {
     },
     /// Stop receiving `id`.
     Unsubscribe { id: SubscriptionId },
+    /// Authenticate, or refresh the token before it expires, without
+    /// touching subscriptions. A token for another security context moves
+    /// every subscription to that context (each gets a new snapshot).
+    Auth { token: String },
 }
 
 /// What the server sends.
@@ -57,6 +61,16 @@ pub enum ServerMessage {
     Snapshot(Snapshot),
     Diff(Diff),
     Error(ErrorMessage),
+    Authenticated(Authenticated),
+}
+
+/// A token was accepted: the connection now reads as `role`, until
+/// `expires_at` (Unix seconds) unless a fresh token arrives first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
+pub struct Authenticated {
+    pub role: String,
+    #[ts(type = "number")]
+    pub expires_at: u64,
 }
 
 /// The complete result of a subscription's query at `version`, in order.
@@ -135,6 +149,12 @@ pub enum ErrorCode {
     ResultTooLarge,
     /// The server holds as many live queries or rows as it may; try later.
     ServerBusy,
+    /// No valid token: authenticate first (`auth`, or `Authorization:
+    /// Bearer` for REST), or the token was refused (the message says why).
+    Unauthenticated,
+    /// The connection's token expired before a fresh one arrived; its
+    /// subscriptions were stopped. Authenticate again and resubscribe.
+    TokenExpired,
     /// A REST request body or parameter is invalid.
     Validation,
     /// The REST resource does not exist.

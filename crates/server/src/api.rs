@@ -33,8 +33,11 @@ use warp::path::Tail;
 use warp::reply::Response;
 use warp::{Buf, Filter, Reply};
 
+use crate::auth::{Auth, AuthError};
 use crate::connections::ClientAddr;
+use crate::engine::{Context, rows_in};
 use crate::policy::Origins;
+use crate::ws::bearer;
 
 /// Largest accepted request body.
 const MAX_BODY: usize = 16 * 1024;
@@ -101,6 +104,12 @@ impl WriteError {
                     ),
                     info.column_name().map(str::to_owned),
                 ),
+                _ if refused_by_policy(info.message()) => (
+                    StatusCode::FORBIDDEN,
+                    ErrorCode::Forbidden,
+                    format!("the database's policies do not allow this write to {table}"),
+                    None,
+                ),
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => {
                     tracing::warn!(error = %info.message(), "write failed: database unavailable");
                     unavailable()
@@ -122,6 +131,14 @@ impl WriteError {
         };
         warp::reply::with_status(warp::reply::json(&body), status).into_response()
     }
+}
+
+/// Whether PostgreSQL refused a statement for authorization (SQLSTATE 42501:
+/// a row-level security `WITH CHECK`, or a missing privilege). diesel does
+/// not expose SQLSTATE, so the (untranslated) message decides.
+fn refused_by_policy(message: &str) -> bool {
+    message.contains("violates row-level security policy")
+        || message.starts_with("permission denied")
 }
 
 fn unavailable() -> (StatusCode, ErrorCode, String, Option<String>) {
@@ -163,24 +180,39 @@ async fn conn(pool: &Pool<AsyncPgConnection>) -> Result<Pooled<'_>, WriteError> 
 /// A successful write: status and JSON body (none for a delete).
 type Written = (StatusCode, Option<Bytes>);
 
-/// One table's writes, whatever its row type.
+/// One table's writes, whatever its row type. Each runs in the request's
+/// security context, so `WITH CHECK` policies apply.
 trait TableWrites: Send + Sync {
     fn create<'a>(
         &'a self,
-        pool: &'a Pool<AsyncPgConnection>,
+        conn: Conn<'a>,
         body: Bytes,
     ) -> BoxFuture<'a, Result<Written, WriteError>>;
     fn update<'a>(
         &'a self,
-        pool: &'a Pool<AsyncPgConnection>,
+        conn: Conn<'a>,
         key: &'a str,
         body: Bytes,
     ) -> BoxFuture<'a, Result<Written, WriteError>>;
     fn delete<'a>(
         &'a self,
-        pool: &'a Pool<AsyncPgConnection>,
+        conn: Conn<'a>,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Written, WriteError>>;
+}
+
+/// Where a write runs: the pool, and the request's context.
+#[derive(Clone, Copy)]
+struct Conn<'a> {
+    pool: &'a Pool<AsyncPgConnection>,
+    ctx: &'a Context,
+}
+
+impl Conn<'_> {
+    async fn rows<T: LiveTable>(&self, sql: pglive_schema::sql::Sql) -> Result<Vec<T>, WriteError> {
+        let mut conn = conn(self.pool).await?;
+        Ok(rows_in(&mut conn, self.ctx, sql).await?)
+    }
 }
 
 struct Writes<T>(std::marker::PhantomData<T>);
@@ -205,21 +237,22 @@ fn row_json<T: serde::Serialize>(row: &T) -> Result<Bytes, WriteError> {
 impl<T: LiveTable> TableWrites for Writes<T> {
     fn create<'a>(
         &'a self,
-        pool: &'a Pool<AsyncPgConnection>,
+        conn: Conn<'a>,
         body: Bytes,
     ) -> BoxFuture<'a, Result<Written, WriteError>> {
         Box::pin(async move {
             let new: T::New = parse(&body)?;
             T::validate_new(&new).map_err(WriteError::Invalid)?;
-            let mut conn = conn(pool).await?;
-            let row: T = diesel_async::RunQueryDsl::get_result(T::insert(&new), &mut conn).await?;
-            Ok((StatusCode::CREATED, Some(row_json(&row)?)))
+            let rows: Vec<T> = conn.rows(T::insert(&new)).await?;
+            // An insert returns its row, unless a policy hides it from its writer.
+            let body = rows.first().map(row_json).transpose()?;
+            Ok((StatusCode::CREATED, body))
         })
     }
 
     fn update<'a>(
         &'a self,
-        pool: &'a Pool<AsyncPgConnection>,
+        conn: Conn<'a>,
         key: &'a str,
         body: Bytes,
     ) -> BoxFuture<'a, Result<Written, WriteError>> {
@@ -229,8 +262,7 @@ impl<T: LiveTable> TableWrites for Writes<T> {
             T::validate_patch(&patch).map_err(WriteError::Invalid)?;
             let sql = T::update(&key, &patch)
                 .ok_or_else(|| WriteError::Invalid(Invalid::nothing_to_update()))?;
-            let mut conn = conn(pool).await?;
-            let rows: Vec<T> = diesel_async::RunQueryDsl::load(sql, &mut conn).await?;
+            let rows: Vec<T> = conn.rows(sql).await?;
             let row = rows.into_iter().next().ok_or(WriteError::NotFound)?;
             Ok((StatusCode::OK, Some(row_json(&row)?)))
         })
@@ -238,14 +270,13 @@ impl<T: LiveTable> TableWrites for Writes<T> {
 
     fn delete<'a>(
         &'a self,
-        pool: &'a Pool<AsyncPgConnection>,
+        conn: Conn<'a>,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Written, WriteError>> {
         Box::pin(async move {
             let key = T::Key::parse_path(key).ok_or(WriteError::NotFound)?;
-            let mut conn = conn(pool).await?;
-            let deleted = diesel_async::RunQueryDsl::execute(T::delete(&key), &mut conn).await?;
-            if deleted == 0 {
+            let rows: Vec<T> = conn.rows(T::delete(&key)).await?;
+            if rows.is_empty() {
                 return Err(WriteError::NotFound);
             }
             Ok((StatusCode::NO_CONTENT, None))
@@ -272,6 +303,9 @@ pub struct Api {
     /// memory is one entry per recent address, pruned past
     /// `MAX_TRACKED_CLIENTS`.
     limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    auth: Auth,
+    /// Serve `POST /api/dev/token`.
+    dev_tokens: bool,
 }
 
 impl std::fmt::Debug for Api {
@@ -283,7 +317,13 @@ impl std::fmt::Debug for Api {
 }
 
 impl Api {
-    pub fn new(pool: Pool<AsyncPgConnection>, origins: Arc<Origins>, per_second: u32) -> Api {
+    pub fn new(
+        pool: Pool<AsyncPgConnection>,
+        origins: Arc<Origins>,
+        per_second: u32,
+        auth: Auth,
+        dev_tokens: bool,
+    ) -> Api {
         let mut collect = Collect(HashMap::new());
         visit_tables(&mut collect);
         let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
@@ -295,6 +335,8 @@ impl Api {
             limiter: Arc::new(RateLimiter::keyed(
                 Quota::per_second(rate).allow_burst(burst),
             )),
+            auth,
+            dev_tokens,
         }
     }
 }
@@ -432,6 +474,12 @@ where
         }
     }
     let segments: Vec<&str> = tail.as_str().split('/').filter(|s| !s.is_empty()).collect();
+    if segments == ["dev", "token"] && api.dev_tokens && method == Method::POST {
+        return match read_body(body).await {
+            Ok(body) => dev_token(api, &body),
+            Err(response) => *response,
+        };
+    }
     let Some(&table) = segments.first() else {
         return api_error(
             StatusCode::NOT_FOUND,
@@ -470,9 +518,17 @@ where
             .insert(header::ALLOW, HeaderValue::from_static(allow));
         return response;
     }
+    let ctx = match identify(api, headers).await {
+        Ok(ctx) => ctx,
+        Err(response) => return *response,
+    };
+    let conn = Conn {
+        pool: &api.pool,
+        ctx: &ctx,
+    };
     let result = if method == Method::DELETE {
         writes
-            .delete(&api.pool, &percent_decoded(key.unwrap_or_default()))
+            .delete(conn, &percent_decoded(key.unwrap_or_default()))
             .await
     } else {
         if !is_json(headers) {
@@ -487,11 +543,96 @@ where
             Err(response) => return *response,
         };
         match key {
-            None => writes.create(&api.pool, body).await,
-            Some(key) => writes.update(&api.pool, &percent_decoded(key), body).await,
+            None => writes.create(conn, body).await,
+            Some(key) => writes.update(conn, &percent_decoded(key), body).await,
         }
     };
     respond(table, result)
+}
+
+/// The security context of a request: its bearer token's, the anonymous
+/// role's without one, or the server's own when authentication is off.
+async fn identify(api: &Api, headers: &HeaderMap) -> Result<Arc<Context>, Box<Response>> {
+    let Some(auth) = &api.auth else {
+        return Ok(Arc::new(Context::default()));
+    };
+    let refused = |err: AuthError| {
+        let (status, code) = match err {
+            AuthError::RoleNotAllowed(_) | AuthError::UnknownRole(_) => {
+                (StatusCode::FORBIDDEN, ErrorCode::Forbidden)
+            }
+            AuthError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
+            AuthError::Expired => (StatusCode::UNAUTHORIZED, ErrorCode::TokenExpired),
+            _ => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated),
+        };
+        let mut response = api_error(status, code, err.to_string());
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        Box::new(response)
+    };
+    let identity = match bearer(headers) {
+        Some(token) => auth.verify(&token).map_err(refused)?,
+        None => auth
+            .anonymous()
+            .cloned()
+            .ok_or_else(|| refused(AuthError::Missing))?,
+    };
+    if identity.expires_at.is_some() {
+        auth.check_role(&api.pool, &identity.role)
+            .await
+            .map_err(refused)?;
+    }
+    Ok(identity.ctx)
+}
+
+/// `POST /api/dev/token` `{"sub":..,"role":..,"claims":{..},"ttl_secs":..}`:
+/// a token signed with the server's secret, for development only.
+fn dev_token(api: &Api, body: &Bytes) -> Response {
+    let Some(auth) = &api.auth else {
+        return api_error(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "authentication is off",
+        );
+    };
+    let Ok(serde_json::Value::Object(mut request)) =
+        serde_json::from_slice::<serde_json::Value>(body)
+    else {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::Validation,
+            "send a JSON object",
+        );
+    };
+    let ttl = request
+        .get("ttl_secs")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(3600)
+        .min(86_400);
+    let mut claims = match request.remove("claims") {
+        Some(serde_json::Value::Object(claims)) => claims,
+        _ => serde_json::Map::new(),
+    };
+    for name in ["sub", "role"] {
+        if let Some(value) = request.remove(name) {
+            claims.insert(name.to_owned(), value);
+        }
+    }
+    claims.insert(
+        "exp".into(),
+        serde_json::Value::from(crate::auth::unix_now() + ttl),
+    );
+    match auth.mint(&claims) {
+        Some(token) => warp::reply::json(&serde_json::json!({ "token": token })).into_response(),
+        None => api_error(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "development tokens need --jwt-secret",
+        ),
+    }
 }
 
 /// A path segment with `%XX` escapes decoded (keys may hold any text);

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::auth::{AuthConfig, Secret};
 use crate::connections::ConnLimits;
 use crate::engine::EngineLimits;
 use crate::session::SessionLimits;
@@ -31,6 +32,25 @@ pub struct Cli {
 pub enum Command {
     /// Apply pending migrations and exit.
     Migrate,
+    /// Print a token signed with --jwt-secret, for development and scripts.
+    Token(TokenArgs),
+}
+
+/// `pglive token --sub alice --role app_user --claim tenant=acme`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenArgs {
+    /// The `sub` claim.
+    #[arg(long)]
+    pub sub: Option<String>,
+    /// The role claim (see --jwt-role-claim).
+    #[arg(long)]
+    pub role: Option<String>,
+    /// More claims, `name=value` (repeatable; values that parse as JSON are JSON).
+    #[arg(long = "claim", value_name = "NAME=VALUE")]
+    pub claims: Vec<String>,
+    /// Seconds until the token expires.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -83,6 +103,50 @@ pub struct Config {
     /// Also serve HTTP/2 without TLS (prior knowledge); off by default.
     #[arg(long, env = "PGLIVE_HTTP2")]
     pub http2: bool,
+    /// Secret that signs tokens (HS256 unless --jwt-algorithm says otherwise).
+    /// With it (or --jwt-key-file), clients must authenticate.
+    #[arg(long, env = "PGLIVE_JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<Secret>,
+    /// Public key that verifies tokens: a PEM file (RSA, EC or Ed25519) or a JWKS.
+    #[arg(long, env = "PGLIVE_JWT_KEY_FILE")]
+    pub jwt_key_file: Option<PathBuf>,
+    /// The one algorithm tokens must use (HS256, RS256, ES256, EdDSA, ...).
+    #[arg(long, env = "PGLIVE_JWT_ALGORITHM", value_parser = parse_algorithm, global = true)]
+    pub jwt_algorithm: Option<jsonwebtoken::Algorithm>,
+    /// Accepted `iss` values (comma-separated); empty does not check it.
+    #[arg(long, env = "PGLIVE_JWT_ISSUER", value_delimiter = ',')]
+    pub jwt_issuer: Vec<String>,
+    /// Accepted `aud` values (comma-separated); empty does not check it.
+    #[arg(long, env = "PGLIVE_JWT_AUDIENCE", value_delimiter = ',')]
+    pub jwt_audience: Vec<String>,
+    /// The claim that names the PostgreSQL role to read and write as.
+    #[arg(
+        long,
+        env = "PGLIVE_JWT_ROLE_CLAIM",
+        default_value = "role",
+        global = true
+    )]
+    pub jwt_role_claim: String,
+    /// Roles tokens may name (comma-separated); empty allows any role the
+    /// server's own role may switch to.
+    #[arg(long, env = "PGLIVE_JWT_ROLES", value_delimiter = ',')]
+    pub jwt_roles: Vec<String>,
+    /// Claims that make up a security context and are visible to SQL
+    /// (comma-separated); empty: every claim but exp, iat, nbf and jti.
+    /// Name only what policies read (e.g. `tenant`) to share groups.
+    #[arg(long, env = "PGLIVE_JWT_CONTEXT_CLAIMS", value_delimiter = ',')]
+    pub jwt_context_claims: Vec<String>,
+    /// Role for connections and requests without a token; without it they
+    /// are refused (when tokens are configured).
+    #[arg(long, env = "PGLIVE_ANON_ROLE")]
+    pub anon_role: Option<String>,
+    /// Seconds a WebSocket has to authenticate before it is closed (4401).
+    #[arg(long, env = "PGLIVE_AUTH_TIMEOUT_SECS", default_value_t = 5)]
+    pub auth_timeout_secs: u64,
+    /// Serve `POST /api/dev/token` (mints tokens with --jwt-secret). For
+    /// development only: anyone who can reach it can be anyone.
+    #[arg(long, env = "PGLIVE_DEV_TOKENS")]
+    pub dev_tokens: bool,
     /// REST requests per second per client address (bursts of twice that).
     #[arg(long, env = "PGLIVE_API_REQUESTS_PER_SECOND", default_value_t = 100)]
     pub api_requests_per_second: u32,
@@ -144,6 +208,20 @@ impl Config {
         }
     }
 
+    pub fn auth_config(&self) -> AuthConfig {
+        AuthConfig {
+            secret: self.jwt_secret.clone(),
+            key_file: self.jwt_key_file.clone(),
+            algorithm: self.jwt_algorithm,
+            issuers: self.jwt_issuer.clone(),
+            audiences: self.jwt_audience.clone(),
+            role_claim: self.jwt_role_claim.clone(),
+            roles: self.jwt_roles.clone(),
+            anon_role: self.anon_role.clone(),
+            context_claims: self.jwt_context_claims.clone(),
+        }
+    }
+
     pub fn conn_limits(&self) -> ConnLimits {
         ConnLimits {
             max_http: self.max_http_connections,
@@ -167,6 +245,13 @@ impl Config {
             outbox_frames: self.outbox_frames,
             stall_timeout: Duration::from_secs(self.stall_timeout_secs),
             max_query_limit: self.max_query_limit,
+            auth_timeout: Duration::from_secs(self.auth_timeout_secs.max(1)),
         }
     }
+}
+
+fn parse_algorithm(s: &str) -> Result<jsonwebtoken::Algorithm, String> {
+    s.parse().map_err(|_| {
+        format!("unknown algorithm {s:?}; use HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA")
+    })
 }

@@ -5,6 +5,7 @@
 //! call [`run`] the same way on `127.0.0.1:0`.
 
 mod api;
+mod auth;
 mod capture;
 pub mod config;
 mod connections;
@@ -33,10 +34,12 @@ use crate::metrics::Metrics;
 use crate::policy::{Hosts, Origins};
 use crate::ws::WsContext;
 
+/// Minting tokens, for `pglive token` and tests.
+pub use crate::auth::{Authenticator, Secret, unix_now};
 /// The keyed diff the server sends, for clients and tests that apply it.
 pub use crate::engine::diff;
 /// WebSocket close codes the server uses.
-pub use crate::session::{CLOSE_FLOODING, CLOSE_TOO_SLOW};
+pub use crate::session::{CLOSE_FLOODING, CLOSE_TOO_SLOW, CLOSE_UNAUTHENTICATED};
 
 /// How long shutdown waits for WebSocket sessions to send their close frames,
 /// and then for the engine's tasks.
@@ -48,6 +51,8 @@ pub enum ServerError {
     NoDatabaseUrl,
     #[error(transparent)]
     Db(#[from] db::DbError),
+    #[error(transparent)]
+    Auth(#[from] auth::AuthSetupError),
 }
 
 /// Serves until `shutdown` completes: then stops accepting, closes every
@@ -65,6 +70,7 @@ pub async fn run(
         let applied = db::migrate(&url).await?;
         tracing::info!(?applied, "migrations applied");
     }
+    let auth = auth::Authenticator::new(&config.auth_config())?;
     let pool = db::pool(&url, config.pool_size).await?;
     let metrics = Arc::new(Metrics::default());
     let hub = Hub::start(pool, Arc::clone(&metrics), config.engine_limits());
@@ -89,9 +95,16 @@ pub async fn run(
         origins: Arc::clone(&origins),
         slots: Arc::new(Semaphore::new(config.max_connections.max(1))),
         sessions: sessions.clone(),
+        auth: auth.clone(),
     };
     let http_ctx = HttpContext {
-        api: api::Api::new(hub.pool().clone(), origins, config.api_requests_per_second),
+        api: api::Api::new(
+            hub.pool().clone(),
+            origins,
+            config.api_requests_per_second,
+            auth,
+            config.dev_tokens,
+        ),
         hub: hub.clone(),
         status,
         ws: ws_ctx,

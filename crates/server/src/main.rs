@@ -17,6 +17,10 @@ async fn main() -> anyhow::Result<()> {
         LogFormat::Text => logs.init(),
     }
 
+    if let Some(Command::Token(args)) = &cli.command {
+        println!("{}", mint(&config, args)?);
+        return Ok(());
+    }
     if let Some(Command::Migrate) = cli.command {
         let url = config
             .database_url
@@ -43,6 +47,36 @@ async fn main() -> anyhow::Result<()> {
     println!("pglive listening on http://{}", listener.local_addr()?);
     pglive_server::run(config, listener, shutdown_signal()).await?;
     Ok(())
+}
+
+/// `pglive token`: a token signed with `--jwt-secret`.
+fn mint(
+    config: &pglive_server::config::Config,
+    args: &pglive_server::config::TokenArgs,
+) -> anyhow::Result<String> {
+    let auth = pglive_server::Authenticator::new(&config.auth_config())?
+        .context("pglive token needs --jwt-secret (or PGLIVE_JWT_SECRET)")?;
+    let mut claims = serde_json::Map::new();
+    if let Some(sub) = &args.sub {
+        claims.insert("sub".into(), sub.clone().into());
+    }
+    if let Some(role) = &args.role {
+        claims.insert(config.jwt_role_claim.clone(), role.clone().into());
+    }
+    for claim in &args.claims {
+        let (name, value) = claim
+            .split_once('=')
+            .with_context(|| format!("--claim {claim:?}: expected NAME=VALUE"))?;
+        let value = serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::from(value));
+        claims.insert(name.to_owned(), value);
+    }
+    claims.insert(
+        "exp".into(),
+        (pglive_server::unix_now() + args.ttl_secs).into(),
+    );
+    auth.mint(&claims).context(
+        "tokens are verified with a public key here; pglive token signs only with --jwt-secret",
+    )
 }
 
 /// Raises the open-file limit to its hard maximum and keeps the WebSocket

@@ -18,6 +18,7 @@ use warp::hyper::upgrade::OnUpgrade;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use crate::auth::Auth;
 use crate::engine::Hub;
 use crate::policy::Origins;
 use crate::session::{self, SessionLimits};
@@ -51,6 +52,17 @@ pub struct WsContext {
     pub slots: Arc<Semaphore>,
     /// Sessions run on it, so shutdown can wait for them to finish.
     pub sessions: TaskTracker,
+    pub auth: Auth,
+}
+
+/// The token of an `Authorization: Bearer` header, for clients that can
+/// set headers (browsers cannot on a WebSocket; they send `auth` first).
+pub fn bearer(headers: &warp::http::HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response {
@@ -123,6 +135,7 @@ fn upgrade(
         return plain(StatusCode::BAD_REQUEST, "connection cannot be upgraded\n");
     };
     let accept = derive_accept_key(key.as_bytes());
+    let token = bearer(headers);
     let sessions = ctx.sessions.clone();
     sessions.spawn(async move {
         match on_upgrade.await {
@@ -139,7 +152,7 @@ fn upgrade(
                     Some(config),
                 )
                 .await;
-                session::run(ws, ctx.hub, ctx.limits, ctx.shutdown).await;
+                session::run(ws, ctx.hub, ctx.limits, ctx.auth, token, ctx.shutdown).await;
                 drop(slot);
             }
             Err(err) => tracing::debug!(error = %err, "websocket upgrade failed"),

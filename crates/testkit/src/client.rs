@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use pglive_schema::live::{Listed, LiveTable, TableVisitor};
 use pglive_schema::tables::visit_tables;
-use pglive_schema::wire::ErrorMessage;
+use pglive_schema::wire::{Authenticated, ErrorMessage};
 use pglive_schema::{ServerMessage, TableChanges, TableRows};
 use pglive_server::diff::{self, Changes};
 use serde_json::{Value, json};
@@ -129,10 +129,15 @@ pub struct Client {
     pub ws: Ws,
     pub subs: HashMap<String, Sub>,
     pub errors: Vec<ErrorMessage>,
+    /// Every `authenticated` answer, in order.
+    pub authenticated: Vec<Authenticated>,
     pub frames: u64,
     pub bytes: u64,
     /// The close code the server sent, once it did.
     pub close_code: Option<u16>,
+    /// Every row of every snapshot and diff received, as received: to check
+    /// that a client never saw a row it must not see.
+    pub seen: Vec<Value>,
 }
 
 impl std::fmt::Debug for Client {
@@ -157,14 +162,33 @@ impl Client {
         Client::over(ws)
     }
 
+    /// Connects with `Authorization: Bearer <token>` on the upgrade request.
+    pub async fn connect_bearer(server: &TestServer, token: &str) -> Client {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = server.ws_url().into_client_request().unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("ws connect");
+        Client::over(ws)
+    }
+
+    /// Sends `auth` with `token`.
+    pub async fn auth(&mut self, token: &str) {
+        self.send(json!({"type":"auth","token":token})).await;
+    }
+
     pub fn over(ws: Ws) -> Client {
         Client {
             ws,
             subs: HashMap::new(),
             errors: Vec::new(),
+            authenticated: Vec::new(),
             frames: 0,
             bytes: 0,
             close_code: None,
+            seen: Vec::new(),
         }
     }
 
@@ -215,7 +239,32 @@ impl Client {
     }
 
     fn apply(&mut self, msg: ServerMessage) {
+        match &msg {
+            ServerMessage::Snapshot(s) => {
+                if let Ok(Value::Object(m)) = serde_json::to_value(&s.rows) {
+                    self.seen.extend(
+                        m.get("rows")
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default(),
+                    );
+                }
+            }
+            ServerMessage::Diff(d) => {
+                if let Ok(Value::Object(m)) = serde_json::to_value(&d.changes) {
+                    let upserts = m
+                        .get("upserts")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    self.seen
+                        .extend(upserts.into_iter().map(|u| u["row"].clone()));
+                }
+            }
+            _ => {}
+        }
         match msg {
+            ServerMessage::Authenticated(a) => self.authenticated.push(a),
             ServerMessage::Snapshot(s) => {
                 let sub = self.subs.entry(s.id.0).or_default();
                 let mut rows = factory(s.rows.table())();

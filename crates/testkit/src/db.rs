@@ -239,6 +239,33 @@ pub async fn fresh_at<T: LiveTable>(url: &str, sql: &str) -> Vec<Value> {
         .collect()
 }
 
+/// [`fresh`] as a client sees it: in a transaction switched to `role`
+/// with `claims` (JSON) as `request.jwt.claims`, the way pglive reads.
+pub async fn fresh_as<T: LiveTable>(
+    db: &TestDb,
+    role: &str,
+    claims: &str,
+    sql: &str,
+) -> Vec<Value> {
+    let mut conn = db.conn().await;
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    conn.batch_execute(&format!(
+        "BEGIN; SELECT set_config('role', {}, true), set_config('request.jwt.claims', {}, true)",
+        quote(role),
+        quote(claims)
+    ))
+    .await
+    .unwrap();
+    let rows: Vec<T> = diesel::sql_query(sql)
+        .load(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    conn.batch_execute("ROLLBACK").await.unwrap();
+    rows.iter()
+        .map(|r| serde_json::to_value(r).unwrap())
+        .collect()
+}
+
 /// A query's fresh result as PostgreSQL's own JSON (`json_agg`).
 pub async fn fresh_json(db: &TestDb, sql: &str) -> Vec<Value> {
     #[derive(QueryableByName)]

@@ -18,7 +18,7 @@ pub mod random;
 mod server;
 
 pub use client::{Client, Sub, Ws};
-pub use db::{TestDb, admin_url, fresh, fresh_at, fresh_json, repo_root, with_db};
+pub use db::{TestDb, admin_url, fresh, fresh_as, fresh_at, fresh_json, repo_root, with_db};
 pub use server::TestServer;
 
 /// How long a test waits for something that should happen.

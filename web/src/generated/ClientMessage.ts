@@ -5,4 +5,4 @@ import type { SubscriptionId } from "./SubscriptionId";
 /**
  * What a client may send.
  */
-export type ClientMessage = { "type": "subscribe", id: SubscriptionId, query: LiveQuery, } | { "type": "unsubscribe", id: SubscriptionId, };
+export type ClientMessage = { "type": "subscribe", id: SubscriptionId, query: LiveQuery, } | { "type": "unsubscribe", id: SubscriptionId, } | { "type": "auth", token: string, };

@@ -3,4 +3,4 @@
 /**
  * Every error the server reports, on the WebSocket and in REST bodies.
  */
-export type ErrorCode = "bad_frame" | "frame_too_large" | "binary_frame" | "unknown_table" | "invalid_query" | "duplicate_id" | "unknown_id" | "invalid_id" | "too_many_subscriptions" | "rate_limited" | "query_failed" | "result_too_large" | "server_busy" | "validation" | "not_found" | "forbidden" | "method_not_allowed" | "too_large" | "unsupported_media_type" | "conflict" | "unavailable" | "internal";
+export type ErrorCode = "bad_frame" | "frame_too_large" | "binary_frame" | "unknown_table" | "invalid_query" | "duplicate_id" | "unknown_id" | "invalid_id" | "too_many_subscriptions" | "rate_limited" | "query_failed" | "result_too_large" | "server_busy" | "unauthenticated" | "token_expired" | "validation" | "not_found" | "forbidden" | "method_not_allowed" | "too_large" | "unsupported_media_type" | "conflict" | "unavailable" | "internal";

@@ -5,4 +5,8 @@ import type { Int8 } from "./Int8";
  * One row of `items`: the article's table, with timestamps. Its key is a
  * `bigint`, so it travels as a decimal string.
  */
-export type Item = { id: Int8, name: string, created_at: string, updated_at: string, };
+export type Item = { id: Int8, name: string, created_at: string, updated_at: string, 
+/**
+ * The tenant the row belongs to; a write without one takes the token's.
+ */
+tenant: string, };

@@ -28,4 +28,8 @@ created_at_gte?: string,
 /**
  * `created_at` is less than this value.
  */
-created_at_lt?: string, };
+created_at_lt?: string, 
+/**
+ * `tenant` equals this value.
+ */
+tenant_eq?: string, };

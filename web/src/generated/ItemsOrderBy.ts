@@ -3,4 +3,4 @@
 /**
  * Columns `items` can be ordered by. Ties are broken by `id` in the same direction.
  */
-export type ItemsOrderBy = "id" | "name" | "created_at" | "updated_at";
+export type ItemsOrderBy = "id" | "name" | "created_at" | "updated_at" | "tenant";

@@ -3,4 +3,8 @@
 /**
  * Body of `POST /api/items`. Omitted fields take the column defaults.
  */
-export type NewItem = { name: string, };
+export type NewItem = { name: string, 
+/**
+ * The tenant the row belongs to; a write without one takes the token's.
+ */
+tenant?: string, };

@@ -12,4 +12,8 @@ priority?: number, assignee?: string,
 /**
  * A calendar date, `YYYY-MM-DD`.
  */
-due_date?: string, };
+due_date?: string, 
+/**
+ * The tenant the row belongs to; a write without one takes the token's.
+ */
+tenant?: string, };

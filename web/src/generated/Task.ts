@@ -12,4 +12,8 @@ priority: number, assignee: string | null,
 /**
  * A calendar date, `YYYY-MM-DD`.
  */
-due_date: string | null, created_at: string, updated_at: string, };
+due_date: string | null, created_at: string, updated_at: string, 
+/**
+ * The tenant the row belongs to; a write without one takes the token's.
+ */
+tenant: string, };

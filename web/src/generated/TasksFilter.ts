@@ -60,4 +60,8 @@ due_date_gte?: string,
 /**
  * `true`: `due_date` is null; `false`: it is not.
  */
-due_date_is_null?: boolean, };
+due_date_is_null?: boolean, 
+/**
+ * `tenant` equals this value.
+ */
+tenant_eq?: string, };

@@ -3,4 +3,4 @@
 /**
  * Columns `tasks` can be ordered by. Ties are broken by `id` in the same direction.
  */
-export type TasksOrderBy = "id" | "title" | "status" | "priority" | "assignee" | "due_date" | "created_at" | "updated_at";
+export type TasksOrderBy = "id" | "title" | "status" | "priority" | "assignee" | "due_date" | "created_at" | "updated_at" | "tenant";

@@ -172,6 +172,22 @@ export const liveTables = {
         "text_max": null,
         "min": null,
         "max": null
+      },
+      {
+        "name": "tenant",
+        "kind": "text",
+        "values": [],
+        "nullable": false,
+        "key": false,
+        "filters": [
+          "eq"
+        ],
+        "order": true,
+        "write": "default",
+        "patchable": false,
+        "text_max": 100,
+        "min": null,
+        "max": null
       }
     ]
   },
@@ -311,6 +327,22 @@ export const liveTables = {
         "write": "generated",
         "patchable": false,
         "text_max": null,
+        "min": null,
+        "max": null
+      },
+      {
+        "name": "tenant",
+        "kind": "text",
+        "values": [],
+        "nullable": false,
+        "key": false,
+        "filters": [
+          "eq"
+        ],
+        "order": true,
+        "write": "default",
+        "patchable": false,
+        "text_max": 100,
         "min": null,
         "max": null
       }

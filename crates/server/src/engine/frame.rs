@@ -167,6 +167,7 @@ mod tests {
             name: name.into(),
             created_at: now,
             updated_at: now,
+            tenant: "public".into(),
         }
     }
 

@@ -809,6 +809,7 @@ mod tests {
                         due_date: due.map(date),
                         created_at: at,
                         updated_at: at,
+                        tenant: "public".into(),
                     },
                 )
             })

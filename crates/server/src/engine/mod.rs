@@ -17,5 +17,5 @@ pub mod registry;
 pub mod table;
 
 pub use hub::{Hub, HubError};
-pub use reads::EngineLimits;
+pub use reads::{EngineLimits, rows_in};
 pub use table::{Change, Context};

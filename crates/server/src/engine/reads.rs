@@ -286,6 +286,29 @@ impl Reads {
     }
 }
 
+/// Runs `sql` for its rows in `ctx`: when the context has a role or claims,
+/// inside a transaction that switches to them first, so row-level security
+/// decides (writes included: `WITH CHECK` policies apply).
+pub async fn rows_in<T>(
+    conn: &mut AsyncPgConnection,
+    ctx: &Context,
+    sql: Sql,
+) -> Result<Vec<T>, DieselError>
+where
+    T: diesel::QueryableByName<diesel::pg::Pg> + Send + 'static,
+{
+    if ctx.role.is_none() && ctx.claims.is_none() {
+        return diesel_async::RunQueryDsl::load(sql, conn).await;
+    }
+    let role = ctx.role.clone();
+    let claims = ctx.claims.clone();
+    conn.transaction(async move |conn: &mut AsyncPgConnection| {
+        enter(conn, role.as_deref(), claims.as_deref()).await?;
+        diesel_async::RunQueryDsl::load(sql, conn).await
+    })
+    .await
+}
+
 /// Switches the transaction to the context: the role and the claims, both
 /// local to the transaction.
 async fn enter(

@@ -7,6 +7,7 @@
 //! and drains the connection's bounded outbox, into which groups and the
 //! session only ever `try_send`.
 
+mod identity;
 mod protocol;
 mod rate;
 mod writer;
@@ -16,22 +17,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use pglive_schema::{ClientMessage, ErrorCode, SubscriptionId};
+use pglive_schema::wire::Authenticated;
+use pglive_schema::{ClientMessage, ErrorCode, LiveQuery, ServerMessage, SubscriptionId};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
 
+use crate::auth::{Auth, AuthError};
 use crate::engine::frame::Frame;
 use crate::engine::group::Membership;
 use crate::engine::outbox::{self, ConnShared, Member};
 use crate::engine::{Context, Hub, HubError};
+use identity::Login;
 use rate::{RateLimit, Verdict};
 
 pub use writer::CLOSE_TOO_SLOW;
 
 /// Close code for a client that kept sending far past its rate limit.
 pub const CLOSE_FLOODING: u16 = 4029;
+
+/// Close code for a connection that did not authenticate in time.
+pub const CLOSE_UNAUTHENTICATED: u16 = 4401;
 
 /// Per-connection limits, from configuration.
 #[derive(Debug, Clone)]
@@ -48,6 +55,8 @@ pub struct SessionLimits {
     pub stall_timeout: Duration,
     /// Largest `limit` a query may ask for.
     pub max_query_limit: u32,
+    /// How long a connection may stay without a valid token.
+    pub auth_timeout: Duration,
 }
 
 impl Default for SessionLimits {
@@ -59,20 +68,29 @@ impl Default for SessionLimits {
             outbox_frames: 64,
             stall_timeout: Duration::from_secs(10),
             max_query_limit: 10_000,
+            auth_timeout: Duration::from_secs(5),
         }
     }
+}
+
+/// A subscription as its session holds it: its query (to move it when the
+/// connection's context changes) and its place in a group.
+#[derive(Debug)]
+struct Sub {
+    query: LiveQuery,
+    membership: Box<dyn Membership>,
 }
 
 struct Session {
     hub: Hub,
     limits: Arc<SessionLimits>,
-    ctx: Arc<Context>,
+    login: Login,
     tables: Vec<&'static str>,
     /// The connection's outbox; the writer task holds the receiver and ends
     /// when every sender (this one and the groups' copies) is gone.
     outbox: mpsc::Sender<Frame>,
     conn: Arc<ConnShared>,
-    subscriptions: HashMap<SubscriptionId, Box<dyn Membership>>,
+    subscriptions: HashMap<SubscriptionId, Sub>,
     rate: RateLimit,
     /// The server has queued a close frame.
     closing: bool,
@@ -83,6 +101,8 @@ pub async fn run<S>(
     ws: WebSocketStream<S>,
     hub: Hub,
     limits: Arc<SessionLimits>,
+    auth: Auth,
+    token: Option<String>,
     mut shutdown: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -102,22 +122,28 @@ pub async fn run<S>(
     ));
     let mut session = Session {
         tables: hub.registry().names(),
+        login: Login::new(auth, hub.pool().clone(), limits.auth_timeout),
         hub,
         rate: RateLimit::new(limits.messages_per_second),
         limits,
-        ctx: Arc::new(Context::default()),
         outbox,
         conn: Arc::clone(&conn),
         subscriptions: HashMap::new(),
         closing: false,
     };
     let mut writer_done = false;
+    if let Some(token) = token {
+        // A bearer token on the upgrade request counts as a first `auth`.
+        session.authenticate(&token).await;
+    }
     loop {
+        let deadline = session.login.deadline();
+        let expiry = session.login.expiry();
         tokio::select! {
             msg = stream.next() => match msg {
                 None | Some(Ok(Message::Close(_))) => break,
                 Some(Ok(message)) => {
-                    if !session.on_message(message) {
+                    if !session.on_message(message).await {
                         break;
                     }
                 }
@@ -141,11 +167,17 @@ pub async fn run<S>(
                 }
             },
             () = conn.resync_wanted() => {
-                for membership in session.subscriptions.values() {
-                    membership.request_resync();
+                for sub in session.subscriptions.values() {
+                    sub.membership.request_resync();
                 }
             }
             () = conn.ended() => session.forget_ended(),
+            () = at(deadline) => {
+                session.reply_error(None, ErrorCode::Unauthenticated, "no valid token arrived in time; closing");
+                session.close(CLOSE_UNAUTHENTICATED, "authentication required");
+                break;
+            }
+            () = at(expiry) => session.expired(),
             _ = shutdown.changed() => {
                 session.close(1001, "server shutting down");
                 break;
@@ -180,6 +212,14 @@ pub async fn run<S>(
     metrics.connections.dec();
 }
 
+/// Completes at `when`; never when there is none.
+async fn at(when: Option<tokio::time::Instant>) {
+    match when {
+        Some(when) => tokio::time::sleep_until(when).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// How long a connection the server closed keeps reading for the client's
 /// close frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
@@ -209,7 +249,7 @@ impl Session {
     }
 
     /// Handles one client frame; false ends the connection.
-    fn on_message(&mut self, message: Message) -> bool {
+    async fn on_message(&mut self, message: Message) -> bool {
         match self.rate.check() {
             Verdict::Allow => {}
             Verdict::Drop { tell } => {
@@ -230,7 +270,7 @@ impl Session {
             }
         }
         match message {
-            Message::Text(text) => self.on_text(text.as_str()),
+            Message::Text(text) => self.on_text(text.as_str()).await,
             Message::Binary(_) => self.reply_error(
                 None,
                 ErrorCode::BinaryFrame,
@@ -242,7 +282,7 @@ impl Session {
         true
     }
 
-    fn on_text(&mut self, text: &str) {
+    async fn on_text(&mut self, text: &str) {
         if text.len() > self.limits.max_frame_bytes {
             let max = self.limits.max_frame_bytes;
             self.reply_error(
@@ -253,15 +293,24 @@ impl Session {
             return;
         }
         match protocol::decode(text, &self.tables, self.limits.max_query_limit) {
-            Ok(ClientMessage::Subscribe { id, query }) => self.subscribe(id, &query),
+            Ok(ClientMessage::Subscribe { id, query }) => self.subscribe(id, query),
             Ok(ClientMessage::Unsubscribe { id }) => self.unsubscribe(&id),
+            Ok(ClientMessage::Auth { token }) => self.authenticate(&token).await,
             Err(refusal) => self.reply_error(refusal.id.as_ref(), refusal.code, refusal.message),
         }
     }
 
-    fn subscribe(&mut self, id: SubscriptionId, query: &pglive_schema::LiveQuery) {
+    fn subscribe(&mut self, id: SubscriptionId, query: LiveQuery) {
+        let Some(ctx) = self.login.ctx() else {
+            self.reply_error(
+                Some(&id),
+                ErrorCode::Unauthenticated,
+                "authenticate first: send {\"type\":\"auth\",\"token\":...}",
+            );
+            return;
+        };
         if let Some(existing) = self.subscriptions.get(&id) {
-            if !existing.ended() {
+            if !existing.membership.ended() {
                 self.reply_error(
                     Some(&id),
                     ErrorCode::DuplicateId,
@@ -271,7 +320,7 @@ impl Session {
             }
             // Its group ended (refused or failed); the id is free again.
             if let Some(old) = self.subscriptions.remove(&id) {
-                old.leave();
+                old.membership.leave();
             }
         }
         if self.subscriptions.len() >= self.limits.max_subscriptions {
@@ -283,10 +332,15 @@ impl Session {
             );
             return;
         }
+        self.join(id, query, ctx);
+    }
+
+    /// Joins the group of `query` in `ctx` under subscription `id`.
+    fn join(&mut self, id: SubscriptionId, query: LiveQuery, ctx: Arc<Context>) {
         let member = Member::new(id.clone(), self.outbox.clone(), Arc::clone(&self.conn));
-        match self.hub.join(Arc::clone(&self.ctx), query, member) {
+        match self.hub.join(ctx, &query, member) {
             Ok(membership) => {
-                self.subscriptions.insert(id, membership);
+                self.subscriptions.insert(id, Sub { query, membership });
             }
             Err(HubError::UnknownTable(t)) => {
                 self.reply_error(
@@ -307,7 +361,7 @@ impl Session {
 
     fn unsubscribe(&mut self, id: &SubscriptionId) {
         match self.subscriptions.remove(id) {
-            Some(membership) => membership.leave(),
+            Some(sub) => sub.membership.leave(),
             None => self.reply_error(
                 Some(id),
                 ErrorCode::UnknownId,
@@ -322,17 +376,67 @@ impl Session {
             if self
                 .subscriptions
                 .get(&sub)
-                .is_some_and(|m| m.member() == member)
-                && let Some(membership) = self.subscriptions.remove(&sub)
+                .is_some_and(|s| s.membership.member() == member)
+                && let Some(ended) = self.subscriptions.remove(&sub)
             {
-                membership.leave();
+                ended.membership.leave();
             }
         }
     }
 
     fn leave_all(&mut self) {
-        for (_, membership) in self.subscriptions.drain() {
-            membership.leave();
+        for (_, sub) in self.subscriptions.drain() {
+            sub.membership.leave();
         }
+    }
+
+    /// `auth`: checks the token; a new context moves every subscription
+    /// (each leaves its group and joins the new context's, which sends it a
+    /// fresh snapshot, queued after anything the old group sent).
+    async fn authenticate(&mut self, token: &str) {
+        match self.login.login(token).await {
+            Ok(accepted) => {
+                let msg = ServerMessage::Authenticated(Authenticated {
+                    role: accepted.role,
+                    expires_at: accepted.expires_at,
+                });
+                if let Ok(json) = serde_json::to_vec(&msg) {
+                    let _ = self.outbox.try_send(Frame::Text(json.into()));
+                }
+                if accepted.moved
+                    && let Some(ctx) = self.login.ctx()
+                {
+                    let subs: Vec<(SubscriptionId, Sub)> = self.subscriptions.drain().collect();
+                    for (id, sub) in subs {
+                        sub.membership.leave();
+                        self.join(id, sub.query, Arc::clone(&ctx));
+                    }
+                }
+            }
+            Err(err) => {
+                let code = match err {
+                    AuthError::Expired => ErrorCode::TokenExpired,
+                    AuthError::RoleNotAllowed(_) | AuthError::UnknownRole(_) => {
+                        ErrorCode::Forbidden
+                    }
+                    AuthError::Unavailable => ErrorCode::Unavailable,
+                    _ => ErrorCode::Unauthenticated,
+                };
+                tracing::debug!(error = %err, "a token was refused");
+                self.reply_error(None, code, err.to_string());
+            }
+        }
+    }
+
+    /// The token expired without a fresh one: the client is told, and its
+    /// subscriptions stop.
+    fn expired(&mut self) {
+        self.reply_error(
+            None,
+            ErrorCode::TokenExpired,
+            "the token expired; authenticate again and resubscribe",
+        );
+        self.leave_all();
+        self.login.expire();
     }
 }
