@@ -116,6 +116,9 @@ impl Column {
 pub struct Table {
     pub name: String,
     pub schema: String,
+    /// Tables whose changes can change what this table's policies let a
+    /// context see (a policy with a subquery on them).
+    pub depends_on: Vec<String>,
     /// `tasks` → `Tasks`: the prefix of every generated query type.
     pub pascal: String,
     pub row: ItemStruct,
@@ -175,6 +178,7 @@ pub fn parse(attr: TokenStream, item: TokenStream) -> syn::Result<Table> {
     let mut name: Option<LitStr> = None;
     let mut schema: Option<LitStr> = None;
     let mut key: Option<Ident> = None;
+    let mut depends_on: Vec<String> = Vec::new();
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("name") {
             name = Some(meta.value()?.parse()?);
@@ -182,10 +186,23 @@ pub fn parse(attr: TokenStream, item: TokenStream) -> syn::Result<Table> {
             schema = Some(meta.value()?.parse()?);
         } else if meta.path.is_ident("key") {
             key = Some(meta.value()?.parse()?);
+        } else if meta.path.is_ident("depends_on") {
+            meta.parse_nested_meta(|table| {
+                let dependency = table
+                    .path
+                    .get_ident()
+                    .map(Ident::to_string)
+                    .unwrap_or_default();
+                if dependency.is_empty() {
+                    return Err(table.error("expected a table name"));
+                }
+                depends_on.push(dependency);
+                Ok(())
+            })?;
         } else {
-            return Err(
-                meta.error("expected `name = \"table\"`, `key = column` or `schema = \"schema\"`")
-            );
+            return Err(meta.error(
+                "expected `name = \"table\"`, `key = column`, `schema = \"schema\"` or `depends_on(table, ...)`",
+            ));
         }
         Ok(())
     });
@@ -237,6 +254,7 @@ pub fn parse(attr: TokenStream, item: TokenStream) -> syn::Result<Table> {
         ));
     }
     Ok(Table {
+        depends_on,
         pascal: pascal(&table),
         name: table,
         schema: schema.map_or_else(|| "public".to_owned(), |s| s.value()),

@@ -398,6 +398,7 @@ impl<'a> Gen<'a> {
             &self.patch,
         );
         let (schema, name) = (&self.t.schema, &self.t.name);
+        let depends_on = &self.t.depends_on;
         let key = self.t.key();
         let (key_ident, key_name, key_ty) = (&key.ident, &key.name, &key.inner);
         let key_sql = self.column_sql(key);
@@ -552,6 +553,7 @@ impl<'a> Gen<'a> {
                 const NAME: &'static str = #name;
                 const KEY: &'static str = #key_name;
                 const COLUMNS: &'static [#s::live::Column] = #columns;
+                const DEPENDS_ON: &'static [&'static str] = &[#(#depends_on),*];
                 type Key = #key_ty;
                 type Query = #query;
                 type New = #new;

@@ -24,5 +24,5 @@ pub mod wire;
 
 pub use live::{Direction, LiveTable, QueryError};
 pub use scalar::Int8;
-pub use tables::{Item, LiveQuery, TableChanges, TableRows, Task, TaskStatus};
+pub use tables::{Comment, Item, LiveQuery, TableChanges, TableRows, Task, TaskStatus};
 pub use wire::{ClientMessage, ErrorCode, ServerMessage, SubscriptionId};

@@ -44,6 +44,10 @@ pub trait LiveTable:
     const KEY: &'static str;
     /// Every column, for clients (validation rules) and generic tests.
     const COLUMNS: &'static [Column];
+    /// Tables (in the same schema) whose changes can change which of this
+    /// table's rows a context sees: its policies read them. Their changes
+    /// make this table's groups re-run. They must be watched too.
+    const DEPENDS_ON: &'static [&'static str];
     /// The key's type: integer, `Int8`, `Uuid` or text.
     type Key: LiveKey;
     /// This table's query (filter, order, limit).

@@ -20,6 +20,11 @@
 //! - `text(max = N)`: written text is not blank and at most N characters;
 //!   `range(min = A, max = B)` for integers.
 //!
+//! And per table, `depends_on(other, ...)`: tables its row-level security
+//! policies read (a subquery on them). pglive cannot see through a policy;
+//! with this, a change to `other` re-runs this table's queries, so rows that
+//! became visible or invisible because of it arrive or leave.
+//!
 //! Text columns that can be filtered by range or ordered should be declared
 //! `COLLATE "C"` in SQL: pglive's statements compare text byte-wise (so that
 //! Rust and PostgreSQL agree), and an index serves them only in that collation.
@@ -93,8 +98,9 @@ pub struct Task {
 }
 
 /// A comment on a task. Its key is a uuid; `edited_at` stays null until the
-/// body changes.
-#[live_table(name = "comments", key = id)]
+/// body changes. Its policy shows a comment when its task is visible, so it
+/// depends on `tasks`.
+#[live_table(name = "comments", key = id, depends_on(tasks))]
 pub struct Comment {
     #[live(generated, filter(eq, in))]
     pub id: Uuid,

@@ -513,3 +513,39 @@ async fn random_writes_never_leak_across_tenants() {
     }
     server.stop().await;
 }
+
+/// Comments are visible when their task is (a policy with a subquery on
+/// tasks, declared with `depends_on(tasks)`): a task changing tenant takes
+/// its comments along, although no comment changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_whose_visibility_depends_on_another_table_follow_it() {
+    let db = TestDb::new().await;
+    seed(&db).await;
+    db.exec(
+        "INSERT INTO comments (task_id, author, body)
+         SELECT id, 'alice', 'on ' || title FROM tasks WHERE title IN ('acme 1', 'acme 2')",
+    )
+    .await;
+    let server = TestServer::with_config(secured(&db)).await;
+    let mut acme = Client::connect(&server).await;
+    acme.auth(&user("alice", "acme", 60)).await;
+    acme.subscribe("c", json!({"table":"comments"})).await;
+    let mut globex = Client::connect(&server).await;
+    globex.auth(&user("bob", "globex", 60)).await;
+    globex.subscribe("c", json!({"table":"comments"})).await;
+    assert!(acme.until(|c| c.len("c") == 2).await);
+    assert!(globex.until(|c| c.has("c")).await);
+    assert_eq!(globex.len("c"), 0);
+    db.exec("UPDATE tasks SET tenant = 'globex' WHERE title = 'acme 1'")
+        .await;
+    assert!(
+        acme.until(|c| c.len("c") == 1).await,
+        "the moved task's comment left: {:?}",
+        acme.rows("c")
+    );
+    assert!(
+        globex.until(|c| c.len("c") == 1).await,
+        "and arrived where the task went"
+    );
+    server.stop().await;
+}

@@ -2,6 +2,7 @@
 
 /**
  * A comment on a task. Its key is a uuid; `edited_at` stays null until the
- * body changes.
+ * body changes. Its policy shows a comment when its task is visible, so it
+ * depends on `tasks`.
  */
 export type Comment = { id: string, task_id: number, author: string, body: string, created_at: string, edited_at: string | null, };

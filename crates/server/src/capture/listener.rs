@@ -41,10 +41,7 @@ fn listener_url(url: &str) -> String {
 pub fn parse(payload: &str, hub: &Hub, metrics: &Metrics) -> Option<Change> {
     match serde_json::from_str::<ChangeNotice>(payload) {
         Ok(notice) => {
-            let table = hub
-                .registry()
-                .by_name(&notice.schema, &notice.table)?
-                .name();
+            let table = hub.registry().resolve(&notice.schema, &notice.table)?;
             Some(match notice.touched_keys() {
                 Some(keys) => Change::Rows {
                     table,

@@ -89,8 +89,14 @@ impl Hub {
         }
     }
 
-    /// Routes a change from capture to its table's reader.
+    /// Routes a change from capture to its table's reader, and makes the
+    /// tables whose policies depend on it re-run their queries.
     pub fn changed(&self, change: Change) {
+        if let Change::Rows { table, .. } | Change::Table { table } = &change {
+            for dependent in self.inner.registry.dependents(table) {
+                dependent.changed_all();
+            }
+        }
         match change {
             Change::Rows { table, keys } => {
                 if let Some(engine) = self.inner.registry.get(table)

@@ -82,6 +82,8 @@ impl<T: Listed> TableEngine for Table<T> {
 #[derive(Clone)]
 pub struct Registry {
     tables: HashMap<&'static str, Arc<dyn TableEngine>>,
+    /// Live tables by the (schema, table) their policies depend on.
+    dependents: HashMap<(&'static str, &'static str), Vec<Arc<dyn TableEngine>>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -94,6 +96,7 @@ impl std::fmt::Debug for Registry {
 struct Register<'a> {
     reads: &'a Arc<Reads>,
     tables: HashMap<&'static str, Arc<dyn TableEngine>>,
+    dependents: HashMap<(&'static str, &'static str), Vec<Arc<dyn TableEngine>>>,
 }
 
 impl pglive_schema::live::TableVisitor for Register<'_> {
@@ -105,8 +108,14 @@ impl pglive_schema::live::TableVisitor for Register<'_> {
             Arc::clone(&groups),
             Arc::clone(self.reads),
         ));
-        self.tables
-            .insert(T::NAME, Arc::new(Table { groups, reader }));
+        let engine: Arc<dyn TableEngine> = Arc::new(Table { groups, reader });
+        for dependency in T::DEPENDS_ON {
+            self.dependents
+                .entry((T::SCHEMA, dependency))
+                .or_default()
+                .push(Arc::clone(&engine));
+        }
+        self.tables.insert(T::NAME, engine);
     }
 }
 
@@ -116,10 +125,12 @@ impl Registry {
         let mut register = Register {
             reads,
             tables: HashMap::new(),
+            dependents: HashMap::new(),
         };
         visit_tables(&mut register);
         Registry {
             tables: register.tables,
+            dependents: register.dependents,
         }
     }
 
@@ -127,9 +138,24 @@ impl Registry {
         self.tables.get(name)
     }
 
-    /// The live table capture names, if it is one.
-    pub fn by_name(&self, schema: &str, name: &str) -> Option<&Arc<dyn TableEngine>> {
-        self.tables.get(name).filter(|t| t.schema() == schema)
+    /// The name of a table capture reports, when pglive cares about it: a
+    /// live table, or one that live tables' policies depend on.
+    pub fn resolve(&self, schema: &str, name: &str) -> Option<&'static str> {
+        if let Some(table) = self.tables.get(name).filter(|t| t.schema() == schema) {
+            return Some(table.name());
+        }
+        self.dependents
+            .keys()
+            .find(|(s, n)| *s == schema && *n == name)
+            .map(|(_, n)| *n)
+    }
+
+    /// The live tables whose policies depend on `name`.
+    pub fn dependents(&self, name: &str) -> impl Iterator<Item = &Arc<dyn TableEngine>> {
+        self.dependents
+            .iter()
+            .filter(move |((_, n), _)| *n == name)
+            .flat_map(|(_, engines)| engines.iter())
     }
 
     pub fn engines(&self) -> impl Iterator<Item = &Arc<dyn TableEngine>> {
