@@ -151,7 +151,8 @@ fn subscribe_frame(p: &Params, i: usize) -> Result<String> {
     };
     let msg = ClientMessage::Subscribe {
         id: SubscriptionId("a".into()),
-        query,
+        query: Box::new(query),
+        since: None,
     };
     serde_json::to_string(&msg).context("encoding subscribe")
 }

@@ -616,7 +616,8 @@ impl Setup<'_> {
             let gate = Arc::new(Semaphore::new(self.cfg.connect_concurrency));
             let subscribe = serde_json::to_string(&ClientMessage::Subscribe {
                 id: SubscriptionId("a".into()),
-                query: LiveQuery::Items(ItemsQuery::default()),
+                query: Box::new(LiveQuery::Items(ItemsQuery::default())),
+                since: None,
             })
             .context("encoding subscribe")?;
             let spec = ClientSpec {

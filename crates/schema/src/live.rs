@@ -261,6 +261,16 @@ where
     deserializer.deserialize_any(Object(std::marker::PhantomData))
 }
 
+/// Deserializes a required nested value only from a JSON object (see
+/// [`object`]).
+pub fn object_required<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    object(deserializer)?.ok_or_else(|| serde::de::Error::custom("expected an object, found null"))
+}
+
 /// `a == b`, usable in constants (for `live_schema!`'s name checks).
 pub const fn same_str(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());

@@ -42,9 +42,20 @@ impl<'de> Deserialize<'de> for SubscriptionId {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
     /// Start receiving `query`'s rows under `id`: a snapshot, then diffs.
+    /// With `since` (what the client still has from an earlier connection),
+    /// the server sends only what changed since, when it still can
+    /// (`resumed`, then diffs), and a snapshot otherwise.
     Subscribe {
         id: SubscriptionId,
-        query: LiveQuery,
+        #[serde(deserialize_with = "crate::live::object_required")]
+        query: Box<LiveQuery>,
+        #[serde(
+            default,
+            deserialize_with = "crate::live::object",
+            skip_serializing_if = "Option::is_none"
+        )]
+        #[ts(optional)]
+        since: Option<Since>,
     },
     /// Stop receiving `id`.
     Unsubscribe { id: SubscriptionId },
@@ -62,6 +73,60 @@ pub enum ServerMessage {
     Diff(Diff),
     Error(ErrorMessage),
     Authenticated(Authenticated),
+    Resumed(Resumed),
+    Status(Status),
+}
+
+/// A version of a subscription's result: which result (`epoch`: this
+/// server process and this incarnation of the query's group) and how far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Since {
+    pub epoch: String,
+    #[ts(type = "number")]
+    pub version: u64,
+}
+
+/// The answer to a `subscribe` with `since` that the server could serve from
+/// memory: the client keeps its rows at version `from`; the diffs up to `to`
+/// follow, then live diffs as usual.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
+pub struct Resumed {
+    pub id: SubscriptionId,
+    pub epoch: String,
+    #[ts(type = "number")]
+    pub from: u64,
+    #[ts(type = "number")]
+    pub to: u64,
+}
+
+/// Whether changes reach clients right now. Sent when a connection opens and
+/// whenever it changes: `delayed` means rows shown may be stale until the
+/// server says `live` again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
+pub struct Status {
+    pub state: LiveState,
+    /// Why changes are delayed; absent when live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub reason: Option<DelayReason>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveState {
+    Live,
+    Delayed,
+}
+
+/// Why changes may not reach clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DelayReason {
+    /// The server cannot learn of changes (its capture connection is down).
+    CaptureDown,
+    /// The server cannot reach the database.
+    DatabaseUnreachable,
 }
 
 /// A token was accepted: the connection now reads as `role`, until
@@ -77,6 +142,8 @@ pub struct Authenticated {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct Snapshot {
     pub id: SubscriptionId,
+    /// Which result this is, for resuming later (see [`Since`]).
+    pub epoch: String,
     #[ts(type = "number")]
     pub version: u64,
     #[serde(flatten)]

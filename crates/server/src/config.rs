@@ -183,6 +183,15 @@ pub struct Config {
     /// Rows all live groups may hold in memory together.
     #[arg(long, env = "PGLIVE_MAX_ROWS_HELD", default_value_t = 2_000_000)]
     pub max_rows_held: usize,
+    /// Diffs each live query keeps for clients that resume after a reconnect.
+    #[arg(long, env = "PGLIVE_HISTORY_DIFFS", default_value_t = 32)]
+    pub history_diffs: usize,
+    /// Bytes of diffs each live query keeps for resuming clients.
+    #[arg(long, env = "PGLIVE_HISTORY_BYTES", default_value_t = 256 * 1024)]
+    pub history_bytes: usize,
+    /// Bytes of diffs all live queries keep together.
+    #[arg(long, env = "PGLIVE_MAX_HISTORY_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_history_bytes: usize,
     /// Times in a row a live query may fail in the database before its
     /// subscribers are told `query_failed`.
     #[arg(long, env = "PGLIVE_MAX_QUERY_FAILURES", default_value_t = 3)]
@@ -204,6 +213,9 @@ impl Config {
             max_groups: self.max_groups,
             max_rows_held: self.max_rows_held,
             max_query_failures: self.max_query_failures.max(1),
+            history_diffs: self.history_diffs,
+            history_bytes: self.history_bytes,
+            max_history_bytes: self.max_history_bytes,
             ..EngineLimits::default()
         }
     }

@@ -11,6 +11,7 @@ pub mod config;
 mod connections;
 pub mod db;
 mod engine;
+mod health;
 mod http;
 mod metrics;
 mod policy;
@@ -86,6 +87,13 @@ pub async fn run(
         shutdown_rx.clone(),
     ));
 
+    let health = health::Health::default();
+    let health_task = tokio::spawn(health::run(
+        health.clone(),
+        Arc::clone(&status),
+        hub.pool().clone(),
+        shutdown_rx.clone(),
+    ));
     let sessions = TaskTracker::new();
     let origins = Arc::new(Origins::new(&config.allowed_origins));
     let ws_ctx = WsContext {
@@ -96,6 +104,7 @@ pub async fn run(
         slots: Arc::new(Semaphore::new(config.max_connections.max(1))),
         sessions: sessions.clone(),
         auth: auth.clone(),
+        health: health.clone(),
     };
     let http_ctx = HttpContext {
         api: api::Api::new(
@@ -144,6 +153,7 @@ pub async fn run(
         tracing::warn!("some WebSocket sessions did not finish within {DRAIN_TIMEOUT:?}");
     }
     let _ = capture.await;
+    let _ = health_task.await;
     hub.stop(DRAIN_TIMEOUT).await;
     Ok(())
 }

@@ -30,6 +30,9 @@ pub struct Metrics {
     pub rows_read: Counter,
     pub rows_skipped: Counter,
     pub rows_held: Gauge,
+    pub history_bytes: Gauge,
+    pub resumes: Counter,
+    pub resume_misses: Counter,
     pub query_failures: Counter,
     pub snapshots: Counter,
     pub diffs: Counter,
@@ -64,6 +67,10 @@ impl Default for Metrics {
         );
         let capture_up = gauge("capture_up", "1 while change capture is connected.");
         let rows_held = gauge("rows_held", "Rows all groups hold in memory together.");
+        let history_bytes = gauge(
+            "history_bytes",
+            "Bytes of recent diffs all groups keep for resuming clients.",
+        );
         let mut counter = |name: &str, help: &str| {
             let c = Counter::default();
             registry.register(name, help, c.clone());
@@ -103,6 +110,14 @@ impl Default for Metrics {
             "Groups ended with query_failed after their query kept failing.",
         );
         let snapshots = counter("snapshots", "Snapshot bodies encoded.");
+        let resumes = counter(
+            "resumes",
+            "Subscriptions resumed from a group's history instead of a snapshot.",
+        );
+        let resume_misses = counter(
+            "resume_misses",
+            "Resumes the history could not cover (another epoch, or too long ago): snapshots sent.",
+        );
         let diffs = counter("diffs", "Diff bodies encoded.");
         let frames_sent = counter("frames_sent", "Messages written to WebSockets.");
         let bytes_sent = counter("bytes_sent", "Message bytes written to WebSockets.");
@@ -142,6 +157,9 @@ impl Default for Metrics {
             rows_read,
             rows_skipped,
             rows_held,
+            history_bytes,
+            resumes,
+            resume_misses,
             query_failures,
             snapshots,
             diffs,

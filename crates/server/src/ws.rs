@@ -20,6 +20,7 @@ use warp::{Filter, Reply};
 
 use crate::auth::Auth;
 use crate::engine::Hub;
+use crate::health::Health;
 use crate::policy::Origins;
 use crate::session::{self, SessionLimits};
 
@@ -53,6 +54,8 @@ pub struct WsContext {
     /// Sessions run on it, so shutdown can wait for them to finish.
     pub sessions: TaskTracker,
     pub auth: Auth,
+    /// What clients are told about whether changes reach them.
+    pub health: Health,
 }
 
 /// The token of an `Authorization: Bearer` header, for clients that can
@@ -152,7 +155,17 @@ fn upgrade(
                     Some(config),
                 )
                 .await;
-                session::run(ws, ctx.hub, ctx.limits, ctx.auth, token, ctx.shutdown).await;
+                let status = ctx.health.watch();
+                session::run(
+                    ws,
+                    ctx.hub,
+                    ctx.limits,
+                    ctx.auth,
+                    token,
+                    status,
+                    ctx.shutdown,
+                )
+                .await;
                 drop(slot);
             }
             Err(err) => tracing::debug!(error = %err, "websocket upgrade failed"),

@@ -213,6 +213,25 @@ async fn listener_loss_is_survived() {
             c.until(|c| c.rows("a") == want).await,
             "client converged after the listener was killed"
         );
+        // Clients were told changes were delayed, then live again.
+        let states: Vec<String> = c
+            .statuses
+            .iter()
+            .map(|s| serde_json::to_value(s).unwrap().to_string())
+            .collect();
+        assert!(
+            c.until(
+                |c| c.statuses.len() >= 3 && c.statuses.last().is_some_and(|s| s.reason.is_none())
+            )
+            .await,
+            "{states:?}"
+        );
+        assert!(
+            c.statuses
+                .iter()
+                .any(|s| s.reason == Some(pglive_schema::wire::DelayReason::CaptureDown)),
+            "{states:?}"
+        );
     }
     assert!(server.metric("pglive_capture_reconnects_total").await >= 1);
     assert_eq!(server.get("/readyz").await.0, 200);

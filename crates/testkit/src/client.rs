@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use pglive_schema::live::{Listed, LiveTable, TableVisitor};
 use pglive_schema::tables::visit_tables;
-use pglive_schema::wire::{Authenticated, ErrorMessage};
+use pglive_schema::wire::{Authenticated, ErrorMessage, Status};
 use pglive_schema::{ServerMessage, TableChanges, TableRows};
 use pglive_server::diff::{self, Changes};
 use serde_json::{Value, json};
@@ -94,7 +94,11 @@ fn factory(table: &str) -> Factory {
 /// What a client knows of one subscription.
 #[derive(Default)]
 pub struct Sub {
+    /// The result's epoch (from its last snapshot), for resuming.
+    pub epoch: String,
     pub version: u64,
+    /// `resumed` answers received.
+    pub resumes: u64,
     pub snapshots: u64,
     pub diffs: u64,
     rows: Option<Box<dyn Rows>>,
@@ -131,6 +135,8 @@ pub struct Client {
     pub errors: Vec<ErrorMessage>,
     /// Every `authenticated` answer, in order.
     pub authenticated: Vec<Authenticated>,
+    /// Every `status`, in order.
+    pub statuses: Vec<Status>,
     pub frames: u64,
     pub bytes: u64,
     /// The close code the server sent, once it did.
@@ -185,6 +191,7 @@ impl Client {
             subs: HashMap::new(),
             errors: Vec::new(),
             authenticated: Vec::new(),
+            statuses: Vec::new(),
             frames: 0,
             bytes: 0,
             close_code: None,
@@ -205,6 +212,15 @@ impl Client {
 
     pub async fn subscribe(&mut self, id: &str, query: Value) {
         self.send(json!({"type":"subscribe","id":id,"query":query}))
+            .await;
+    }
+
+    /// Subscribes saying what this client still has of `id` (its epoch and
+    /// version), so the server may send only what changed since.
+    pub async fn resume(&mut self, id: &str, query: Value) {
+        let sub = &self.subs[id];
+        let since = json!({"epoch": sub.epoch, "version": sub.version});
+        self.send(json!({"type":"subscribe","id":id,"query":query,"since":since}))
             .await;
     }
 
@@ -265,11 +281,25 @@ impl Client {
         }
         match msg {
             ServerMessage::Authenticated(a) => self.authenticated.push(a),
+            ServerMessage::Status(s) => self.statuses.push(s),
+            ServerMessage::Resumed(r) => {
+                let sub = self
+                    .subs
+                    .get_mut(&r.id.0)
+                    .unwrap_or_else(|| panic!("resumed {} without rows to resume", r.id.0));
+                assert_eq!(
+                    r.from, sub.version,
+                    "resumed from another version than ours"
+                );
+                assert_eq!(r.epoch, sub.epoch, "resumed another epoch");
+                sub.resumes += 1;
+            }
             ServerMessage::Snapshot(s) => {
                 let sub = self.subs.entry(s.id.0).or_default();
                 let mut rows = factory(s.rows.table())();
                 rows.snapshot(s.rows);
                 sub.rows = Some(rows);
+                sub.epoch = s.epoch;
                 sub.version = s.version;
                 sub.snapshots += 1;
             }

@@ -2,9 +2,11 @@
 import type { Authenticated } from "./Authenticated";
 import type { Diff } from "./Diff";
 import type { ErrorMessage } from "./ErrorMessage";
+import type { Resumed } from "./Resumed";
 import type { Snapshot } from "./Snapshot";
+import type { Status } from "./Status";
 
 /**
  * What the server sends.
  */
-export type ServerMessage = { "type": "snapshot" } & Snapshot | { "type": "diff" } & Diff | { "type": "error" } & ErrorMessage | { "type": "authenticated" } & Authenticated;
+export type ServerMessage = { "type": "snapshot" } & Snapshot | { "type": "diff" } & Diff | { "type": "error" } & ErrorMessage | { "type": "authenticated" } & Authenticated | { "type": "resumed" } & Resumed | { "type": "status" } & Status;

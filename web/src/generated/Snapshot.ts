@@ -7,4 +7,8 @@ import type { Task } from "./Task";
 /**
  * The complete result of a subscription's query at `version`, in order.
  */
-export type Snapshot = { id: SubscriptionId, version: number, } & ({ "table": "items", rows: Array<Item>, } | { "table": "tasks", rows: Array<Task>, } | { "table": "comments", rows: Array<Comment>, });
+export type Snapshot = { id: SubscriptionId, 
+/**
+ * Which result this is, for resuming later (see [`Since`]).
+ */
+epoch: string, version: number, } & ({ "table": "items", rows: Array<Item>, } | { "table": "tasks", rows: Array<Task>, } | { "table": "comments", rows: Array<Comment>, });

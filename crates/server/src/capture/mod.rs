@@ -5,20 +5,35 @@
 
 pub mod listener;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::watch;
 
-/// Whether capture is connected; read by `/readyz`.
-#[derive(Debug, Default)]
+/// Whether capture is connected: read by `/readyz`, watched by the server's
+/// health (which tells clients).
+#[derive(Debug)]
 pub struct CaptureStatus {
-    up: AtomicBool,
+    /// Written only by the capture task; closed when the status is dropped.
+    up: watch::Sender<bool>,
+}
+
+impl Default for CaptureStatus {
+    fn default() -> Self {
+        CaptureStatus {
+            up: watch::Sender::new(false),
+        }
+    }
 }
 
 impl CaptureStatus {
     pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::SeqCst)
+        *self.up.borrow()
+    }
+
+    /// Follows every change of [`Self::is_up`].
+    pub fn watch(&self) -> watch::Receiver<bool> {
+        self.up.subscribe()
     }
 
     fn set_up(&self, up: bool) {
-        self.up.store(up, Ordering::SeqCst);
+        self.up.send_replace(up);
     }
 }

@@ -52,6 +52,14 @@ impl Frame {
         Bytes::from(format!(r#"{{"type":"{kind}","id":{id_json},"#))
     }
 
+    /// A complete message of this connection's own (`resumed`, `status`,
+    /// `authenticated`).
+    pub fn message(msg: &ServerMessage) -> Frame {
+        // Serializing these plain structs cannot fail; an empty frame would
+        // be refused by the client's decoder, never misread.
+        Frame::Text(Bytes::from(serde_json::to_vec(msg).unwrap_or_default()))
+    }
+
     /// An `error` message for this connection.
     pub fn error(
         id: Option<&SubscriptionId>,
@@ -89,6 +97,7 @@ pub fn id_json(id: &SubscriptionId) -> Arc<str> {
 
 #[derive(Serialize)]
 struct SnapshotBody<'a, R> {
+    epoch: &'a str,
     version: u64,
     table: &'static str,
     rows: &'a [Arc<R>],
@@ -119,10 +128,12 @@ fn body_of(value: &impl Serialize) -> Result<Bytes, serde_json::Error> {
 /// The shared body of a snapshot message.
 pub fn snapshot_body<R: Serialize>(
     table: &'static str,
+    epoch: &str,
     version: u64,
     rows: &[Arc<R>],
 ) -> Result<Bytes, serde_json::Error> {
     body_of(&SnapshotBody {
+        epoch,
         version,
         table,
         rows,
@@ -182,11 +193,12 @@ mod tests {
     fn shared_frames_are_typed_messages() {
         let id = SubscriptionId("sub \"1\"".into());
         let rows = vec![Arc::new(item(1, "a")), Arc::new(item(2, "b"))];
-        let body = snapshot_body("items", 7, &rows).unwrap();
+        let body = snapshot_body("items", "e1.2", 7, &rows).unwrap();
         assert_eq!(
             join(Kind::Snapshot, &id, &body),
             ServerMessage::Snapshot(Snapshot {
                 id: id.clone(),
+                epoch: "e1.2".into(),
                 version: 7,
                 rows: TableRows::Items {
                     rows: vec![item(1, "a"), item(2, "b")]

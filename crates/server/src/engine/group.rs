@@ -15,14 +15,15 @@
 //! longer fill its window (it keeps a few rows past the window, so that rows
 //! leaving the window are replaced from memory, not by a query).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use bytes::Bytes;
-use pglive_schema::ErrorCode;
+use pglive_schema::wire::Resumed;
+use pglive_schema::{ErrorCode, ServerMessage};
 use tokio::sync::Notify;
 
 use super::diff::{self, Changes};
@@ -75,6 +76,8 @@ pub struct GroupShared<T: LiveTable> {
     /// The normalized query as canonical JSON.
     pub key: String,
     pub ctx: Arc<Context>,
+    /// This incarnation of the group: its versions mean nothing to another.
+    pub epoch: Arc<str>,
     /// Written by the reader and by sessions (resync), taken by the group
     /// task at the start of each round. Never held across an `.await`.
     pending: Mutex<Pending<T>>,
@@ -100,10 +103,11 @@ impl<T: LiveTable> std::fmt::Debug for GroupShared<T> {
 }
 
 impl<T: LiveTable> GroupShared<T> {
-    fn new(key: String, ctx: Arc<Context>) -> GroupShared<T> {
+    fn new(key: String, ctx: Arc<Context>, epoch: Arc<str>) -> GroupShared<T> {
         GroupShared {
             key,
             ctx,
+            epoch,
             pending: Mutex::new(Pending::default()),
             wake: Notify::new(),
             members: Mutex::new(HashMap::new()),
@@ -261,7 +265,11 @@ impl<T: LiveTable> Groups<T> {
                         return Err(JoinError::Busy);
                     }
                     self.reads.metrics.groups.inc();
-                    let group = Arc::new(GroupShared::new(key.clone(), Arc::clone(&ctx)));
+                    let group = Arc::new(GroupShared::new(
+                        key.clone(),
+                        Arc::clone(&ctx),
+                        self.reads.next_epoch(),
+                    ));
                     groups.insert(key.clone(), Arc::clone(&group));
                     let task = GroupTask {
                         shared: Arc::clone(&group),
@@ -398,6 +406,8 @@ struct Current<T> {
     rows: Vec<Arc<T>>,
     /// The snapshot body of `rows`, once encoded.
     snapshot: Option<Bytes>,
+    /// Recent diffs, for resuming clients.
+    history: History,
 }
 
 /// What applying changed rows did to a group's window.
@@ -522,6 +532,9 @@ impl<T: LiveTable> GroupTask<T> {
         }
         reads.budget.try_rows(held, 0);
         reads.metrics.rows_held.set(reads.budget.rows() as i64);
+        if let Some(mut current) = current {
+            current.history.clear(&reads);
+        }
         tracing::debug!(table = T::NAME, group = %shared.key, "group ended");
     }
 }
@@ -650,12 +663,13 @@ fn publish<T: LiveTable>(
     window: Window<T>,
     rows: Vec<Arc<T>>,
 ) -> Current<T> {
-    let Some(previous) = previous else {
+    let Some(mut previous) = previous else {
         return Current {
             version: 1,
             window,
             rows,
             snapshot: None,
+            history: History::default(),
         };
     };
     let changes: Changes<T, Key<T>> = diff::diff(&previous.rows, &rows, T::key);
@@ -676,6 +690,13 @@ fn publish<T: LiveTable>(
             }
         }
     };
+    let mut history = std::mem::take(&mut previous.history);
+    match &body {
+        Some(body) => history.push(previous.version, version, body.clone(), reads),
+        // A change sent as snapshots cannot be replayed: resuming across it
+        // needs a snapshot too.
+        None => history.clear(reads),
+    }
     let mut members = lock(&shared.members);
     match body {
         Some(body) => {
@@ -705,6 +726,73 @@ fn publish<T: LiveTable>(
         window,
         rows,
         snapshot: None,
+        history,
+    }
+}
+
+/// A group's recent diff bodies, as sent, for clients that resume after a
+/// reconnect. Contiguous: each diff starts at the version the previous one
+/// ended at. Bounded by count and bytes per group, and by the budget of all
+/// groups together.
+#[derive(Default)]
+struct History {
+    diffs: VecDeque<(u64, u64, Bytes)>,
+    bytes: usize,
+}
+
+impl History {
+    fn push(&mut self, from: u64, to: u64, body: Bytes, reads: &Reads) {
+        if self.diffs.back().is_some_and(|d| d.1 != from) {
+            self.clear(reads);
+        }
+        let limits = &reads.limits;
+        if limits.history_diffs == 0 || body.len() > limits.history_bytes {
+            self.clear(reads);
+            return;
+        }
+        while self.diffs.len() >= limits.history_diffs
+            || self.bytes + body.len() > limits.history_bytes
+        {
+            self.pop(reads);
+        }
+        if !reads.budget.try_history(body.len()) {
+            // Every group's history together is at its bound: this group
+            // keeps none rather than a gap.
+            self.clear(reads);
+            return;
+        }
+        self.bytes += body.len();
+        self.diffs.push_back((from, to, body));
+        reads
+            .metrics
+            .history_bytes
+            .set(reads.budget.history() as i64);
+    }
+
+    fn pop(&mut self, reads: &Reads) {
+        if let Some((_, _, body)) = self.diffs.pop_front() {
+            self.bytes -= body.len();
+            reads.budget.release_history(body.len());
+        }
+    }
+
+    fn clear(&mut self, reads: &Reads) {
+        while !self.diffs.is_empty() {
+            self.pop(reads);
+        }
+        reads
+            .metrics
+            .history_bytes
+            .set(reads.budget.history() as i64);
+    }
+
+    /// The diffs from `version` to the newest, if this history holds them all.
+    fn since(&self, version: u64, current: u64) -> Option<Vec<Bytes>> {
+        if version == current {
+            return Some(Vec::new());
+        }
+        let start = self.diffs.iter().position(|d| d.0 == version)?;
+        Some(self.diffs.iter().skip(start).map(|d| d.2.clone()).collect())
     }
 }
 
@@ -723,19 +811,63 @@ fn serve_snapshots<T: LiveTable>(
     if !members.values().any(|s| wanted(s.state)) {
         return;
     }
+    // Members that resume get what they missed from the history, at no
+    // cost to the database; the others (and resumes the history cannot
+    // cover) get the snapshot.
+    members.retain(|_, slot| {
+        if slot.state != MemberState::NeedsSnapshot {
+            return true;
+        }
+        let Some(since) = slot.member.since.take() else {
+            return true;
+        };
+        let missed = (since.epoch.as_str() == &*shared.epoch && since.version <= current.version)
+            .then(|| current.history.since(since.version, current.version))
+            .flatten();
+        let Some(missed) = missed else {
+            reads.metrics.resume_misses.inc();
+            return true;
+        };
+        reads.metrics.resumes.inc();
+        let resumed = Frame::message(&ServerMessage::Resumed(Resumed {
+            id: slot.member.sub.clone(),
+            epoch: shared.epoch.to_string(),
+            from: since.version,
+            to: current.version,
+        }));
+        if !offer(slot, resumed, reads) {
+            return false;
+        }
+        for body in missed {
+            let frame = Frame::Shared {
+                kind: Kind::Diff,
+                id_json: Arc::clone(&slot.member.id_json),
+                body,
+            };
+            if !offer(slot, frame, reads) {
+                return false;
+            }
+        }
+        true
+    });
+    if !members.values().any(|s| wanted(s.state)) {
+        return;
+    }
     let body = match &current.snapshot {
         Some(body) => body.clone(),
-        None => match frame::snapshot_body(T::NAME, current.version, &current.rows) {
-            Ok(body) => {
-                reads.metrics.snapshots.inc();
-                current.snapshot = Some(body.clone());
-                body
+        None => {
+            match frame::snapshot_body(T::NAME, &shared.epoch, current.version, &current.rows) {
+                Ok(body) => {
+                    reads.metrics.snapshots.inc();
+                    current.snapshot = Some(body.clone());
+                    body
+                }
+                Err(err) => {
+                    tracing::error!(group = %shared.key, error = %err, "could not encode a snapshot");
+                    return;
+                }
             }
-            Err(err) => {
-                tracing::error!(group = %shared.key, error = %err, "could not encode a snapshot");
-                return;
-            }
-        },
+        }
     };
     members.retain(|_, slot| {
         if !wanted(slot.state) {
@@ -744,6 +876,7 @@ fn serve_snapshots<T: LiveTable>(
         if slot.state == MemberState::Stale {
             reads.metrics.lagging_resyncs.inc();
         }
+        slot.member.since = None;
         let frame = Frame::Shared {
             kind: Kind::Snapshot,
             id_json: Arc::clone(&slot.member.id_json),
@@ -965,8 +1098,14 @@ mod tests {
         let query = pglive_schema::Item::normalized(&ItemsQuery::default());
         let conn = outbox::new_connection();
         let (tx, mut rx) = mpsc::channel(8);
-        let member =
-            |id: &str| Member::new(SubscriptionId(id.into()), tx.clone(), Arc::clone(&conn));
+        let member = |id: &str| {
+            Member::new(
+                SubscriptionId(id.into()),
+                tx.clone(),
+                Arc::clone(&conn),
+                None,
+            )
+        };
 
         let a = groups
             .join(Arc::clone(&ctx), query.clone(), member("a"))

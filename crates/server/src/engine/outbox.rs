@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use pglive_schema::SubscriptionId;
+use pglive_schema::wire::Since;
 use tokio::sync::{Notify, mpsc};
 
 use super::frame::Frame;
@@ -34,16 +35,26 @@ pub struct Member {
     /// The connection's bounded outbox. Groups only ever `try_send`.
     pub outbox: mpsc::Sender<Frame>,
     pub conn: Arc<ConnShared>,
+    /// What the client still has from an earlier connection: the group
+    /// catches it up from its history instead of a snapshot, when it can.
+    /// Taken by the group when it first serves the member.
+    pub since: Option<Since>,
 }
 
 impl Member {
-    pub fn new(sub: SubscriptionId, outbox: mpsc::Sender<Frame>, conn: Arc<ConnShared>) -> Member {
+    pub fn new(
+        sub: SubscriptionId,
+        outbox: mpsc::Sender<Frame>,
+        conn: Arc<ConnShared>,
+        since: Option<Since>,
+    ) -> Member {
         Member {
             id: NEXT_MEMBER.fetch_add(1, Ordering::Relaxed),
             id_json: super::frame::id_json(&sub),
             sub,
             outbox,
             conn,
+            since,
         }
     }
 }

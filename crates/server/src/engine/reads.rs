@@ -8,7 +8,7 @@
 //! that PostgreSQL's row-level security decides what the group sees.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -39,6 +39,12 @@ pub struct EngineLimits {
     /// Times in a row a group's query may be refused by the database before
     /// its members are told `query_failed` and the group stops.
     pub max_query_failures: u32,
+    /// Diffs a group keeps, for clients that resume after a reconnect.
+    pub history_diffs: usize,
+    /// Bytes of diffs one group keeps.
+    pub history_bytes: usize,
+    /// Bytes of diffs all groups keep together.
+    pub max_history_bytes: usize,
 }
 
 impl Default for EngineLimits {
@@ -50,6 +56,9 @@ impl Default for EngineLimits {
             max_groups: 10_000,
             max_rows_held: 2_000_000,
             max_query_failures: 3,
+            history_diffs: 32,
+            history_bytes: 256 * 1024,
+            max_history_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -107,23 +116,45 @@ impl ReadError {
     }
 }
 
-/// What all groups may hold together: a count of groups and of rows.
+/// What all groups may hold together: a count of groups, of rows, and of
+/// bytes of diff history.
 #[derive(Debug)]
 pub struct Budget {
     groups: AtomicUsize,
     rows: AtomicUsize,
+    history: AtomicUsize,
     max_groups: usize,
     max_rows: usize,
+    max_history: usize,
 }
 
 impl Budget {
-    pub fn new(max_groups: usize, max_rows: usize) -> Budget {
+    pub fn new(max_groups: usize, max_rows: usize, max_history: usize) -> Budget {
         Budget {
             groups: AtomicUsize::new(0),
             rows: AtomicUsize::new(0),
+            history: AtomicUsize::new(0),
             max_groups,
             max_rows,
+            max_history,
         }
+    }
+
+    /// Counts `bytes` more of history; false (nothing counted) past the bound.
+    pub fn try_history(&self, bytes: usize) -> bool {
+        self.history
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n + bytes <= self.max_history).then_some(n + bytes)
+            })
+            .is_ok()
+    }
+
+    pub fn release_history(&self, bytes: usize) {
+        self.history.fetch_sub(bytes, Ordering::SeqCst);
+    }
+
+    pub fn history(&self) -> usize {
+        self.history.load(Ordering::SeqCst)
     }
 
     /// Counts a new group; false when the server holds as many as it may.
@@ -173,6 +204,11 @@ pub struct Reads {
     pub shutdown: CancellationToken,
     /// Group and reader tasks run on it, so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// This process: no version of another process is ever taken for ours.
+    epoch: String,
+    /// Groups created so far: no version of an earlier group of the same
+    /// query is taken for a later one's.
+    incarnations: AtomicU64,
 }
 
 impl Reads {
@@ -184,7 +220,13 @@ impl Reads {
         Reads {
             pool,
             permits: Semaphore::new(limits.max_concurrent_refreshes.max(1)),
-            budget: Budget::new(limits.max_groups, limits.max_rows_held),
+            budget: Budget::new(
+                limits.max_groups,
+                limits.max_rows_held,
+                limits.max_history_bytes,
+            ),
+            epoch: format!("{:016x}", rand::random::<u64>()),
+            incarnations: AtomicU64::new(0),
             metrics,
             limits,
             shutdown: CancellationToken::new(),
@@ -194,6 +236,12 @@ impl Reads {
 
     pub fn pool(&self) -> &Pool<AsyncPgConnection> {
         &self.pool
+    }
+
+    /// A new group's epoch: this process and this group's incarnation.
+    pub fn next_epoch(&self) -> Arc<str> {
+        let n = self.incarnations.fetch_add(1, Ordering::Relaxed);
+        format!("{}.{n}", self.epoch).into()
     }
 
     /// Stops handing out permits: reads waiting for one end with `ShuttingDown`.

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use pglive_schema::wire::Authenticated;
+use pglive_schema::wire::{Authenticated, Since, Status};
 use pglive_schema::{ClientMessage, ErrorCode, LiveQuery, ServerMessage, SubscriptionId};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
@@ -103,6 +103,7 @@ pub async fn run<S>(
     limits: Arc<SessionLimits>,
     auth: Auth,
     token: Option<String>,
+    mut status: watch::Receiver<Status>,
     mut shutdown: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -132,6 +133,10 @@ pub async fn run<S>(
         closing: false,
     };
     let mut writer_done = false;
+    let mut status_open = true;
+    // Whether changes reach this client, first thing and whenever it changes.
+    let now = ServerMessage::Status(status.borrow_and_update().clone());
+    let _ = session.outbox.try_send(Frame::message(&now));
     if let Some(token) = token {
         // A bearer token on the upgrade request counts as a first `auth`.
         session.authenticate(&token).await;
@@ -172,6 +177,15 @@ pub async fn run<S>(
                 }
             }
             () = conn.ended() => session.forget_ended(),
+            changed = status.changed(), if status_open => {
+                if changed.is_ok() {
+                    let now = ServerMessage::Status(status.borrow_and_update().clone());
+                    let _ = session.outbox.try_send(Frame::message(&now));
+                } else {
+                    // The server is going away; nothing more to tell.
+                    status_open = false;
+                }
+            }
             () = at(deadline) => {
                 session.reply_error(None, ErrorCode::Unauthenticated, "no valid token arrived in time; closing");
                 session.close(CLOSE_UNAUTHENTICATED, "authentication required");
@@ -293,14 +307,14 @@ impl Session {
             return;
         }
         match protocol::decode(text, &self.tables, self.limits.max_query_limit) {
-            Ok(ClientMessage::Subscribe { id, query }) => self.subscribe(id, query),
+            Ok(ClientMessage::Subscribe { id, query, since }) => self.subscribe(id, *query, since),
             Ok(ClientMessage::Unsubscribe { id }) => self.unsubscribe(&id),
             Ok(ClientMessage::Auth { token }) => self.authenticate(&token).await,
             Err(refusal) => self.reply_error(refusal.id.as_ref(), refusal.code, refusal.message),
         }
     }
 
-    fn subscribe(&mut self, id: SubscriptionId, query: LiveQuery) {
+    fn subscribe(&mut self, id: SubscriptionId, query: LiveQuery, since: Option<Since>) {
         let Some(ctx) = self.login.ctx() else {
             self.reply_error(
                 Some(&id),
@@ -332,12 +346,23 @@ impl Session {
             );
             return;
         }
-        self.join(id, query, ctx);
+        self.join(id, query, ctx, since);
     }
 
     /// Joins the group of `query` in `ctx` under subscription `id`.
-    fn join(&mut self, id: SubscriptionId, query: LiveQuery, ctx: Arc<Context>) {
-        let member = Member::new(id.clone(), self.outbox.clone(), Arc::clone(&self.conn));
+    fn join(
+        &mut self,
+        id: SubscriptionId,
+        query: LiveQuery,
+        ctx: Arc<Context>,
+        since: Option<Since>,
+    ) {
+        let member = Member::new(
+            id.clone(),
+            self.outbox.clone(),
+            Arc::clone(&self.conn),
+            since,
+        );
         match self.hub.join(ctx, &query, member) {
             Ok(membership) => {
                 self.subscriptions.insert(id, Sub { query, membership });
@@ -409,7 +434,7 @@ impl Session {
                     let subs: Vec<(SubscriptionId, Sub)> = self.subscriptions.drain().collect();
                     for (id, sub) in subs {
                         sub.membership.leave();
-                        self.join(id, sub.query, Arc::clone(&ctx));
+                        self.join(id, sub.query, Arc::clone(&ctx), None);
                     }
                 }
             }

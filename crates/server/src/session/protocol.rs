@@ -33,11 +33,27 @@ fn truncate(s: &str, max: usize) -> &str {
 
 /// Decodes a client frame. `tables` lists the live tables, for messages.
 pub fn decode(text: &str, tables: &[&str], max_query_limit: u32) -> Result<ClientMessage, Refusal> {
+    // serde also builds a tagged message from an array (`["unsubscribe",
+    // "a"]`), which the published schema refuses: a frame is an object.
+    if !text.trim_start().starts_with('{') {
+        return Err(match serde_json::from_str::<Value>(text) {
+            Err(e) => Refusal::new(
+                None,
+                ErrorCode::BadFrame,
+                format!("frame is not valid JSON: {e}"),
+            ),
+            Ok(_) => Refusal::new(
+                None,
+                ErrorCode::BadFrame,
+                "frame must be a JSON object with a string \"type\"",
+            ),
+        });
+    }
     let message = match serde_json::from_str::<ClientMessage>(text) {
         Ok(message) => message,
         Err(err) => return Err(explain(text, &err, tables)),
     };
-    if let ClientMessage::Subscribe { id, query } = &message {
+    if let ClientMessage::Subscribe { id, query, .. } = &message {
         query.validate(max_query_limit).map_err(|err| {
             Refusal::new(
                 Some(id.clone()),
@@ -312,15 +328,31 @@ mod fuzz {
                 q
             });
         (
-            prop::sample::select(&["subscribe", "unsubscribe", "x"][..]),
+            prop::sample::select(&["subscribe", "unsubscribe", "auth", "x"][..]),
             scalar(),
             query,
             prop::option::of(value()),
+            prop::option::of(value()),
+            any::<bool>(),
         )
-            .prop_map(|(kind, id, query, extra)| {
+            .prop_map(|(kind, id, query, since, extra, as_array)| {
                 let mut f = json!({"type": kind, "id": id, "query": query});
+                if kind == "auth" {
+                    f = json!({"type": kind, "token": id});
+                }
+                if let Some(since) = since {
+                    f["since"] = since;
+                }
                 if let Some(extra) = extra {
                     f["extra"] = extra;
+                }
+                if as_array {
+                    // serde builds structs and tagged enums from arrays too.
+                    let values: Vec<Value> = f
+                        .as_object()
+                        .map(|m| m.values().cloned().collect())
+                        .unwrap_or_default();
+                    return Value::Array(values).to_string();
                 }
                 f.to_string()
             })
