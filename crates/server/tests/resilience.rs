@@ -239,10 +239,16 @@ async fn listener_loss_is_survived() {
 }
 
 async fn expect_error(c: &mut Client, code: &str) -> serde_json::Value {
-    let msg = c
-        .next(pglive_testkit::TIMEOUT)
-        .await
-        .expect("an error frame");
+    // The next message that is not the connection's status.
+    let msg = loop {
+        let msg = c
+            .next(pglive_testkit::TIMEOUT)
+            .await
+            .expect("an error frame");
+        if !matches!(msg, pglive_schema::ServerMessage::Status(_)) {
+            break msg;
+        }
+    };
     let msg = serde_json::to_value(msg).unwrap();
     assert_eq!(msg["type"], "error", "{msg}");
     assert_eq!(msg["code"], code, "{msg}");
