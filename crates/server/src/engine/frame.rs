@@ -29,29 +29,50 @@ pub enum Kind {
 /// One message waiting in a connection's outbox.
 #[derive(Debug, Clone)]
 pub enum Frame {
-    /// A snapshot or diff: the subscription's id (JSON-encoded) and the body
-    /// shared by every member of the group.
-    Shared {
-        kind: Kind,
-        id_json: Arc<str>,
-        body: Bytes,
-    },
+    /// A snapshot or diff: the member's own first fragment (see
+    /// [`Headers`]) and the body shared by every member of the group.
+    Shared { header: Bytes, body: Bytes },
     /// A complete message for this connection only (errors).
     Text(Bytes),
     /// Close the connection with this code and reason.
     Close { code: u16, reason: &'static str },
 }
 
-impl Frame {
-    /// The first fragment of a shared frame: everything before the body.
-    pub fn header(kind: Kind, id_json: &str) -> Bytes {
-        let kind = match kind {
-            Kind::Snapshot => "snapshot",
-            Kind::Diff => "diff",
-        };
-        Bytes::from(format!(r#"{{"type":"{kind}","id":{id_json},"#))
+/// A subscription's first fragments, one per kind, encoded once when it
+/// joins: delivering a frame then costs two reference-count increments and
+/// no formatting or allocation, however many members a group has.
+#[derive(Debug, Clone)]
+pub struct Headers {
+    snapshot: Bytes,
+    diff: Bytes,
+}
+
+impl Headers {
+    pub fn new(id: &SubscriptionId) -> Headers {
+        // A JSON string of a `String` cannot fail to encode; the fallback
+        // only keeps this total.
+        let id_json = serde_json::to_string(&id.0).unwrap_or_else(|_| "\"\"".into());
+        let header = |kind: &str| Bytes::from(format!(r#"{{"type":"{kind}","id":{id_json},"#));
+        Headers {
+            snapshot: header("snapshot"),
+            diff: header("diff"),
+        }
     }
 
+    /// The frame that delivers `body` as a message of `kind`.
+    pub fn frame(&self, kind: Kind, body: &Bytes) -> Frame {
+        let header = match kind {
+            Kind::Snapshot => &self.snapshot,
+            Kind::Diff => &self.diff,
+        };
+        Frame::Shared {
+            header: header.clone(),
+            body: body.clone(),
+        }
+    }
+}
+
+impl Frame {
     /// A complete message of this connection's own (`resumed`, `status`,
     /// `authenticated`).
     pub fn message(msg: &ServerMessage) -> Frame {
@@ -86,13 +107,6 @@ pub fn fragments(body: &Bytes) -> impl Iterator<Item = Bytes> + '_ {
     (0..body.len().max(1))
         .step_by(FRAGMENT)
         .map(move |start| body.slice(start..(start + FRAGMENT).min(body.len())))
-}
-
-/// The JSON form of a subscription id, computed once per subscription.
-pub fn id_json(id: &SubscriptionId) -> Arc<str> {
-    serde_json::to_string(&id.0)
-        .unwrap_or_else(|_| "\"\"".into())
-        .into()
 }
 
 #[derive(Serialize)]
@@ -183,8 +197,11 @@ mod tests {
     }
 
     fn join(kind: Kind, id: &SubscriptionId, body: &Bytes) -> ServerMessage {
-        let mut bytes = Frame::header(kind, &id_json(id)).to_vec();
-        bytes.extend_from_slice(body);
+        let Frame::Shared { header, body } = Headers::new(id).frame(kind, body) else {
+            panic!("not shared");
+        };
+        let mut bytes = header.to_vec();
+        bytes.extend_from_slice(&body);
         serde_json::from_slice(&bytes).unwrap()
     }
 

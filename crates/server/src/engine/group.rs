@@ -705,11 +705,7 @@ fn publish<T: LiveTable>(
                 if slot.state != MemberState::Live {
                     return true;
                 }
-                let frame = Frame::Shared {
-                    kind: Kind::Diff,
-                    id_json: Arc::clone(&slot.member.id_json),
-                    body: body.clone(),
-                };
+                let frame = slot.member.headers.frame(Kind::Diff, &body);
                 offer(slot, frame, reads)
             });
         }
@@ -839,11 +835,7 @@ fn serve_snapshots<T: LiveTable>(
             return false;
         }
         for body in missed {
-            let frame = Frame::Shared {
-                kind: Kind::Diff,
-                id_json: Arc::clone(&slot.member.id_json),
-                body,
-            };
+            let frame = slot.member.headers.frame(Kind::Diff, &body);
             if !offer(slot, frame, reads) {
                 return false;
             }
@@ -877,11 +869,7 @@ fn serve_snapshots<T: LiveTable>(
             reads.metrics.lagging_resyncs.inc();
         }
         slot.member.since = None;
-        let frame = Frame::Shared {
-            kind: Kind::Snapshot,
-            id_json: Arc::clone(&slot.member.id_json),
-            body: body.clone(),
-        };
+        let frame = slot.member.headers.frame(Kind::Snapshot, &body);
         offer(slot, frame, reads)
     });
 }

@@ -16,7 +16,7 @@ use pglive_schema::SubscriptionId;
 use pglive_schema::wire::Since;
 use tokio::sync::{Notify, mpsc};
 
-use super::frame::Frame;
+use super::frame::{Frame, Headers};
 use crate::metrics::Metrics;
 
 /// A member's id, unique in the process, so that a subscription id reused on
@@ -30,8 +30,9 @@ static NEXT_MEMBER: AtomicU64 = AtomicU64::new(1);
 pub struct Member {
     pub id: MemberId,
     pub sub: SubscriptionId,
-    /// The subscription id, JSON-encoded once.
-    pub id_json: Arc<str>,
+    /// The member's first fragments, encoded once (behind a pointer: a
+    /// member travels by value through the group's join channel).
+    pub headers: Arc<Headers>,
     /// The connection's bounded outbox. Groups only ever `try_send`.
     pub outbox: mpsc::Sender<Frame>,
     pub conn: Arc<ConnShared>,
@@ -50,7 +51,7 @@ impl Member {
     ) -> Member {
         Member {
             id: NEXT_MEMBER.fetch_add(1, Ordering::Relaxed),
-            id_json: super::frame::id_json(&sub),
+            headers: Arc::new(Headers::new(&sub)),
             sub,
             outbox,
             conn,
@@ -86,7 +87,9 @@ impl ConnShared {
     /// From the writer, whenever its outbox is empty: a lagging connection
     /// has caught up, so its stale members may have snapshots now.
     pub fn drained(&self) {
-        if self.lagged.swap(false, Ordering::SeqCst) {
+        // The plain load keeps the common case (never lagged) off the
+        // cache line's exclusive state, which a swap would claim.
+        if self.lagged.load(Ordering::Relaxed) && self.lagged.swap(false, Ordering::SeqCst) {
             self.resync.notify_one();
         }
     }

@@ -1,7 +1,9 @@
 //! The writer task of a connection: drains its bounded outbox into the
 //! socket, so that nothing else ever waits on a slow client.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::SinkExt;
@@ -43,19 +45,38 @@ pub async fn run<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    // Frames and bytes written since the last flush, added to the shared
+    // counters once per flush rather than once per frame: every writer task
+    // would otherwise contend on the same two atomics.
+    let mut tally = Tally::default();
     while let Some(frame) = rx.recv().await {
         let closing = matches!(frame, Frame::Close { .. });
-        let write = async {
-            feed(&mut sink, frame, &metrics).await?;
-            if !closing && rx.is_empty() {
-                sink.flush().await?;
+        let flushing = closing || rx.is_empty();
+        let result = {
+            let write = async {
+                feed(&mut sink, frame, &mut tally).await?;
+                if !closing && flushing {
+                    sink.flush().await?;
+                }
+                if closing {
+                    sink.close().await?;
+                }
+                Ok::<(), WsError>(())
+            };
+            tokio::pin!(write);
+            // Most writes finish on their first poll (the socket has room).
+            // Poll once before arming the stall timer, so that a client that
+            // keeps up costs no timer registration per frame.
+            let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+            match first {
+                Poll::Ready(done) => Ok(done),
+                Poll::Pending => tokio::time::timeout(stall, write).await,
             }
-            if closing {
-                sink.close().await?;
-            }
-            Ok::<(), WsError>(())
         };
-        match tokio::time::timeout(stall, write).await {
+        if flushing {
+            tally.publish(&metrics);
+        }
+        match result {
             Err(_) => {
                 metrics.slow_clients_closed.inc();
                 tracing::info!("closing a client that stopped reading");
@@ -78,25 +99,36 @@ where
             conn.drained();
         }
     }
+    tally.publish(&metrics);
     let _ = sink.close().await;
     WriteEnd::Drained
 }
 
-async fn feed<S>(sink: &mut Sink<S>, frame: Frame, metrics: &Metrics) -> Result<(), WsError>
+/// What a writer has sent since it last published to [`Metrics`].
+#[derive(Default)]
+struct Tally {
+    frames: u64,
+    bytes: u64,
+}
+
+impl Tally {
+    fn publish(&mut self, metrics: &Metrics) {
+        if self.frames > 0 {
+            metrics.frames_sent.inc_by(self.frames);
+            metrics.bytes_sent.inc_by(self.bytes);
+            *self = Tally::default();
+        }
+    }
+}
+
+async fn feed<S>(sink: &mut Sink<S>, frame: Frame, tally: &mut Tally) -> Result<(), WsError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    metrics.frames_sent.inc();
+    tally.frames += 1;
     match frame {
-        Frame::Shared {
-            kind,
-            id_json,
-            body,
-        } => {
-            let header = Frame::header(kind, &id_json);
-            metrics
-                .bytes_sent
-                .inc_by((header.len() + body.len()) as u64);
+        Frame::Shared { header, body } => {
+            tally.bytes += (header.len() + body.len()) as u64;
             sink.feed(Message::Frame(WsFrame::message(
                 header,
                 OpCode::Data(Data::Text),
@@ -117,7 +149,7 @@ where
             Ok(())
         }
         Frame::Text(bytes) => {
-            metrics.bytes_sent.inc_by(bytes.len() as u64);
+            tally.bytes += bytes.len() as u64;
             sink.feed(Message::Frame(WsFrame::message(
                 bytes,
                 OpCode::Data(Data::Text),
