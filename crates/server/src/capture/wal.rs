@@ -1,0 +1,453 @@
+//! WAL capture (`--capture wal`): changes read from logical replication, so
+//! writers pay nothing (the NOTIFY triggers are detached; see `mode`).
+//!
+//! One task holds two connections of its own, never from the pool: a
+//! replication session streaming the publication `pglive` from pglive's
+//! slot (`pgoutput`), and a control connection that prepared it (mode,
+//! slot) and then measures the slot every few seconds, which also proves
+//! the session alive. Each committed transaction becomes the same
+//! [`Change`]s the listener produces ([`Decoder`]); a position is confirmed
+//! to the slot only once the readers have handled every change up to it
+//! ([`Hub::settled`]), so a pglive killed at any moment loses nothing: the
+//! slot replays from the last confirmed commit. After any (re)connect it
+//! reports `Change::Everything`, like the listener.
+//!
+//! The replication protocol is the `pgwire-replication` crate's (a tokio
+//! client of the walsender protocol: connection, authentication, bounded
+//! event channel, standby status updates carrying only the position we
+//! give it), and pgoutput decoding is the `pg_walstream` crate's parser.
+//! `pg_walstream` also has a client, but it builds on libpq or aws-lc (C
+//! toolchains at build time), retries on its own, and hides keepalives,
+//! which we need to confirm positions while the publication is quiet.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use pglive_schema::live::{Listed, TableVisitor};
+use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, ReplicationEvent};
+use tokio::sync::watch;
+
+use super::transaction::{Decoder, LiveTable};
+use super::{CaptureError, CaptureStatus, mode, slot};
+use crate::config::CaptureMode;
+use crate::engine::{Change, Hub};
+use crate::metrics::Metrics;
+
+/// The name WAL capture's connections show in `pg_stat_activity` (and by
+/// which a NOTIFY server recognizes a WAL server on its database).
+pub const APPLICATION_NAME: &str = "pglive_wal";
+
+/// The publication `pglive_capture_mode('wal')` keeps in step.
+pub const PUBLICATION: &str = "pglive";
+
+/// How often the slot's lag is measured (and the session proven alive).
+const MEASURE_EVERY: Duration = Duration::from_secs(5);
+const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the server may take to accept START_REPLICATION.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Events buffered between the replication worker and this task: one per
+/// message (a row's key columns, or a transaction boundary). When it is
+/// full, the worker stops reading the socket and the walsender waits.
+const EVENT_BUFFER: usize = 1024;
+/// How soon a confirmed position reaches the server.
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Where WAL capture reads from.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    url: String,
+    slot: String,
+}
+
+impl Settings {
+    /// The slot is `slot_name`, else `pglive_<database>`.
+    pub fn new(database_url: &str, slot_name: Option<&str>) -> Result<Settings, CaptureError> {
+        let slot = match slot_name {
+            Some(name) => name.to_owned(),
+            None => slot::default_name(database_url)?,
+        };
+        slot::validate(&slot)?;
+        // Refuse what the replication session could not use, now.
+        replication_config(database_url, &slot)?;
+        Ok(Settings {
+            url: database_url.to_owned(),
+            slot,
+        })
+    }
+
+    pub fn slot(&self) -> &str {
+        &self.slot
+    }
+}
+
+/// The session's parameters from the database URL (any libpq form
+/// `tokio-postgres` reads). TLS is not offered, as for the pool.
+fn replication_config(url: &str, slot: &str) -> Result<ReplicationConfig, CaptureError> {
+    let pg = tokio_postgres::Config::from_str(url).map_err(|e| CaptureError::Url(e.to_string()))?;
+    if pg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+        return Err(CaptureError::Url(
+            "sslmode=require: pglive's connections do not use TLS".into(),
+        ));
+    }
+    let user = pg
+        .get_user()
+        .ok_or_else(|| CaptureError::Url("no user name".into()))?;
+    let password = pg
+        .get_password()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .unwrap_or_default();
+    let database = pg.get_dbname().unwrap_or(user);
+    let port = pg.get_ports().first().copied().unwrap_or(5432);
+    let config = match pg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Unix(dir)) => ReplicationConfig::unix(
+            dir.to_string_lossy(),
+            port,
+            user,
+            password,
+            database,
+            slot,
+            PUBLICATION,
+        ),
+        Some(tokio_postgres::config::Host::Tcp(host)) => {
+            ReplicationConfig::new(host.as_str(), user, password, database, slot, PUBLICATION)
+                .with_port(port)
+        }
+        None => ReplicationConfig::new("localhost", user, password, database, slot, PUBLICATION)
+            .with_port(port),
+    };
+    Ok(config
+        .with_status_interval(STATUS_INTERVAL)
+        .with_buffer_size(EVENT_BUFFER)
+        .with_application_name(APPLICATION_NAME))
+}
+
+/// `url` with our `application_name`, for the control connection.
+fn control_url(url: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}application_name={APPLICATION_NAME}")
+}
+
+/// Everything a replication session needs on the database side, checked or
+/// made: logical WAL and replication rights, the database in WAL mode (the
+/// triggers detached, the publication in step), and the slot (made anew
+/// with `fresh`, or when the mode was just switched: WAL written before the
+/// publication existed cannot be decoded with it). Returns the control
+/// connection.
+pub async fn prepare(settings: &Settings, fresh: bool) -> Result<AsyncPgConnection, CaptureError> {
+    let mut conn = AsyncPgConnection::establish(&control_url(&settings.url)).await?;
+    slot::preflight(&mut conn).await?;
+    let switched = mode::ensure(&mut conn, CaptureMode::Wal).await? == mode::Ensured::Switched;
+    if slot::ensure(&mut conn, &settings.slot, fresh || switched).await? == slot::Ensured::Created {
+        tracing::info!(slot = %settings.slot, "replication slot created");
+    }
+    Ok(conn)
+}
+
+/// The live tables by (schema, table), with their key columns.
+fn live_tables(hub: &Hub) -> Vec<((String, String), LiveTable)> {
+    struct Keys(Vec<(&'static str, &'static str, &'static str)>);
+    impl TableVisitor for Keys {
+        fn visit<T: Listed>(&mut self) {
+            self.0.push((T::SCHEMA, T::NAME, T::KEY));
+        }
+    }
+    let mut keys = Keys(Vec::new());
+    pglive_schema::tables::visit_tables(&mut keys);
+    keys.0
+        .into_iter()
+        .filter_map(|(schema, table, key)| {
+            let name = hub.registry().by_name(schema, table)?.name();
+            Some((
+                (schema.to_owned(), table.to_owned()),
+                LiveTable { name, key },
+            ))
+        })
+        .collect()
+}
+
+/// Reconnect delays, as the listener's: 100 ms doubling to 10 s, jittered.
+fn reconnect_backoff() -> backon::ExponentialBackoff {
+    ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(10))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    Lost,
+    Shutdown,
+}
+
+/// Streams changes until `shutdown` flips, reconnecting as often as
+/// needed. `prepared` is the control connection of a [`prepare`] that
+/// already succeeded at start.
+pub async fn run(
+    settings: Settings,
+    mut prepared: Option<AsyncPgConnection>,
+    hub: Hub,
+    status: Arc<CaptureStatus>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let metrics = Arc::clone(hub.metrics());
+    let mut decoder = Decoder::new(live_tables(&hub));
+    let mut backoff = reconnect_backoff();
+    let mut connected_before = false;
+    let mut fresh_slot = false;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let control = match prepared.take() {
+            Some(conn) => Ok(conn),
+            None => prepare(&settings, std::mem::take(&mut fresh_slot)).await,
+        };
+        let ended = match control {
+            Ok(control) => {
+                let mut session = Session {
+                    settings: &settings,
+                    hub: &hub,
+                    status: &status,
+                    metrics: &metrics,
+                    decoder: &mut decoder,
+                    control,
+                };
+                session
+                    .stream(&mut shutdown, &mut connected_before, &mut backoff)
+                    .await
+            }
+            Err(err) => Err(err),
+        };
+        status.set_up(false);
+        metrics.capture_up.set(0);
+        match ended {
+            Ok(Ended::Shutdown) => break,
+            Ok(Ended::Lost) => {}
+            // Configuration mistakes are the operator's to fix; capture
+            // stays down (and /readyz at 503) while it retries.
+            Err(err) if err.is_fatal() => {
+                tracing::error!(error = %err, "WAL capture cannot start");
+            }
+            Err(err) => {
+                // The publication was dropped and made again (by hand, or
+                // by switching modes twice): the slot's WAL predates it.
+                if err
+                    .to_string()
+                    .contains(&format!("publication \"{PUBLICATION}\" does not exist"))
+                {
+                    fresh_slot = true;
+                }
+                tracing::warn!(error = %err, "WAL capture lost its connection");
+            }
+        }
+        let delay = backoff.next().unwrap_or(Duration::from_secs(10));
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    tracing::debug!("WAL capture stopped");
+}
+
+struct Session<'a> {
+    settings: &'a Settings,
+    hub: &'a Hub,
+    status: &'a CaptureStatus,
+    metrics: &'a Metrics,
+    decoder: &'a mut Decoder,
+    control: AsyncPgConnection,
+}
+
+/// A position waiting for the readers before it is confirmed.
+struct Settling {
+    lsn: Lsn,
+    done: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+}
+
+impl Session<'_> {
+    async fn stream(
+        &mut self,
+        shutdown: &mut watch::Receiver<bool>,
+        connected_before: &mut bool,
+        backoff: &mut backon::ExponentialBackoff,
+    ) -> Result<Ended, CaptureError> {
+        let config = replication_config(&self.settings.url, &self.settings.slot)?;
+        let mut client = ReplicationClient::connect(config).await?;
+        match tokio::time::timeout(START_TIMEOUT, client.wait_started()).await {
+            Ok(started) => started?,
+            Err(_) => {
+                return Err(CaptureError::Stream(pgwire_replication::PgWireError::Io(
+                    Arc::new(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "START_REPLICATION was not accepted in time",
+                    )),
+                )));
+            }
+        }
+        self.status.set_up(true);
+        self.metrics.capture_up.set(1);
+        if *connected_before {
+            self.metrics.capture_reconnects.inc();
+            tracing::info!(slot = %self.settings.slot, "WAL capture reconnected; resyncing every group");
+        } else {
+            tracing::info!(slot = %self.settings.slot, publication = PUBLICATION, "streaming changes from the replication slot");
+        }
+        *connected_before = true;
+        *backoff = reconnect_backoff();
+        self.decoder.reset();
+        // Everything may have changed while no one was reading.
+        self.hub.changed(Change::Everything);
+
+        let ended = self.events(&mut client, shutdown).await;
+        if matches!(ended, Ok(Ended::Shutdown)) {
+            // CopyDone, then let the worker finish (bounded).
+            client.stop();
+            let _ = tokio::time::timeout(Duration::from_secs(2), client.shutdown()).await;
+        } else {
+            client.abort();
+        }
+        ended
+    }
+
+    async fn events(
+        &mut self,
+        client: &mut ReplicationClient,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Ended, CaptureError> {
+        let mut in_transaction = false;
+        // The end of the last commit (or keepalive position outside a
+        // transaction) whose changes went to the hub, and the last position
+        // confirmed to the slot.
+        let mut emitted = Lsn(0);
+        let mut confirmed = Lsn(0);
+        let mut settling: Option<Settling> = None;
+        let mut measure = tokio::time::interval(MEASURE_EVERY);
+        measure.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if settling.is_none() && emitted > confirmed {
+                settling = Some(Settling {
+                    lsn: emitted,
+                    done: Box::pin(self.hub.settled()),
+                });
+            }
+            tokio::select! {
+                event = client.recv() => match event? {
+                    Some(ReplicationEvent::Begin { .. }) => {
+                        in_transaction = true;
+                        self.decoder.begin();
+                    }
+                    Some(ReplicationEvent::XLogData { data, .. }) => {
+                        if let Err(err) = self.decoder.message(data) {
+                            self.metrics.notifications_malformed.inc();
+                            tracing::warn!(error = %err, "unusable change in the replication stream; refreshing everything");
+                        }
+                    }
+                    Some(ReplicationEvent::Commit { end_lsn, .. }) => {
+                        in_transaction = false;
+                        self.metrics.capture_transactions.inc();
+                        for change in self.decoder.commit() {
+                            self.metrics.notifications.inc();
+                            self.hub.changed(change);
+                        }
+                        emitted = emitted.max(end_lsn);
+                    }
+                    Some(ReplicationEvent::KeepAlive { wal_end, .. }) => {
+                        // Everything before a keepalive was sent before it:
+                        // between transactions, its position is handled
+                        // once what came before is.
+                        if !in_transaction {
+                            emitted = emitted.max(wal_end);
+                        }
+                    }
+                    Some(ReplicationEvent::Message { .. }) => {}
+                    Some(ReplicationEvent::StoppedAt { .. }) | None => {
+                        tracing::warn!("the replication stream ended");
+                        return Ok(Ended::Lost);
+                    }
+                },
+                () = async {
+                    match settling.as_mut() {
+                        Some(s) => s.done.as_mut().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if let Some(done) = settling.take() {
+                        client.update_applied_lsn(done.lsn);
+                        confirmed = done.lsn;
+                    }
+                }
+                _ = measure.tick() => {
+                    if let Some(ended) = self.measure().await {
+                        return Ok(ended);
+                    }
+                }
+                _ = shutdown.changed() => return Ok(Ended::Shutdown),
+            }
+        }
+    }
+
+    /// Measures the slot's lag; `Some(Lost)` when the session is dead
+    /// without having noticed (the slot inactive or gone, the database not
+    /// answering).
+    async fn measure(&mut self) -> Option<Ended> {
+        let slot = &self.settings.slot;
+        match tokio::time::timeout(QUERY_TIMEOUT, slot::lag(&mut self.control, slot)).await {
+            Ok(Ok(Some(lag))) => {
+                self.status.set_slot_lag(lag.bytes);
+                self.metrics.capture_slot_lag_bytes.set(lag.bytes);
+                if lag.active {
+                    None
+                } else {
+                    tracing::warn!(slot = %slot, "the replication slot is not being read; reconnecting");
+                    Some(Ended::Lost)
+                }
+            }
+            Ok(Ok(None)) => {
+                tracing::warn!(slot = %slot, "the replication slot was dropped; recreating it");
+                Some(Ended::Lost)
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "cannot measure the replication slot; reconnecting");
+                Some(Ended::Lost)
+            }
+            Err(_) => {
+                tracing::warn!("the database did not answer in time; reconnecting");
+                Some(Ended::Lost)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_become_replication_configs() {
+        let c = replication_config("postgres://bob:s%40cret@db.example:6543/app", "s").unwrap();
+        assert_eq!(
+            (
+                c.host.as_str(),
+                c.port,
+                c.user.as_str(),
+                c.password.as_str()
+            ),
+            ("db.example", 6543, "bob", "s@cret")
+        );
+        assert_eq!((c.database.as_str(), c.slot.as_str()), ("app", "s"));
+        assert_eq!(c.application_name.as_deref(), Some(APPLICATION_NAME));
+        let c = replication_config("host=/run/postgresql user=bob", "s").unwrap();
+        assert!(c.is_unix_socket());
+        assert_eq!(c.database, "bob");
+        assert!(replication_config("postgres://bob@h/db?sslmode=require", "s").is_err());
+        assert!(
+            replication_config("postgres://h/db", "s").is_err(),
+            "no user"
+        );
+    }
+}
