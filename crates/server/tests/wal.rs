@@ -403,3 +403,101 @@ async fn start_up_errors_say_what_to_fix() {
         .await
         .unwrap();
 }
+
+/// A commit reaches the replication stream when its WAL is flushed, a
+/// moment before it becomes visible. A transaction held in that moment (here:
+/// waiting for a synchronous standby that does not exist) must not be read
+/// before it is visible, or its rows would be read as they were and never
+/// corrected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_is_read_only_once_visible() {
+    let cluster = PrivateCluster::start("visibility").await;
+    let url = cluster.migrated_database("visibility").await;
+    let mut admin = AsyncPgConnection::establish(&cluster.admin).await.unwrap();
+    admin
+        .batch_execute("ALTER SYSTEM RESET synchronous_standby_names")
+        .await
+        .unwrap();
+    admin
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
+    let mut conn = AsyncPgConnection::establish(&url).await.unwrap();
+    conn.batch_execute("INSERT INTO items (name) VALUES ('before')")
+        .await
+        .unwrap();
+    let server = TestServer::with_config(Config {
+        capture: CaptureMode::Wal,
+        ..Config::new(url.clone())
+    })
+    .await;
+    let mut c = Client::connect(&server).await;
+    c.subscribe("a", json!({"table":"items"})).await;
+    assert!(c.until(|c| c.len("a") == 1).await);
+
+    admin
+        .batch_execute("ALTER SYSTEM SET synchronous_standby_names = 'nobody'")
+        .await
+        .unwrap();
+    admin
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let writer = tokio::spawn(async move {
+        // Committed locally, then waits for the standby: in WAL, not visible.
+        let _ = conn
+            .batch_execute(
+                "SET synchronous_commit = on; UPDATE items SET name = 'after' WHERE id = 1",
+            )
+            .await;
+    });
+    let waiting = "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event = 'SyncRep'";
+    let deadline = tokio::time::Instant::now() + pglive_testkit::TIMEOUT;
+    while fresh_at_json(&url, waiting).await != json!(1) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the writer never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // pglive has the commit from the stream by now; give it time to (wrongly) read.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(c.rows("a")[0]["name"], "before");
+    // Cancelling the wait makes the local commit visible.
+    admin
+        .batch_execute(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+        )
+        .await
+        .unwrap();
+    writer.await.unwrap();
+    admin
+        .batch_execute("ALTER SYSTEM RESET synchronous_standby_names")
+        .await
+        .unwrap();
+    admin
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
+    assert!(
+        c.until(|c| c.rows("a")[0]["name"] == "after").await,
+        "the change was read once it became visible: {:?}",
+        c.rows("a")
+    );
+    server.stop().await;
+    pglive_testkit::drop_database(&mut admin, "visibility").await;
+}
+
+async fn fresh_at_json(url: &str, sql: &str) -> Value {
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        n: i32,
+    }
+    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
+    let rows: Vec<N> = diesel_async::RunQueryDsl::load(diesel::sql_query(sql), &mut conn)
+        .await
+        .unwrap();
+    json!(rows[0].n)
+}

@@ -70,6 +70,8 @@ pub enum CaptureError {
     Connect(#[from] diesel::ConnectionError),
     #[error("database error: {0}")]
     Query(#[from] diesel::result::Error),
+    #[error("the database did not answer within 5 s")]
+    Unanswered,
     #[error("replication stream: {0}")]
     Stream(#[from] pgwire_replication::PgWireError),
 }

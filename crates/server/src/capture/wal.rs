@@ -263,6 +263,69 @@ struct Session<'a> {
     control: AsyncPgConnection,
 }
 
+/// Unseen commits published at once when this many wait, or the oldest has
+/// waited this long, even if the stream does not pause.
+const UNSEEN_MAX: usize = 256;
+const UNSEEN_AGE: Duration = Duration::from_millis(5);
+
+/// A commit received but not yet handed to the hub.
+struct Commit {
+    /// Its top-level xid; `None` when it changed no live table (or is a
+    /// keepalive position), so there is nothing to wait for.
+    xid: Option<u32>,
+    changes: Vec<Change>,
+    end: Lsn,
+}
+
+/// Commits waiting to be visible (bounded by `UNSEEN_MAX`).
+#[derive(Default)]
+struct Unseen {
+    commits: Vec<Commit>,
+    since: Option<tokio::time::Instant>,
+}
+
+impl Unseen {
+    fn push(&mut self, xid: Option<u32>, changes: Vec<Change>, end: Lsn) {
+        self.since.get_or_insert_with(tokio::time::Instant::now);
+        self.commits.push(Commit { xid, changes, end });
+    }
+
+    fn is_empty(&self) -> bool {
+        self.commits.is_empty()
+    }
+
+    fn due(&self) -> bool {
+        self.commits.len() >= UNSEEN_MAX || self.since.is_some_and(|t| t.elapsed() >= UNSEEN_AGE)
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Running {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    running: bool,
+}
+
+/// Whether any of `xids` (top-level, 32-bit) is still in progress for a new
+/// snapshot: at or past its `xmax` (not completed yet: a transaction that
+/// committed in WAL but has not ended is there, not in `xip`), or in its
+/// `xip`. The 32-bit comparison with `xmax` is modular, as PostgreSQL's own.
+async fn still_running(conn: &mut AsyncPgConnection, xids: &[i64]) -> Result<bool, CaptureError> {
+    use diesel_async::RunQueryDsl;
+    let found: Running = diesel::sql_query(
+        "WITH s AS (SELECT pg_current_snapshot() AS snap), \
+              m AS (SELECT pg_snapshot_xmax(snap)::text::bigint & 4294967295 AS xmax FROM s) \
+         SELECT EXISTS ( \
+             SELECT 1 FROM unnest($1::bigint[]) AS x, m \
+              WHERE (x - m.xmax + 4294967296) % 4294967296 < 2147483648 \
+                 OR x IN (SELECT xip::text::bigint & 4294967295 FROM s, pg_snapshot_xip(s.snap) AS xip) \
+         ) AS running",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(xids)
+    .get_result(conn)
+    .await?;
+    Ok(found.running)
+}
+
 /// A position waiting for the readers before it is confirmed.
 struct Settling {
     lsn: Lsn,
@@ -319,7 +382,10 @@ impl Session<'_> {
         client: &mut ReplicationClient,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Ended, CaptureError> {
-        let mut in_transaction = false;
+        // The transaction being received (its top-level xid).
+        let mut open: Option<u32> = None;
+        // Committed transactions whose changes wait until they are visible.
+        let mut unseen = Unseen::default();
         // The end of the last commit (or keepalive position outside a
         // transaction) whose changes went to the hub, and the last position
         // confirmed to the slot.
@@ -335,41 +401,12 @@ impl Session<'_> {
                     done: Box::pin(self.hub.settled()),
                 });
             }
+            // Biased: confirming and measuring first, so that a stream that
+            // never pauses cannot starve them; unseen commits are published
+            // when the stream pauses, or once they are many or old.
             tokio::select! {
-                event = client.recv() => match event? {
-                    Some(ReplicationEvent::Begin { .. }) => {
-                        in_transaction = true;
-                        self.decoder.begin();
-                    }
-                    Some(ReplicationEvent::XLogData { data, .. }) => {
-                        if let Err(err) = self.decoder.message(data) {
-                            self.metrics.notifications_malformed.inc();
-                            tracing::warn!(error = %err, "unusable change in the replication stream; refreshing everything");
-                        }
-                    }
-                    Some(ReplicationEvent::Commit { end_lsn, .. }) => {
-                        in_transaction = false;
-                        self.metrics.capture_transactions.inc();
-                        for change in self.decoder.commit() {
-                            self.metrics.notifications.inc();
-                            self.hub.changed(change);
-                        }
-                        emitted = emitted.max(end_lsn);
-                    }
-                    Some(ReplicationEvent::KeepAlive { wal_end, .. }) => {
-                        // Everything before a keepalive was sent before it:
-                        // between transactions, its position is handled
-                        // once what came before is.
-                        if !in_transaction {
-                            emitted = emitted.max(wal_end);
-                        }
-                    }
-                    Some(ReplicationEvent::Message { .. }) => {}
-                    Some(ReplicationEvent::StoppedAt { .. }) | None => {
-                        tracing::warn!("the replication stream ended");
-                        return Ok(Ended::Lost);
-                    }
-                },
+                biased;
+                _ = shutdown.changed() => return Ok(Ended::Shutdown),
                 () = async {
                     match settling.as_mut() {
                         Some(s) => s.done.as_mut().await,
@@ -386,9 +423,93 @@ impl Session<'_> {
                         return Ok(ended);
                     }
                 }
-                _ = shutdown.changed() => return Ok(Ended::Shutdown),
+                event = client.recv() => match event? {
+                    Some(ReplicationEvent::Begin { xid, .. }) => {
+                        open = Some(xid);
+                        self.decoder.begin();
+                    }
+                    Some(ReplicationEvent::XLogData { data, .. }) => {
+                        if let Err(err) = self.decoder.message(data) {
+                            self.metrics.notifications_malformed.inc();
+                            tracing::warn!(error = %err, "unusable change in the replication stream; refreshing everything");
+                        }
+                    }
+                    Some(ReplicationEvent::Commit { end_lsn, .. }) => {
+                        self.metrics.capture_transactions.inc();
+                        let changes = self.decoder.commit();
+                        unseen.push(open.take().filter(|_| !changes.is_empty()), changes, end_lsn);
+                        if unseen.due() {
+                            self.publish(&mut unseen, &mut emitted, shutdown).await?;
+                        }
+                    }
+                    Some(ReplicationEvent::KeepAlive { wal_end, .. }) => {
+                        // Everything before a keepalive was sent before it:
+                        // between transactions, its position is handled
+                        // once what came before is.
+                        if open.is_none() {
+                            unseen.push(None, Vec::new(), wal_end);
+                        }
+                    }
+                    Some(ReplicationEvent::Message { .. }) => {}
+                    Some(ReplicationEvent::StoppedAt { .. }) | None => {
+                        tracing::warn!("the replication stream ended");
+                        return Ok(Ended::Lost);
+                    }
+                },
+                () = std::future::ready(()), if !unseen.is_empty() => {
+                    self.publish(&mut unseen, &mut emitted, shutdown).await?;
+                }
             }
         }
+    }
+
+    /// Hands the unseen commits' changes to the hub once every one of them
+    /// is visible to new snapshots. A commit reaches the replication stream
+    /// as soon as its WAL is flushed, a moment before the committing backend
+    /// makes it visible; a reader that read its rows in that moment would
+    /// read them as they were, and no later change would correct them.
+    /// (NOTIFY is delivered after that moment, so the listener need not
+    /// wait.) Usually the first check finds them visible.
+    async fn publish(
+        &mut self,
+        unseen: &mut Unseen,
+        emitted: &mut Lsn,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), CaptureError> {
+        let xids: Vec<i64> = unseen
+            .commits
+            .iter()
+            .filter_map(|c| c.xid)
+            .map(i64::from)
+            .collect();
+        let mut pause = Duration::from_millis(1);
+        let started = tokio::time::Instant::now();
+        while !xids.is_empty() {
+            let running =
+                tokio::time::timeout(QUERY_TIMEOUT, still_running(&mut self.control, &xids))
+                    .await
+                    .map_err(|_| CaptureError::Unanswered)??;
+            if !running {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                tracing::warn!(xids = ?xids, "committed transactions are still not visible after 10 s (waiting for synchronous replication?)");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => return Ok(()),
+            }
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+        for commit in unseen.commits.drain(..) {
+            for change in commit.changes {
+                self.metrics.notifications.inc();
+                self.hub.changed(change);
+            }
+            *emitted = (*emitted).max(commit.end);
+        }
+        unseen.since = None;
+        Ok(())
     }
 
     /// Measures the slot's lag; `Some(Lost)` when the session is dead
