@@ -86,11 +86,25 @@ pub async fn run(
             let settings = capture::wal::Settings::new(&url, config.slot_name.as_deref())?;
             // Configuration mistakes stop the server here, with their
             // message; a database not reachable yet is retried by the task.
-            let prepared = match capture::wal::prepare(&settings, false).await {
-                Ok(control) => Some(control),
-                Err(err) if err.is_fatal() => return Err(err.into()),
-                Err(err) => {
+            // (Bounded: creating the slot waits for the transactions
+            // running now; the task goes on waiting while the server serves
+            // and reports not ready.)
+            let prepared = match tokio::time::timeout(
+                Duration::from_secs(10),
+                capture::wal::prepare(&settings, false),
+            )
+            .await
+            {
+                Ok(Ok(control)) => Some(control),
+                Ok(Err(err)) if err.is_fatal() => return Err(err.into()),
+                Ok(Err(err)) => {
                     tracing::warn!(error = %err, "cannot prepare WAL capture yet; retrying in the background");
+                    None
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        "WAL capture is still preparing (waiting for running transactions?); continuing in the background"
+                    );
                     None
                 }
             };
