@@ -205,3 +205,42 @@ pub async fn run<T: LiveTable>(
         shared.handled(marked);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures_util::FutureExt;
+    use pglive_schema::Item;
+    use pglive_schema::scalar::Int8;
+
+    use super::*;
+
+    /// `settled` waits for the changes recorded before it, not for later
+    /// ones: under a steady stream of changes it still completes.
+    #[tokio::test]
+    async fn settled_waits_only_for_earlier_changes() {
+        let shared = ReaderShared::<Item>::new(10);
+        // Nothing recorded: settled at once.
+        assert!(shared.settled().now_or_never().is_some());
+        shared.mark([Int8(1)]);
+        let mut first = Box::pin(shared.settled());
+        assert!(first.as_mut().now_or_never().is_none());
+        shared.mark_all();
+        let second = shared.settled();
+        // The reader takes both changes and handles them in one round.
+        let (pending, marked) = shared.take();
+        assert!(pending.all);
+        assert_eq!(marked, 2);
+        shared.mark([Int8(2)]);
+        shared.handled(marked);
+        tokio::time::timeout(Duration::from_secs(1), first)
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(1), second)
+            .await
+            .unwrap();
+        // The change recorded after the take is not handled yet.
+        assert!(shared.settled().now_or_never().is_none());
+    }
+}
