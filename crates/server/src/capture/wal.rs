@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
+use futures_util::FutureExt;
 use pglive_schema::live::{Listed, TableVisitor};
 use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, ReplicationEvent};
 use tokio::sync::watch;
@@ -52,6 +53,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// message (a row's key columns, or a transaction boundary). When it is
 /// full, the worker stops reading the socket and the walsender waits.
 const EVENT_BUFFER: usize = 1024;
+/// Messages handled in a row before the loop looks at its timers again.
+const BURST: usize = 256;
 /// How soon a confirmed position reaches the server.
 const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -317,6 +320,48 @@ impl Unseen {
     }
 }
 
+/// The changes of the commits published together, one per table (the
+/// reader would merge them anyway; merged, they wake it once).
+#[derive(Default)]
+struct Merged {
+    everything: bool,
+    /// `None`: the whole table.
+    tables: Vec<(&'static str, Option<Vec<serde_json::Value>>)>,
+}
+
+impl Merged {
+    fn add(&mut self, change: Change) {
+        let (table, keys) = match change {
+            Change::Everything => {
+                self.everything = true;
+                return;
+            }
+            Change::Table { table } => (table, None),
+            Change::Rows { table, keys } => (table, Some(keys)),
+        };
+        match self.tables.iter_mut().find(|(t, _)| *t == table) {
+            None => self.tables.push((table, keys)),
+            Some((_, held)) => match (held.as_mut(), keys) {
+                (Some(held), Some(keys)) => held.extend(keys),
+                _ => *held = None,
+            },
+        }
+    }
+
+    fn into_changes(self) -> Vec<Change> {
+        if self.everything {
+            return vec![Change::Everything];
+        }
+        self.tables
+            .into_iter()
+            .map(|(table, keys)| match keys {
+                Some(keys) => Change::Rows { table, keys },
+                None => Change::Table { table },
+            })
+            .collect()
+    }
+}
+
 #[derive(diesel::QueryableByName)]
 struct Running {
     #[diesel(sql_type = diesel::sql_types::Bool)]
@@ -442,44 +487,77 @@ impl Session<'_> {
                         return Ok(ended);
                     }
                 }
-                event = client.recv() => match event? {
-                    Some(ReplicationEvent::Begin { xid, .. }) => {
-                        open = Some(xid);
-                        self.decoder.begin();
-                    }
-                    Some(ReplicationEvent::XLogData { data, .. }) => {
-                        if let Err(err) = self.decoder.message(data) {
-                            self.metrics.notifications_malformed.inc();
-                            tracing::warn!(error = %err, "unusable change in the replication stream; refreshing everything");
+                event = client.recv() => {
+                    // Then whatever else is ready, without going round the
+                    // select (and its timers) per message.
+                    let mut event = event?;
+                    for _ in 0..BURST {
+                        if let Some(ended) = self
+                            .on_event(event, &mut open, &mut unseen, &mut emitted, shutdown)
+                            .await?
+                        {
+                            return Ok(ended);
+                        }
+                        match client.recv().now_or_never() {
+                            Some(next) => event = next?,
+                            None => break,
                         }
                     }
-                    Some(ReplicationEvent::Commit { end_lsn, .. }) => {
-                        self.metrics.capture_transactions.inc();
-                        let changes = self.decoder.commit();
-                        unseen.push(open.take().filter(|_| !changes.is_empty()), changes, end_lsn);
-                        if unseen.due() {
-                            self.publish(&mut unseen, &mut emitted, shutdown).await?;
-                        }
-                    }
-                    Some(ReplicationEvent::KeepAlive { wal_end, .. }) => {
-                        // Everything before a keepalive was sent before it:
-                        // between transactions, its position is handled
-                        // once what came before is.
-                        if open.is_none() {
-                            unseen.push(None, Vec::new(), wal_end);
-                        }
-                    }
-                    Some(ReplicationEvent::Message { .. }) => {}
-                    Some(ReplicationEvent::StoppedAt { .. }) | None => {
-                        tracing::warn!("the replication stream ended");
-                        return Ok(Ended::Lost);
-                    }
-                },
+                }
                 () = tokio::time::sleep_until(unseen.check_at()), if !unseen.is_empty() => {
                     self.publish(&mut unseen, &mut emitted, shutdown).await?;
                 }
             }
         }
+    }
+
+    /// One event of the replication stream; `Some` when the stream ended.
+    async fn on_event(
+        &mut self,
+        event: Option<ReplicationEvent>,
+        open: &mut Option<u32>,
+        unseen: &mut Unseen,
+        emitted: &mut Lsn,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Option<Ended>, CaptureError> {
+        match event {
+            Some(ReplicationEvent::Begin { xid, .. }) => {
+                *open = Some(xid);
+                self.decoder.begin();
+            }
+            Some(ReplicationEvent::XLogData { data, .. }) => {
+                if let Err(err) = self.decoder.message(data) {
+                    self.metrics.notifications_malformed.inc();
+                    tracing::warn!(error = %err, "unusable change in the replication stream; refreshing everything");
+                }
+            }
+            Some(ReplicationEvent::Commit { end_lsn, .. }) => {
+                self.metrics.capture_transactions.inc();
+                let changes = self.decoder.commit();
+                unseen.push(
+                    open.take().filter(|_| !changes.is_empty()),
+                    changes,
+                    end_lsn,
+                );
+                if unseen.due() {
+                    self.publish(unseen, emitted, shutdown).await?;
+                }
+            }
+            Some(ReplicationEvent::KeepAlive { wal_end, .. }) => {
+                // Everything before a keepalive was sent before it: between
+                // transactions, its position is handled once what came
+                // before is.
+                if open.is_none() {
+                    unseen.push(None, Vec::new(), wal_end);
+                }
+            }
+            Some(ReplicationEvent::Message { .. }) => {}
+            Some(ReplicationEvent::StoppedAt { .. }) | None => {
+                tracing::warn!("the replication stream ended");
+                return Ok(Some(Ended::Lost));
+            }
+        }
+        Ok(None)
     }
 
     /// Hands the unseen commits' changes to the hub once every one of them
@@ -520,12 +598,16 @@ impl Session<'_> {
             }
             pause = (pause * 2).min(Duration::from_millis(50));
         }
+        let mut changes = Merged::default();
         for commit in unseen.commits.drain(..) {
             for change in commit.changes {
                 self.metrics.notifications.inc();
-                self.hub.changed(change);
+                changes.add(change);
             }
             *emitted = (*emitted).max(commit.end);
+        }
+        for change in changes.into_changes() {
+            self.hub.changed(change);
         }
         unseen.since = None;
         Ok(())
@@ -566,6 +648,43 @@ impl Session<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changes_published_together_merge_per_table() {
+        use serde_json::json;
+        let mut m = Merged::default();
+        m.add(Change::Rows {
+            table: "items",
+            keys: vec![json!(1)],
+        });
+        m.add(Change::Rows {
+            table: "tasks",
+            keys: vec![json!(2)],
+        });
+        m.add(Change::Rows {
+            table: "items",
+            keys: vec![json!(3)],
+        });
+        m.add(Change::Table { table: "tasks" });
+        m.add(Change::Rows {
+            table: "tasks",
+            keys: vec![json!(4)],
+        });
+        assert_eq!(
+            m.into_changes(),
+            vec![
+                Change::Rows {
+                    table: "items",
+                    keys: vec![json!(1), json!(3)]
+                },
+                Change::Table { table: "tasks" },
+            ]
+        );
+        let mut m = Merged::default();
+        m.add(Change::Table { table: "items" });
+        m.add(Change::Everything);
+        assert_eq!(m.into_changes(), vec![Change::Everything]);
+    }
 
     #[test]
     fn urls_become_replication_configs() {
