@@ -12,6 +12,29 @@ use crate::connections::ConnLimits;
 use crate::engine::EngineLimits;
 use crate::session::SessionLimits;
 
+/// How pglive learns which rows changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum CaptureMode {
+    /// Statement-level triggers NOTIFY; one LISTEN connection (the default:
+    /// needs no server configuration, costs writers NOTIFY's commit lock).
+    #[default]
+    Notify,
+    /// Logical replication (pgoutput) through a slot pglive owns; the
+    /// triggers are detached, so writers pay nothing. Needs `wal_level =
+    /// logical` and a role with the REPLICATION attribute.
+    Wal,
+}
+
+impl CaptureMode {
+    /// The name the database's `pglive_capture_mode()` uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaptureMode::Notify => "notify",
+            CaptureMode::Wal => "wal",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -32,6 +55,11 @@ pub struct Cli {
 pub enum Command {
     /// Apply pending migrations and exit.
     Migrate,
+    /// Manage the replication slot of WAL capture.
+    Slot {
+        #[command(subcommand)]
+        action: SlotAction,
+    },
     /// Print a token signed with --jwt-secret, for development and scripts.
     Token(TokenArgs),
 }
@@ -53,6 +81,14 @@ pub struct TokenArgs {
     pub ttl_secs: u64,
 }
 
+#[derive(Debug, Clone, Subcommand)]
+pub enum SlotAction {
+    /// Drop pglive's replication slot (`--slot-name`), releasing the WAL it
+    /// retains. Refused while a pglive is reading from it. The next start
+    /// with `--capture wal` creates a new slot and resyncs every client.
+    Drop,
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
     /// PostgreSQL connection URL.
@@ -61,6 +97,20 @@ pub struct Config {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "PGLIVE_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
+    /// Change capture: `notify` (triggers and LISTEN) or `wal` (logical
+    /// replication: writers pay nothing; needs `wal_level = logical`).
+    #[arg(
+        long,
+        env = "PGLIVE_CAPTURE",
+        value_enum,
+        default_value = "notify",
+        global = true
+    )]
+    pub capture: CaptureMode,
+    /// Replication slot of WAL capture (default: `pglive_<database>`). Every
+    /// pglive server reading the same database needs a slot of its own.
+    #[arg(long, env = "PGLIVE_SLOT_NAME", global = true)]
+    pub slot_name: Option<String>,
     /// Apply pending migrations before serving.
     #[arg(long, env = "PGLIVE_MIGRATE")]
     pub migrate: bool,

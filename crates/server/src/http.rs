@@ -49,7 +49,10 @@ async fn ready(hub: Hub, status: Arc<CaptureStatus>) -> Response {
             .map_err(|e| e.to_string())
     };
     match tokio::time::timeout(Duration::from_secs(2), probe).await {
-        Ok(Ok(())) => warp::reply::with_status("ready\n", StatusCode::OK).into_response(),
+        Ok(Ok(())) => {
+            warp::reply::with_status(format!("ready: {}\n", status.describe()), StatusCode::OK)
+                .into_response()
+        }
         Ok(Err(err)) => {
             tracing::debug!(error = %err, "readiness probe failed");
             warp::reply::with_status(

@@ -27,8 +27,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_util::task::TaskTracker;
 
-use crate::capture::CaptureStatus;
-use crate::config::Config;
+use crate::capture::{CaptureError, CaptureStatus};
+use crate::config::{CaptureMode, Config};
 use crate::engine::Hub;
 use crate::http::HttpContext;
 use crate::metrics::Metrics;
@@ -54,6 +54,8 @@ pub enum ServerError {
     Db(#[from] db::DbError),
     #[error(transparent)]
     Auth(#[from] auth::AuthSetupError),
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
 }
 
 /// Serves until `shutdown` completes: then stops accepting, closes every
@@ -79,13 +81,58 @@ pub async fn run(
     // Flips to true once, when shutdown begins. Every session and the
     // capture task hold a receiver; the sender lives in the shutdown future.
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let status = Arc::new(CaptureStatus::default());
-    let capture = tokio::spawn(capture::listener::run(
-        url,
-        hub.clone(),
-        Arc::clone(&status),
-        shutdown_rx.clone(),
-    ));
+    let (status, capture) = match config.capture {
+        CaptureMode::Notify => {
+            capture::listener::check(&url).await?;
+            let status = Arc::new(CaptureStatus::new(CaptureMode::Notify, None));
+            let task = tokio::spawn(capture::listener::run(
+                url,
+                hub.clone(),
+                Arc::clone(&status),
+                shutdown_rx.clone(),
+            ));
+            (status, task)
+        }
+        CaptureMode::Wal => {
+            let settings = capture::wal::Settings::new(&url, config.slot_name.as_deref())?;
+            // Configuration mistakes stop the server here, with their
+            // message; a database not reachable yet is retried by the task.
+            // (Bounded: creating the slot waits for the transactions
+            // running now; the task goes on waiting while the server serves
+            // and reports not ready.)
+            let prepared = match tokio::time::timeout(
+                Duration::from_secs(10),
+                capture::wal::prepare(&settings, false),
+            )
+            .await
+            {
+                Ok(Ok(control)) => Some(control),
+                Ok(Err(err)) if err.is_fatal() => return Err(err.into()),
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "cannot prepare WAL capture yet; retrying in the background");
+                    None
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        "WAL capture is still preparing (waiting for running transactions?); continuing in the background"
+                    );
+                    None
+                }
+            };
+            let status = Arc::new(CaptureStatus::new(
+                CaptureMode::Wal,
+                Some(settings.slot().to_owned()),
+            ));
+            let task = tokio::spawn(capture::wal::run(
+                settings,
+                prepared,
+                hub.clone(),
+                Arc::clone(&status),
+                shutdown_rx.clone(),
+            ));
+            (status, task)
+        }
+    };
 
     let health = health::Health::default();
     let health_task = tokio::spawn(health::run(
@@ -156,6 +203,18 @@ pub async fn run(
     let _ = health_task.await;
     hub.stop(DRAIN_TIMEOUT).await;
     Ok(())
+}
+
+/// `pglive slot drop`: drops WAL capture's replication slot (the one
+/// `config` names, else `pglive_<database>`). Returns its name, and whether
+/// it existed.
+pub async fn drop_slot(config: &Config) -> Result<(String, bool), ServerError> {
+    let url = config
+        .database_url
+        .as_deref()
+        .ok_or(ServerError::NoDatabaseUrl)?;
+    let (slot, dropped) = capture::slot::drop_for(url, config.slot_name.as_deref()).await?;
+    Ok((slot, dropped == capture::slot::Dropped::Dropped))
 }
 
 #[cfg(test)]

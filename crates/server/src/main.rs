@@ -1,6 +1,6 @@
 use anyhow::Context;
 use clap::Parser;
-use pglive_server::config::{Cli, Command, LogFormat};
+use pglive_server::config::{Cli, Command, LogFormat, SlotAction};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -35,6 +35,19 @@ async fn main() -> anyhow::Result<()> {
                 applied.len(),
                 applied.join(", ")
             );
+        }
+        return Ok(());
+    }
+
+    if let Some(Command::Slot {
+        action: SlotAction::Drop,
+    }) = cli.command
+    {
+        let (slot, dropped) = pglive_server::drop_slot(&config).await?;
+        if dropped {
+            println!("dropped replication slot {slot}");
+        } else {
+            println!("no replication slot {slot}");
         }
         return Ok(());
     }

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub notifications_malformed: Counter,
     pub capture_up: Gauge,
     pub capture_reconnects: Counter,
+    pub capture_transactions: Counter,
+    pub capture_slot_lag_bytes: Gauge,
     pub refreshes: Counter,
     pub refreshes_keyed: Counter,
     pub refresh_errors: Counter,
@@ -66,6 +68,10 @@ impl Default for Metrics {
             "Active subscriptions over all connections.",
         );
         let capture_up = gauge("capture_up", "1 while change capture is connected.");
+        let capture_slot_lag_bytes = gauge(
+            "capture_slot_lag_bytes",
+            "WAL capture: bytes of WAL the replication slot retains (written since its confirmed position), measured every 5 s.",
+        );
         let rows_held = gauge("rows_held", "Rows all groups hold in memory together.");
         let history_bytes = gauge(
             "history_bytes",
@@ -90,6 +96,10 @@ impl Default for Metrics {
         let capture_reconnects = counter(
             "capture_reconnects",
             "Change capture connections re-established after a loss.",
+        );
+        let capture_transactions = counter(
+            "capture_transactions",
+            "WAL capture: committed transactions read from the replication stream.",
         );
         let refreshes = counter(
             "refreshes",
@@ -150,6 +160,8 @@ impl Default for Metrics {
             notifications_malformed,
             capture_up,
             capture_reconnects,
+            capture_transactions,
+            capture_slot_lag_bytes,
             refreshes,
             refreshes_keyed,
             refresh_errors,

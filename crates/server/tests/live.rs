@@ -1,19 +1,27 @@
-//! The live engine end to end: real PostgreSQL, a real server, real WebSockets.
+//! The live engine end to end: real PostgreSQL, a real server, real
+//! WebSockets; every test runs once per capture mode.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 use std::time::Duration;
 
 use pglive_schema::Item;
-use pglive_testkit::{Client, TestDb, TestServer, fresh};
+use pglive_testkit::{CaptureMode, Client, TestDb, TestServer, fresh, in_both_modes};
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn snapshot_then_diffs() {
+in_both_modes!(
+    snapshot_then_diffs,
+    fifty_clients_one_query_one_refresh,
+    unsubscribe_and_disconnect_clean_up,
+    burst_of_writes_coalesces,
+    one_read_per_write_across_filtered_groups,
+);
+
+async fn snapshot_then_diffs(mode: CaptureMode) {
     let db = TestDb::new().await;
     db.exec("INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 10) g")
         .await;
-    let server = TestServer::start(&db).await;
+    let server = TestServer::start_in(&db, mode).await;
     let mut c = Client::connect(&server).await;
     c.subscribe("all", json!({"table":"items"})).await;
     assert!(c.until(|c| c.rows("all").len() == 10).await);
@@ -28,12 +36,11 @@ async fn snapshot_then_diffs() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_clients_one_query_one_refresh() {
+async fn fifty_clients_one_query_one_refresh(mode: CaptureMode) {
     let db = TestDb::new().await;
     db.exec("INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 100) g")
         .await;
-    let server = TestServer::start(&db).await;
+    let server = TestServer::start_in(&db, mode).await;
     let mut clients = Vec::new();
     for _ in 0..50 {
         let mut c = Client::connect(&server).await;
@@ -68,10 +75,9 @@ async fn fifty_clients_one_query_one_refresh() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unsubscribe_and_disconnect_clean_up() {
+async fn unsubscribe_and_disconnect_clean_up(mode: CaptureMode) {
     let db = TestDb::new().await;
-    let server = TestServer::start(&db).await;
+    let server = TestServer::start_in(&db, mode).await;
     let mut a = Client::connect(&server).await;
     let mut b = Client::connect(&server).await;
     a.subscribe("x", json!({"table":"items"})).await;
@@ -103,12 +109,11 @@ async fn unsubscribe_and_disconnect_clean_up() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn burst_of_writes_coalesces() {
+async fn burst_of_writes_coalesces(mode: CaptureMode) {
     let db = TestDb::new().await;
     db.exec("INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 200) g")
         .await;
-    let server = TestServer::start(&db).await;
+    let server = TestServer::start_in(&db, mode).await;
     let mut clients = Vec::new();
     for _ in 0..100 {
         let mut c = Client::connect(&server).await;
@@ -163,11 +168,10 @@ async fn burst_of_writes_coalesces() {
 
 /// Many filtered subscriptions on one table: a write costs one keyed read in
 /// total (not one per group), and only the groups it concerns hear of it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_read_per_write_across_filtered_groups() {
+async fn one_read_per_write_across_filtered_groups(mode: CaptureMode) {
     let db = TestDb::new().await;
     db.exec("INSERT INTO tasks (title, assignee) SELECT 't' || g, 'user-' || (g % 40) FROM generate_series(1, 200) g").await;
-    let server = TestServer::start(&db).await;
+    let server = TestServer::start_in(&db, mode).await;
     let mut clients = Vec::new();
     for i in 0..40 {
         let mut c = Client::connect(&server).await;

@@ -6,6 +6,8 @@
 //! its query (SQL written independently of the server's), row for row and in
 //! order.
 //!
+//! It runs once per capture mode.
+//!
 //! Seeds: `PGLIVE_PROPTEST_SEEDS=1,2,3` to replay; otherwise two random seeds,
 //! printed so that a failure can be replayed.
 
@@ -17,7 +19,7 @@ use futures_util::future::BoxFuture;
 use pglive_schema::live::{Listed, TableVisitor};
 use pglive_schema::tables::visit_tables;
 use pglive_testkit::random::{self, Spec};
-use pglive_testkit::{Client, TestDb, TestServer, fresh};
+use pglive_testkit::{CaptureMode, Client, TestDb, TestServer, fresh, in_both_modes};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -60,9 +62,9 @@ fn seeds() -> Vec<u64> {
     }
 }
 
-async fn converge(table: &Table, all: &[Table], seed: u64) {
+async fn converge(table: &Table, all: &[Table], seed: u64, mode: CaptureMode) {
     let db = TestDb::new().await;
-    let server = TestServer::start(&db).await;
+    let server = TestServer::start_in(&db, mode).await;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut conn = db.conn().await;
     // Rows in every table, in declaration order so that references to
@@ -122,13 +124,14 @@ async fn converge(table: &Table, all: &[Table], seed: u64) {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_table_converges_under_random_writes() {
+in_both_modes!(every_table_converges_under_random_writes);
+
+async fn every_table_converges_under_random_writes(mode: CaptureMode) {
     let all = tables();
     for seed in seeds() {
-        println!("seed {seed}");
+        println!("seed {seed} ({mode:?} capture)");
         for table in &all {
-            converge(table, &all, seed).await;
+            converge(table, &all, seed, mode).await;
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Failure modes: slow clients, a lost LISTEN connection, bad input, shutdown.
+//! Failure modes: slow clients, a lost capture connection (in both capture
+//! modes), bad input, shutdown.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
@@ -8,7 +9,7 @@ use diesel_async::SimpleAsyncConnection;
 use futures_util::StreamExt;
 use pglive_schema::Item;
 use pglive_server::config::Config;
-use pglive_testkit::{Client, TestDb, TestServer, fresh, fresh_json};
+use pglive_testkit::{CaptureMode, Client, TestDb, TestServer, fresh, fresh_json, in_both_modes};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -161,12 +162,16 @@ async fn a_stuck_client_is_closed() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn listener_loss_is_survived() {
+in_both_modes!(capture_loss_is_survived);
+
+/// Capture's connection is killed during writes (the listener's backend,
+/// or WAL capture's walsender): it reconnects, resyncs, and every client
+/// converges.
+async fn capture_loss_is_survived(mode: CaptureMode) {
     let db = TestDb::new().await;
     db.exec("INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 50) g")
         .await;
-    let server = TestServer::start(&db).await;
+    let server = TestServer::start_in(&db, mode).await;
     let mut clients = Vec::new();
     for _ in 0..5 {
         let mut c = Client::connect(&server).await;
@@ -200,11 +205,13 @@ async fn listener_loss_is_survived() {
         })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let killed = fresh_json(&db, "SELECT pg_terminate_backend(pid) AS k FROM pg_stat_activity WHERE application_name = 'pglive_listener' AND datname = current_database()").await;
+    // WAL capture's control connection has the same name; the walsender
+    // is the one to kill.
+    let killed = fresh_json(&db, "SELECT pg_terminate_backend(pid) AS k FROM pg_stat_activity WHERE application_name IN ('pglive_listener', 'pglive_wal') AND datname = current_database() AND (backend_type = 'walsender' OR application_name = 'pglive_listener')").await;
     assert_eq!(
         killed,
         vec![json!({"k": true})],
-        "the listener's backend was found and killed"
+        "capture's backend was found and killed"
     );
     writer.await.unwrap();
     let want = fresh::<Item>(&db, "SELECT * FROM items ORDER BY name DESC, id DESC").await;

@@ -1,6 +1,8 @@
 //! The change-capture trigger: every statement kind on every demo table sends
 //! the documented payload, large statements fall back to a keyless payload,
-//! and migrations run up, down and up again.
+//! the generated trigger functions build no SQL at run time, the capture
+//! mode switch moves tables between the triggers and the publication, and
+//! migrations run up, down and up again.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
@@ -59,21 +61,20 @@ async fn every_operation(table: &str, insert: &str) {
         payload(table, "INSERT", json!([2]), Value::Null)
     );
 
-    // One statement, several rows: one notice with every key.
+    // One statement, several rows: one notice with every key. No key
+    // changed, so the old keys are not repeated.
     db.exec(&format!("UPDATE {table} SET created_at = now()"))
         .await;
     let mut got = l.next().await;
-    for k in ["keys", "old_keys"] {
-        let mut keys: Vec<i64> = got[k]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap())
-            .collect();
-        keys.sort();
-        got[k] = json!(keys);
-    }
-    assert_eq!(got, payload(table, "UPDATE", json!([1, 2]), json!([1, 2])));
+    let mut keys: Vec<i64> = got["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    keys.sort();
+    got["keys"] = json!(keys);
+    assert_eq!(got, payload(table, "UPDATE", json!([1, 2]), Value::Null));
 
     // A primary-key change reports the old and the new key.
     db.exec(&format!("UPDATE {table} SET id = 100 WHERE id = 1"))
@@ -258,4 +259,101 @@ async fn tables_without_one_usable_key_are_refused_clearly() {
     assert!(err.contains("not a unique NOT NULL key"), "{err}");
     let err = db.exec_err("SELECT pglive_watch('loose', 'nope')").await;
     assert!(err.contains("has no column"), "{err}");
+}
+
+/// The generated per-table functions carry their SQL statically: nothing is
+/// built with EXECUTE when a statement fires them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trigger_functions_are_static_sql() {
+    let db = TestDb::new().await;
+    let fns = pglive_testkit::fresh_json(
+        &db,
+        "SELECT w.tbl::text AS tbl, p.prosrc FROM pglive_watched w \
+           JOIN pg_proc p ON p.oid = (w.notify_function || '()')::regprocedure ORDER BY 1",
+    )
+    .await;
+    assert_eq!(fns.len(), 3);
+    for f in fns {
+        let src = f["prosrc"].as_str().unwrap();
+        assert!(!src.contains("EXECUTE"), "{}: {src}", f["tbl"]);
+        assert!(src.contains("FROM pglive_new"), "{src}");
+    }
+    // A key change among unchanged keys still names the old key.
+    let mut l = Listener::new(&db).await;
+    db.exec("INSERT INTO items (name) VALUES ('a'), ('b')")
+        .await;
+    l.next().await;
+    db.exec("UPDATE items SET id = CASE id WHEN 1 THEN 7 ELSE id END")
+        .await;
+    let got = l.next().await;
+    let mut old: Vec<i64> = got["old_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    old.sort();
+    assert_eq!(old, vec![1, 2]);
+}
+
+/// `pglive_capture_mode` moves every watched table between the triggers
+/// (notify) and the publication (wal), and `pglive_watch`/`pglive_unwatch`
+/// follow the mode. A table keyed by a unique column without a primary key
+/// gets that column's index as replica identity, so its writers keep
+/// working once it is published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_mode_moves_tables_between_triggers_and_publication() {
+    let db = TestDb::new().await;
+    let published = "SELECT coalesce(json_agg(tablename ORDER BY tablename), '[]') AS tables FROM pg_publication_tables WHERE pubname = 'pglive'";
+    let triggers = "SELECT count(*)::int AS n FROM pg_trigger WHERE tgname IN ('pglive_insert', 'pglive_update', 'pglive_delete', 'pglive_truncate')";
+    db.exec("SELECT pglive_capture_mode('wal')").await;
+    assert_eq!(
+        pglive_testkit::fresh_json(&db, triggers).await,
+        vec![json!({"n": 0})]
+    );
+    db.exec(
+        "CREATE TABLE coded (code text NOT NULL UNIQUE, v int); SELECT pglive_watch('coded', 'code');
+         INSERT INTO coded VALUES ('a', 1); UPDATE coded SET v = 2; DELETE FROM coded",
+    )
+    .await;
+    assert_eq!(
+        pglive_testkit::fresh_json(&db, published).await,
+        vec![json!({"tables": ["coded", "comments", "items", "tasks"]})]
+    );
+    assert_eq!(
+        pglive_testkit::fresh_json(
+            &db,
+            "SELECT relreplident::text AS r FROM pg_class WHERE relname = 'coded'"
+        )
+        .await,
+        vec![json!({"r": "i"})]
+    );
+    db.exec("SELECT pglive_unwatch('tasks')").await;
+    assert_eq!(
+        pglive_testkit::fresh_json(&db, published).await,
+        vec![json!({"tables": ["coded", "comments", "items"]})]
+    );
+    // Writers fire nothing in WAL mode.
+    let mut l = Listener::new(&db).await;
+    db.exec("INSERT INTO items (name) VALUES ('quiet')").await;
+    l.none().await;
+
+    let previous =
+        pglive_testkit::fresh_json(&db, "SELECT pglive_capture_mode('notify') AS p").await;
+    assert_eq!(previous, vec![json!({"p": "wal"})]);
+    assert_eq!(
+        pglive_testkit::fresh_json(&db, triggers).await,
+        vec![json!({"n": 12})]
+    );
+    assert_eq!(
+        pglive_testkit::fresh_json(&db, "SELECT count(*)::int AS n FROM pg_publication").await,
+        vec![json!({"n": 0})]
+    );
+    db.exec("INSERT INTO coded VALUES ('b', 1)").await;
+    assert_eq!(
+        l.next().await,
+        payload("coded", "INSERT", json!(["b"]), Value::Null)
+    );
+    let err = db.exec_err("SELECT pglive_capture_mode('both')").await;
+    assert!(err.contains("must be 'notify' or 'wal'"), "{err}");
 }

@@ -210,14 +210,59 @@ impl Drop for TestDb {
                 .unwrap();
             rt.block_on(async {
                 if let Ok(mut conn) = AsyncPgConnection::establish(&admin).await {
-                    let _ = conn
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
+                    drop_database(&mut conn, &name).await;
                 }
             });
         })
         .join();
     }
+}
+
+/// Drops database `name`, and first its replication slots (WAL capture
+/// makes one; PostgreSQL refuses to drop a database that has any, and they
+/// count against the cluster's `max_replication_slots`). A slot still read
+/// by a walsender is freed by ending that walsender.
+pub async fn drop_database(conn: &mut AsyncPgConnection, name: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let _ = conn
+            .batch_execute(&format!(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+                  WHERE database = '{name}' AND active_pid IS NOT NULL; \
+                 SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                  WHERE database = '{name}' AND NOT active"
+            ))
+            .await;
+        match conn
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await
+        {
+            Ok(()) => return,
+            Err(err) if std::time::Instant::now() < deadline => {
+                let _ = err;
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(err) => {
+                eprintln!("testkit: could not drop database {name}: {err}");
+                return;
+            }
+        }
+    }
+}
+
+/// Whether the test cluster can run WAL capture (`wal_level = logical`,
+/// which `dev/pg.sh` sets).
+pub async fn wal_level_is_logical() -> bool {
+    let mut conn = AsyncPgConnection::establish(&cluster().await.admin)
+        .await
+        .unwrap();
+    let level: String = diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+        "current_setting('wal_level')",
+    ))
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    level == "logical"
 }
 
 /// A query's fresh result straight from PostgreSQL, decoded as table `T`'s

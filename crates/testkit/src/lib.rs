@@ -9,17 +9,46 @@
 //!   as the contract's `ServerMessage` and keeps each subscription's rows by
 //!   applying snapshots and diffs with the server's own `diff::apply`.
 //!
+//! - [`ServerProcess`]: the `pglive` binary as a child process (to kill it),
+//!   and [`PrivateCluster`]: a PostgreSQL of the test's own (to restart it).
+//! - [`in_both_modes!`]: runs a live test once per capture mode.
+//!
 //! Everything here panics on failure: it is for tests, which fail loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod client;
 mod db;
+mod process;
 pub mod random;
 mod server;
 
 pub use client::{Client, Sub, Ws};
-pub use db::{TestDb, admin_url, fresh, fresh_as, fresh_at, fresh_json, repo_root, with_db};
-pub use server::TestServer;
+pub use db::{
+    TestDb, admin_url, drop_database, fresh, fresh_as, fresh_at, fresh_json, repo_root,
+    wal_level_is_logical, with_db,
+};
+pub use pglive_server::config::CaptureMode;
+pub use process::{PrivateCluster, ServerProcess, run_command};
+pub use server::{TestServer, config_in};
+
+/// Runs each named `async fn test(mode: CaptureMode)` twice, as the tests
+/// `test::notify` and `test::wal`: both capture modes must pass the same
+/// live suites, and nothing after capture may tell them apart.
+#[macro_export]
+macro_rules! in_both_modes {
+    ($($test:ident),+ $(,)?) => {$(
+        mod $test {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn notify() {
+                super::$test($crate::CaptureMode::Notify).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn wal() {
+                super::$test($crate::CaptureMode::Wal).await
+            }
+        }
+    )+};
+}
 
 /// How long a test waits for something that should happen.
 pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pglive_server::config::Config;
+use pglive_server::config::{CaptureMode, Config};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
@@ -18,9 +18,32 @@ pub struct TestServer {
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// The server's configuration for `db` with capture `mode` (every other
+/// setting at its default).
+pub fn config_in(db: &TestDb, mode: CaptureMode) -> Config {
+    let mut config = Config::new(db.url.clone());
+    config.capture = mode;
+    config
+}
+
 impl TestServer {
     pub async fn start(db: &TestDb) -> TestServer {
         TestServer::with_config(Config::new(db.url.clone())).await
+    }
+
+    /// The server on `db` with capture `mode`.
+    pub async fn start_in(db: &TestDb, mode: CaptureMode) -> TestServer {
+        TestServer::with_config(config_in(db, mode)).await
+    }
+
+    /// A handle on a server that runs elsewhere (another process): HTTP
+    /// helpers only; `stop` does nothing.
+    pub fn external(addr: SocketAddr) -> TestServer {
+        TestServer {
+            addr,
+            stop: None,
+            task: None,
+        }
     }
 
     pub async fn with_config(mut config: Config) -> TestServer {
@@ -35,7 +58,7 @@ impl TestServer {
             .await
             .expect("server run");
         });
-        let server = TestServer {
+        let mut server = TestServer {
             addr,
             stop: Some(stop),
             task: Some(task),
@@ -44,11 +67,18 @@ impl TestServer {
         server
     }
 
-    pub async fn wait_ready(&self) {
+    pub async fn wait_ready(&mut self) {
         let deadline = tokio::time::Instant::now() + TIMEOUT;
         loop {
             if self.get("/readyz").await.0 == 200 {
                 return;
+            }
+            // A server that refused to start: show why.
+            if self.task.as_ref().is_some_and(|t| t.is_finished()) {
+                if let Some(task) = self.task.take() {
+                    task.await.unwrap();
+                }
+                panic!("the server stopped before it was ready");
             }
             assert!(
                 tokio::time::Instant::now() < deadline,

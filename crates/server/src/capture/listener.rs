@@ -15,7 +15,8 @@ use futures_util::StreamExt;
 use pglive_schema::notice::{CHANNEL, ChangeNotice};
 use tokio::sync::watch;
 
-use super::CaptureStatus;
+use super::{CaptureError, CaptureStatus, mode};
+use crate::config::CaptureMode;
 use crate::engine::{Change, Hub};
 use crate::metrics::Metrics;
 
@@ -116,6 +117,13 @@ pub async fn run(
                     break;
                 }
             }
+            // Another server switched the database to WAL capture and is
+            // still connected: the triggers are detached, so this server
+            // would hear nothing. Stay down (and /readyz at 503) until the
+            // fleet agrees.
+            Err(err) if err.is_fatal() => {
+                tracing::error!(error = %err, "NOTIFY capture cannot start");
+            }
             Err(err) => tracing::warn!(error = %err, "listener cannot connect"),
         }
         let delay = backoff.next().unwrap_or(Duration::from_secs(10));
@@ -127,12 +135,27 @@ pub async fn run(
     tracing::debug!("listener stopped");
 }
 
-async fn connect(url: &str) -> Result<AsyncPgConnection, diesel::ConnectionError> {
+/// Connects, makes sure the database is in NOTIFY mode (the triggers
+/// attached; see `mode`), and listens.
+async fn connect(url: &str) -> Result<AsyncPgConnection, CaptureError> {
     let mut conn = AsyncPgConnection::establish(url).await?;
-    conn.batch_execute(&format!("LISTEN {CHANNEL}"))
-        .await
-        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+    mode::ensure(&mut conn, CaptureMode::Notify).await?;
+    conn.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
     Ok(conn)
+}
+
+/// One attempt at start: a configuration mistake (a WAL server on the same
+/// database) stops the server with its message; a database that cannot be
+/// reached yet is left to the listener's retries.
+pub async fn check(database_url: &str) -> Result<(), CaptureError> {
+    match connect(&listener_url(database_url)).await {
+        Err(err) if err.is_fatal() => Err(err),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot prepare NOTIFY capture yet; retrying in the background");
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -122,6 +122,23 @@ impl Hub {
         }
     }
 
+    /// Completes once every table's reader has handled every change reported
+    /// before this call: read the changed rows and offered them to the
+    /// groups, or told them to re-run. Later changes do not delay it. WAL
+    /// capture confirms a commit to its replication slot only after this,
+    /// so a restart never skips a change that clients had not been sent.
+    pub fn settled(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let tables: Vec<_> = self
+            .inner
+            .registry
+            .engines()
+            .map(|engine| engine.settled())
+            .collect();
+        async move {
+            futures_util::future::join_all(tables).await;
+        }
+    }
+
     /// Stops the engine's tasks and waits for them, up to `timeout`. Groups
     /// end when their last member leaves; readers stop at once.
     pub async fn stop(&self, timeout: Duration) {

@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures_util::StreamExt;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use super::group::{Batch, Groups};
 use super::reads::{ReadError, Reads};
@@ -26,6 +26,9 @@ use super::table::{Key, LiveTable};
 struct Pending<K> {
     all: bool,
     keys: HashSet<K>,
+    /// Changes recorded since the reader started (never reset): what
+    /// [`ReaderShared::settled`] waits for.
+    marked: u64,
 }
 
 impl<K> Default for Pending<K> {
@@ -33,6 +36,7 @@ impl<K> Default for Pending<K> {
         Pending {
             all: false,
             keys: HashSet::new(),
+            marked: 0,
         }
     }
 }
@@ -44,6 +48,11 @@ pub struct ReaderShared<T: LiveTable> {
     /// Wakes the reader; one stored permit coalesces any number of changes
     /// that arrive during a read into one follow-up read.
     wake: Notify,
+    /// How many recorded changes the reader has handled (read and offered
+    /// to the groups, or passed on as "re-run"). Written only by the reader
+    /// task, watched by [`ReaderShared::settled`]; it closes when this
+    /// shared state is dropped with the engine.
+    handled: watch::Sender<u64>,
     max_keys: usize,
 }
 
@@ -60,6 +69,7 @@ impl<T: LiveTable> ReaderShared<T> {
         ReaderShared {
             pending: Mutex::new(Pending::default()),
             wake: Notify::new(),
+            handled: watch::Sender::new(0),
             max_keys,
         }
     }
@@ -74,6 +84,7 @@ impl<T: LiveTable> ReaderShared<T> {
     pub fn mark(&self, keys: impl IntoIterator<Item = Key<T>>) {
         {
             let mut pending = self.lock();
+            pending.marked += 1;
             if !pending.all {
                 pending.keys.extend(keys);
                 if pending.keys.len() > self.max_keys {
@@ -89,14 +100,47 @@ impl<T: LiveTable> ReaderShared<T> {
     pub fn mark_all(&self) {
         {
             let mut pending = self.lock();
+            pending.marked += 1;
             pending.all = true;
             pending.keys = HashSet::new();
         }
         self.wake.notify_one();
     }
 
-    fn take(&self) -> Pending<Key<T>> {
-        std::mem::take(&mut *self.lock())
+    /// Takes the pending work, and how many changes it covers.
+    fn take(&self) -> (Pending<Key<T>>, u64) {
+        let mut pending = self.lock();
+        let marked = pending.marked;
+        let taken = Pending {
+            all: std::mem::take(&mut pending.all),
+            keys: std::mem::take(&mut pending.keys),
+            marked,
+        };
+        (taken, marked)
+    }
+
+    /// Completes once the reader has handled every change recorded before
+    /// this call: their rows were read and offered to the groups (or the
+    /// groups told to re-run). Changes recorded later do not delay it, so it
+    /// completes under a steady stream of writes too. WAL capture confirms
+    /// a position to its replication slot only after this.
+    pub fn settled(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let target = self.lock().marked;
+        let mut handled = self.handled.subscribe();
+        async move {
+            // Closed only when the engine stops: nothing is left to wait for.
+            let _ = handled.wait_for(|done| *done >= target).await;
+        }
+    }
+
+    fn handled(&self, marked: u64) {
+        self.handled.send_if_modified(|done| {
+            let newer = marked > *done;
+            if newer {
+                *done = marked;
+            }
+            newer
+        });
     }
 }
 
@@ -111,12 +155,14 @@ pub async fn run<T: LiveTable>(
             () = shared.wake.notified() => {}
             () = reads.shutdown.cancelled() => break,
         }
-        let pending = shared.take();
+        let (pending, marked) = shared.take();
         if pending.all {
             groups.mark_all();
+            shared.handled(marked);
             continue;
         }
         if pending.keys.is_empty() {
+            shared.handled(marked);
             continue;
         }
         let keys: Vec<Key<T>> = pending.keys.iter().cloned().collect();
@@ -156,5 +202,45 @@ pub async fn run<T: LiveTable>(
                 }
             }
         }
+        shared.handled(marked);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures_util::FutureExt;
+    use pglive_schema::Item;
+    use pglive_schema::scalar::Int8;
+
+    use super::*;
+
+    /// `settled` waits for the changes recorded before it, not for later
+    /// ones: under a steady stream of changes it still completes.
+    #[tokio::test]
+    async fn settled_waits_only_for_earlier_changes() {
+        let shared = ReaderShared::<Item>::new(10);
+        // Nothing recorded: settled at once.
+        assert!(shared.settled().now_or_never().is_some());
+        shared.mark([Int8(1)]);
+        let mut first = Box::pin(shared.settled());
+        assert!(first.as_mut().now_or_never().is_none());
+        shared.mark_all();
+        let second = shared.settled();
+        // The reader takes both changes and handles them in one round.
+        let (pending, marked) = shared.take();
+        assert!(pending.all);
+        assert_eq!(marked, 2);
+        shared.mark([Int8(2)]);
+        shared.handled(marked);
+        tokio::time::timeout(Duration::from_secs(1), first)
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(1), second)
+            .await
+            .unwrap();
+        // The change recorded after the take is not handled yet.
+        assert!(shared.settled().now_or_never().is_none());
     }
 }

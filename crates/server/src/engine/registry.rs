@@ -4,6 +4,8 @@
 //! tables (`pglive_schema::tables::visit_tables`); read-only afterwards.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use pglive_schema::LiveQuery;
@@ -33,6 +35,9 @@ pub trait TableEngine: Send + Sync {
     fn changed(&self, keys: Vec<serde_json::Value>) -> bool;
     /// Any row may have changed.
     fn changed_all(&self);
+    /// Completes once the table's reader has handled every change recorded
+    /// before the call (see `ReaderShared::settled`).
+    fn settled(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 }
 
 struct Table<T: LiveTable> {
@@ -75,6 +80,10 @@ impl<T: Listed> TableEngine for Table<T> {
 
     fn changed_all(&self) {
         self.reader.mark_all();
+    }
+
+    fn settled(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        Box::pin(self.reader.settled())
     }
 }
 
@@ -148,6 +157,15 @@ impl Registry {
             .keys()
             .find(|(s, n)| *s == schema && *n == name)
             .map(|(_, n)| *n)
+    }
+
+    /// The tables (schema, name) that live tables' policies depend on and
+    /// that are not live themselves.
+    pub fn dependencies(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
+        self.dependents
+            .keys()
+            .filter(|(_, n)| !self.tables.contains_key(n))
+            .copied()
     }
 
     /// The live tables whose policies depend on `name`.
