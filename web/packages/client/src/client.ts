@@ -144,6 +144,7 @@ export class LiveClient {
   private readonly syncing = new Set<Subscription>()
   private readonly statusListeners = new Set<(status: ConnectionStatus) => void>()
   private readonly errorListeners = new Set<(error: LiveError) => void>()
+  private readonly statsListeners = new Set<(stats: Readonly<LiveStats>) => void>()
 
   constructor(options: LiveClientOptions = {}) {
     this.getToken = options.getToken ?? null
@@ -209,6 +210,12 @@ export class LiveClient {
     return () => this.statusListeners.delete(listener)
   }
 
+  /** Calls `listener` whenever a counter of `getStats()` changes; returns a function that stops it. */
+  onStats(listener: (stats: Readonly<LiveStats>) => void): () => void {
+    this.statsListeners.add(listener)
+    return () => this.statsListeners.delete(listener)
+  }
+
   /** Calls `listener` for errors that concern the whole connection (identity included). */
   onError(listener: (error: LiveError) => void): () => void {
     this.errorListeners.add(listener)
@@ -262,7 +269,7 @@ export class LiveClient {
   }
 
   private handleOpen(): void {
-    this.counters.connections += 1
+    this.count('connections')
     this.server = null
     this.step({ type: 'opened', auth: this.getToken !== null })
     if (this.getToken) this.startAuth()
@@ -361,7 +368,7 @@ export class LiveClient {
     // The server answers in order: this is who the connection is now, even
     // if a newer token is on its way (then that one's answer settles it).
     this.identity = { role: msg.role, expiresAt: msg.expires_at }
-    this.counters.authentications += 1
+    this.count('authentications')
     this.scheduleRefresh(msg.expires_at)
     if (this.authPending) return
     this.authAttempt = 0
@@ -452,7 +459,7 @@ export class LiveClient {
 
   /** Drops the current server-side subscription and asks for a fresh snapshot. */
   private resync(sub: Subscription): void {
-    this.counters.resyncs += 1
+    this.count('resyncs')
     sub.needsSnapshot = true
     if (sub.wireId !== null) {
       this.byWireId.delete(sub.wireId)
@@ -532,7 +539,7 @@ export class LiveClient {
     sub.retries = 0
     // Rows arrived: whatever identity the connection has, it may read.
     this.authError = null
-    this.counters.snapshots += 1
+    this.count('snapshots')
     this.emit(sub)
     this.settle(sub)
   }
@@ -548,7 +555,7 @@ export class LiveClient {
     sub.attached = true
     sub.retries = 0
     this.authError = null
-    this.counters.resumes += 1
+    this.count('resumes')
     if (sub.error) {
       // The rows did not change, but the subscription is healthy again.
       sub.error = null
@@ -637,6 +644,13 @@ export class LiveClient {
   }
 
   // --- helpers -------------------------------------------------------------
+
+  private count(counter: keyof LiveStats): void {
+    this.counters[counter] += 1
+    if (this.statsListeners.size === 0) return
+    const stats = this.getStats()
+    for (const listener of [...this.statsListeners]) deliver(() => listener(stats))
+  }
 
   private report(error: LiveError): void {
     for (const listener of [...this.errorListeners]) deliver(() => listener(error))

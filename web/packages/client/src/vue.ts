@@ -62,14 +62,11 @@ export function useConnectionStatus(client: LiveClient = useLiveClient()): Reado
   return status
 }
 
-/**
- * The client's counters as a ref, read again on every status change (a
- * reconnect's resumes and snapshots are counted by the time it is live).
- */
+/** The client's counters (connections, snapshots, resumes, ...) as a ref. */
 export function useLiveStats(client: LiveClient = useLiveClient()): Readonly<Ref<Readonly<LiveStats>>> {
   const stats = shallowRef(client.getStats())
-  const stop = client.onStatus(() => {
-    stats.value = client.getStats()
+  const stop = client.onStats((now) => {
+    stats.value = now
   })
   onScopeDispose(stop)
   return stats
