@@ -31,8 +31,14 @@ dev:
     trap 'stop; exit 0' INT TERM
     trap stop EXIT
     # The page comes from Vite (:5173), which forwards /api and /ws: allow its origin.
-    cargo run -q -p pglive-server --bin pglive -- --addr 127.0.0.1:8080 --web-dir web/dist \
-        --allowed-origins http://127.0.0.1:5173,http://localhost:5173 </dev/null &
+    # Multi-user demo: tokens signed with a development secret, minted by
+    # POST /api/dev/token for the dashboard's user switcher (anonymous,
+    # alice@acme, bob@globex); the demo's RLS policies read the `tenant`
+    # claim; without a token, the anonymous role reads the public tenant.
+    PGLIVE_JWT_SECRET="${PGLIVE_JWT_SECRET:-pglive-development-secret-not-for-production}" \
+        cargo run -q -p pglive-server --bin pglive -- --addr 127.0.0.1:8080 --web-dir web/dist \
+        --allowed-origins http://127.0.0.1:5173,http://localhost:5173 \
+        --dev-tokens --jwt-context-claims tenant --anon-role pglive_anon </dev/null &
     pids+=("$!")
     (cd web && exec npx vite --host 127.0.0.1 --port 5173 --strictPort </dev/null) &
     pids+=("$!")
@@ -71,8 +77,12 @@ test:
         (
             cd web
             [ -d node_modules ] || npm ci --no-audit --no-fund
-            npx vue-tsc --noEmit
+            # The dashboard and the client package (vue-tsc), the React example
+            # against the package's built dist/ (tsc).
+            npm run typecheck
+            # Unit tests of the dashboard and of @pglive/client (Vue and React adapters).
             npx vitest run
+            # Browser tests: the dashboard, and the React example built from the package.
             if [ -f e2e/run.mjs ]; then node e2e/run.mjs; fi
         )
     else
@@ -84,7 +94,7 @@ test:
         cargo run -p pglive-bench -- smoke
     fi
 
-# Fast unit tests that need no PostgreSQL and no browser: Rust lib/bin tests, the schema crate's tests, Vitest
+# Fast unit tests that need no PostgreSQL and no browser: Rust lib/bin tests, the schema crate's tests, Vitest (dashboard and @pglive/client)
 check:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -94,7 +104,7 @@ check:
     [ -d node_modules ] || npm ci --no-audit --no-fund
     npx vitest run
 
-# Check formatting and lints, warnings are errors: rustfmt and clippy; web type-check, ESLint and Prettier
+# Check formatting and lints, warnings are errors: rustfmt and clippy; web type-check, ESLint and Prettier (dashboard, package, example)
 lint:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -102,7 +112,9 @@ lint:
     cargo clippy --workspace --all-targets -- -D warnings
     cd web
     [ -d node_modules ] || npm ci --no-audit --no-fund
-    npx vue-tsc --noEmit
+    # vue-tsc on the dashboard and the package's sources, the package's
+    # build (its declarations are type-checked too), tsc on the React example.
+    npm run typecheck
     npm run lint
     npm run format:check
 

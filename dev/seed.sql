@@ -1,19 +1,26 @@
--- Demo data for pglive (deterministic, up to the clock). Idempotent: each
--- table is seeded only while it is empty. Run: psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f dev/seed.sql
+-- Demo data for pglive (deterministic, up to the clock), for three tenants:
+-- `public` (what the anonymous role reads), `acme` (alice in the dashboard's
+-- user switcher) and `globex` (bob). Idempotent: each tenant's items and
+-- tasks are seeded only while that tenant has none, and comments only while
+-- there are none. Run: psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f dev/seed.sql
 BEGIN;
 
-INSERT INTO items (name)
-SELECT name
-FROM unnest(ARRAY[
+-- Each tenant gets every third name. NOT EXISTS sees the table as it was
+-- before this statement, so a tenant is seeded whole or not at all.
+INSERT INTO items (name, tenant)
+SELECT n.name, t.tenant
+FROM (VALUES (0, 'public'), (1, 'acme'), (2, 'globex')) AS t(k, tenant)
+CROSS JOIN unnest(ARRAY[
     'Anvil', 'Bicycle', 'Compass', 'Drum', 'Easel',
     'Fiddle', 'Globe', 'Hammock', 'Inkwell', 'Jigsaw',
     'Kettle', 'Lantern', 'Mandolin', 'Notebook', 'Oar',
     'Pocket watch', 'Quill', 'Rucksack', 'Sextant', 'Telescope'
-]) WITH ORDINALITY AS t(name, n)
-WHERE NOT EXISTS (SELECT 1 FROM items)
-ORDER BY n;
+]) WITH ORDINALITY AS n(name, i)
+WHERE n.i % 3 = t.k
+  AND NOT EXISTS (SELECT 1 FROM items WHERE items.tenant = t.tenant)
+ORDER BY t.k, n.i;
 
-INSERT INTO tasks (title, status, priority, assignee, due_date)
+INSERT INTO tasks (title, status, priority, assignee, due_date, tenant)
 SELECT
     (ARRAY['Write', 'Review', 'Fix', 'Ship', 'Test', 'Document', 'Refactor', 'Plan'])[1 + (g - 1) % 8]
         || ' ' ||
@@ -23,15 +30,19 @@ SELECT
     (ARRAY['todo', 'in_progress', 'done'])[1 + g % 3],
     (g + g / 4) % 4,
     (ARRAY['alice', 'bob', 'carol', NULL])[1 + (g * 5) % 4],
-    CASE WHEN g % 5 = 0 THEN NULL ELSE current_date + ((g * 11) % 29 - 7) END
-FROM generate_series(1, 40) AS g
-WHERE NOT EXISTS (SELECT 1 FROM tasks)
+    CASE WHEN g % 5 = 0 THEN NULL ELSE current_date + ((g * 11) % 29 - 7) END,
+    tenant
+FROM generate_series(1, 45) AS g
+-- Tasks 1-15 are public's, 16-30 acme's, 31-45 globex's.
+CROSS JOIN LATERAL (SELECT (ARRAY['public', 'acme', 'globex'])[1 + (g - 1) / 15] AS tenant) AS t
+WHERE NOT EXISTS (SELECT 1 FROM tasks WHERE tasks.tenant = t.tenant)
 ORDER BY g;
 
--- Comments on the first tasks, spread over the last weeks (some within the
--- hour, some today, some older) so that the panel's range filter has
--- something to show. Whether to seed is decided once, before the insert, so
--- that the edits below touch only the comments this run added.
+-- Comments on eight tasks, the first ones of each tenant, spread over the
+-- last weeks (some within the hour, some today, some older) so that the
+-- panel's range filter has something to show. Whether to seed is decided
+-- once, before the insert, so that the edits below touch only the comments
+-- this run added.
 CREATE TEMPORARY TABLE seed_comments ON COMMIT DROP AS
 SELECT NOT EXISTS (SELECT 1 FROM comments) AS seed;
 
@@ -49,7 +60,16 @@ SELECT
     ])[1 + (t.n * 2 + c) % 6],
     -- Minutes ago grow geometrically: 8, 12, 17, ... up to four weeks.
     now() - make_interval(mins => (8 * power(1.45, (t.n - 1) * 3 + c))::int)
-FROM (SELECT id, (row_number() OVER (ORDER BY id))::int AS n FROM tasks ORDER BY id LIMIT 8) AS t(id, n)
+FROM (
+    SELECT id, (row_number() OVER (ORDER BY id))::int AS n
+    FROM (
+        SELECT id, row_number() OVER (PARTITION BY tenant ORDER BY id) AS per_tenant
+        FROM tasks
+    ) AS ranked
+    WHERE per_tenant <= 3
+    ORDER BY id
+    LIMIT 8
+) AS t(id, n)
 CROSS JOIN generate_series(0, 2) AS c
 WHERE (t.n + c) % 4 <> 0 AND (SELECT seed FROM seed_comments)
 ORDER BY t.n, c;

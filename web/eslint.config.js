@@ -1,22 +1,24 @@
-// ESLint flat config: @eslint/js, typescript-eslint (type-aware) and
-// eslint-plugin-vue recommended rules. Formatting is Prettier's
-// (`npm run format:check`): eslint-config-prettier, last, turns off the rules
-// that would fight it.
+// ESLint flat config for the whole workspace (the dashboard, packages/client
+// and examples/react): @eslint/js, typescript-eslint (type-aware, each file
+// with its nearest tsconfig.json), eslint-plugin-vue recommended rules and
+// React's hooks rules. Formatting is Prettier's (`npm run format:check`):
+// eslint-config-prettier, last, turns off the rules that would fight it.
 import js from '@eslint/js'
 import prettier from 'eslint-config-prettier/flat'
+import reactHooks from 'eslint-plugin-react-hooks'
 import vue from 'eslint-plugin-vue'
 import { defineConfig } from 'eslint/config'
 import globals from 'globals'
 import tseslint from 'typescript-eslint'
 
 export default defineConfig(
-  // src/generated is ts-rs output, written by `cargo test -p pglive-schema`.
-  { ignores: ['dist/', 'node_modules/', 'test-results/', 'src/generated/'] },
+  // The client's generated/ is ts-rs output, written by `cargo test -p pglive-schema`.
+  { ignores: ['**/dist/', '**/node_modules/', 'test-results/', 'packages/client/src/generated/'] },
   js.configs.recommended,
   tseslint.configs.recommendedTypeChecked,
   vue.configs['flat/recommended'],
   {
-    files: ['**/*.ts', '**/*.vue'],
+    files: ['**/*.ts', '**/*.tsx', '**/*.vue'],
     languageOptions: {
       globals: globals.browser,
       parserOptions: {
@@ -31,6 +33,15 @@ export default defineConfig(
       'no-undef': 'off',
       // A leading underscore marks a deliberately unused parameter.
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    // React code: the hooks rules (call order, effect dependencies).
+    files: ['packages/client/src/react*.ts', 'examples/react/src/**/*.{ts,tsx}'],
+    plugins: { 'react-hooks': reactHooks },
+    rules: {
+      'react-hooks/rules-of-hooks': 'error',
+      'react-hooks/exhaustive-deps': 'error',
     },
   },
   {

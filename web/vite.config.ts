@@ -1,15 +1,26 @@
 import { fileURLToPath, URL } from 'node:url'
 import vue from '@vitejs/plugin-vue'
+import { defaultClientConditions, defaultServerConditions } from 'vite'
 import { defineConfig } from 'vitest/config'
 
 // `npm run dev` serves the app with HMR and forwards the API and the live
 // WebSocket to a running pglive server (default 127.0.0.1:8080).
 const server = process.env.PGLIVE_SERVER ?? 'http://127.0.0.1:8080'
 
+// The dashboard imports `@pglive/client` by its package name; this export
+// condition resolves it to the package's TypeScript sources, so that
+// changes there show with HMR and no build step (tsconfig.json names the
+// same condition for vue-tsc). Other consumers get the built `dist/`.
+const SOURCE = '@pglive/source'
+
 export default defineConfig({
   plugins: [vue()],
   resolve: {
     alias: { '@': fileURLToPath(new URL('./src', import.meta.url)) },
+    conditions: [SOURCE, ...defaultClientConditions],
+  },
+  ssr: {
+    resolve: { conditions: [SOURCE, ...defaultServerConditions] },
   },
   server: {
     proxy: {
@@ -22,7 +33,10 @@ export default defineConfig({
     sourcemap: true,
   },
   test: {
-    include: ['src/**/*.test.ts'],
-    environment: 'node',
+    // The dashboard's tests and the client package's (its own config).
+    projects: [
+      { extends: true, test: { name: 'dashboard', include: ['src/**/*.test.ts'], environment: 'node' } },
+      'packages/client',
+    ],
   },
 })

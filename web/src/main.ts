@@ -1,9 +1,10 @@
 import { MutationCache, QueryClient, VueQueryPlugin } from '@tanstack/vue-query'
 import { createApp } from 'vue'
+import { LiveClient } from '@pglive/client'
+import { createLive } from '@pglive/client/vue'
 import App from './App.vue'
-import { LiveClient } from './live'
-import { createLive } from './live/vue'
 import { clearNotices, reportError } from './notices'
+import { getToken, probeDevTokens } from './session'
 import './style.css'
 
 function contextOf(meta: Record<string, unknown> | undefined): string {
@@ -21,6 +22,9 @@ const queryClient = new QueryClient({
   }),
 })
 
-const live = new LiveClient()
+// Every connection authenticates as the user picked in the switcher (none
+// for anonymous), with a fresh token on every reconnect.
+const live = new LiveClient({ getToken })
+void probeDevTokens()
 
 createApp(App).use(VueQueryPlugin, { queryClient }).use(createLive(live)).mount('#app')

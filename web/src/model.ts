@@ -1,8 +1,6 @@
 // Display metadata for the demo tables' closed value sets, and the column
 // rules the forms check before the server does.
-import type { CommentsFilter, CommentsOrder, TaskStatus } from '@/generated'
-import { liveTables } from '@/generated'
-import type { Table } from '@/live'
+import { liveTables, type CommentsFilter, type CommentsOrder, type Table, type TaskStatus } from '@pglive/client'
 
 export const STATUS_META = {
   todo: { label: 'To do', next: 'in_progress', prev: null },

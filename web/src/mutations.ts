@@ -1,8 +1,7 @@
 // Writes through the typed REST API. Nothing here touches the cache: every
 // change comes back through the live subscriptions like anyone else's.
 import { useMutation } from '@tanstack/vue-query'
-import type { CommentPatch, NewComment, NewItem, NewTask, TaskPatch } from '@/generated'
-import type { RowKey } from '@/live'
+import type { CommentPatch, NewComment, NewItem, NewTask, RowKey, TaskPatch } from '@pglive/client'
 import { api } from './api'
 
 /** `meta.context` names the action in error notices (see main.ts). */

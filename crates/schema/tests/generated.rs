@@ -1,5 +1,6 @@
-//! Regenerates the committed TypeScript bindings (`web/src/generated`) and JSON
-//! Schemas (`crates/schema/json-schema`) from the Rust types, and fails when
+//! Regenerates the committed TypeScript bindings of the `@pglive/client`
+//! package (`web/packages/client/src/generated`) and JSON Schemas
+//! (`crates/schema/json-schema`) from the Rust types, and fails when
 //! what is committed differs from what the code generates. Run `cargo test`
 //! once to update the files after changing a wire type or a table
 //! declaration; CI, which runs on a clean checkout, fails if they were not
@@ -96,7 +97,7 @@ fn generate() -> (BTreeMap<String, String>, BTreeMap<String, String>) {
              export const liveTables = {meta} as const\n"
         ),
     );
-    // A barrel file so that the web app imports from one place.
+    // A barrel file so that the client package imports from one place.
     let index: String = ts
         .keys()
         .map(|name| format!("export * from \"./{}\";\n", name.trim_end_matches(".ts")))
@@ -174,7 +175,10 @@ fn ensure(dir: &Path, wanted: BTreeMap<String, String>) {
 
 #[test]
 fn typescript_bindings_are_current() {
-    ensure(&repo_root().join("web/src/generated"), generate().0);
+    ensure(
+        &repo_root().join("web/packages/client/src/generated"),
+        generate().0,
+    );
 }
 
 #[test]

@@ -1,13 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import type { Comment, Item, Task } from '@/generated'
-import { comment, item, socketFactory, task, uuid, type FakeSocket } from '@/test/fixtures'
-import { LiveClient, LiveSubscriptionError, type ConnectionStatus, type LiveClientOptions } from './client'
+import type { Comment, Item, Task } from './generated'
+import { comment, item, socketFactory, task, uuid, type FakeSocket } from './test/fixtures'
+import { LiveClient, type LiveClientOptions } from './client'
+import { LiveConnectionError, LiveSubscriptionError } from './errors'
+import type { ConnectionState } from './state'
 
 /** A client on fake sockets and (vitest's) fake timers that records every delay it asks for. */
 function setup(options: LiveClientOptions = {}) {
   const factory = socketFactory()
   const delays: number[] = []
-  const statuses: ConnectionStatus[] = []
+  const statuses: ConnectionState[] = []
   let online = true
   let onOnline: (() => void) | null = null
   const client = new LiveClient({
@@ -28,7 +30,7 @@ function setup(options: LiveClientOptions = {}) {
     },
     ...options,
   })
-  client.onStatus((s) => statuses.push(s))
+  client.onStatus((s) => statuses.push(s.state))
   return {
     client,
     factory,
@@ -88,6 +90,7 @@ describe('LiveClient subscriptions', () => {
     expect(sent).toEqual([{ type: 'subscribe', id: expect.any(String), query: { table: 'items' } }])
     factory.last.receive({
       type: 'snapshot',
+      epoch: 'e1',
       id: subId(factory.last),
       version: 3,
       table: 'items',
@@ -102,7 +105,7 @@ describe('LiveClient subscriptions', () => {
     client.subscribe({ table: 'tasks', filter: { status_in: ['todo'] } }, { next: (rows) => tasks.push(rows) })
     factory.last.accept()
     const id = subId(factory.last)
-    factory.last.receive({ type: 'snapshot', id, version: 1, table: 'tasks', rows: [task(1), task(2)] })
+    factory.last.receive({ type: 'snapshot', epoch: 'e1', id, version: 1, table: 'tasks', rows: [task(1), task(2)] })
     factory.last.receive({
       type: 'diff',
       id,
@@ -124,7 +127,14 @@ describe('LiveClient subscriptions', () => {
     )
     factory.last.accept()
     const id = subId(factory.last)
-    factory.last.receive({ type: 'snapshot', id, version: 1, table: 'comments', rows: [comment(2), comment(1)] })
+    factory.last.receive({
+      type: 'snapshot',
+      epoch: 'e1',
+      id,
+      version: 1,
+      table: 'comments',
+      rows: [comment(2), comment(1)],
+    })
     factory.last.receive({
       type: 'diff',
       id,
@@ -148,7 +158,7 @@ describe('LiveClient subscriptions', () => {
     // As numbers, these two keys would be the same: 2^53.
     const a = '9007199254740992'
     const b = '9007199254740993'
-    const snapshot = `{"type":"snapshot","id":"${id}","version":1,"table":"items","rows":[${JSON.stringify(item(a))},${JSON.stringify(item(b))}]}`
+    const snapshot = `{"type":"snapshot","id":"${id}","epoch":"e1","version":1,"table":"items","rows":[${JSON.stringify(item(a))},${JSON.stringify(item(b))}]}`
     expect(snapshot).toContain(`"id":"${b}"`)
     factory.last.receiveRaw(snapshot)
     expect(w.rows?.map((r) => r.id)).toEqual([a, b])
@@ -174,9 +184,9 @@ describe('LiveClient subscriptions', () => {
     const w = watchItems(client)
     factory.last.accept()
     const id = subId(factory.last)
-    factory.last.receive({ type: 'snapshot', id, version: 1, table: 'tasks', rows: [task(1)] })
+    factory.last.receive({ type: 'snapshot', epoch: 'e1', id, version: 1, table: 'tasks', rows: [task(1)] })
     expect(w.seen).toEqual([])
-    factory.last.receive({ type: 'snapshot', id, version: 1, table: 'items', rows: [item(1)] })
+    factory.last.receive({ type: 'snapshot', epoch: 'e1', id, version: 1, table: 'items', rows: [item(1)] })
     factory.last.receive({ type: 'diff', id, from: 1, to: 2, table: 'tasks', upserts: [], deletes: [1] })
     expect(w.rows).toEqual([item(1)])
     expect(w.seen).toHaveLength(1)
@@ -191,7 +201,7 @@ describe('LiveClient subscriptions', () => {
     const w = watchItems(client)
     factory.last.accept()
     const id = subId(factory.last)
-    factory.last.receive({ type: 'snapshot', id, version: 5, table: 'items', rows: [item(1)] })
+    factory.last.receive({ type: 'snapshot', epoch: 'e1', id, version: 5, table: 'items', rows: [item(1)] })
     factory.last.receive({
       type: 'diff',
       id,
@@ -211,7 +221,7 @@ describe('LiveClient subscriptions', () => {
     const w = watchItems(client)
     const s = (factory.last.accept(), factory.last)
     const id = subId(s)
-    s.receive({ type: 'snapshot', id, version: 5, table: 'items', rows: [item(1)] })
+    s.receive({ type: 'snapshot', epoch: 'e1', id, version: 5, table: 'items', rows: [item(1)] })
     s.receive({ type: 'diff', id, from: 6, to: 7, table: 'items', upserts: [{ at: 1, row: item(2) }], deletes: [] })
     expect(w.seen).toHaveLength(1) // the gapped diff is not applied
     const msgs = s.messages()
@@ -227,7 +237,14 @@ describe('LiveClient subscriptions', () => {
     // Diffs on the new id before its snapshot are ignored too.
     s.receive({ type: 'diff', id: fresh, from: 7, to: 8, table: 'items', upserts: [], deletes: ['1'] })
     expect(w.seen).toHaveLength(1)
-    s.receive({ type: 'snapshot', id: fresh, version: 8, table: 'items', rows: [item(1), item(2), item(3)] })
+    s.receive({
+      type: 'snapshot',
+      epoch: 'e1',
+      id: fresh,
+      version: 8,
+      table: 'items',
+      rows: [item(1), item(2), item(3)],
+    })
     expect(w.rows).toEqual([item(1), item(2), item(3)])
     s.receive({ type: 'diff', id: fresh, from: 8, to: 9, table: 'items', upserts: [], deletes: ['2'] })
     expect(w.rows).toEqual([item(1), item(3)])
@@ -239,7 +256,7 @@ describe('LiveClient subscriptions', () => {
     const w = watchItems(client)
     factory.last.accept()
     const id = subId(factory.last)
-    factory.last.receive({ type: 'snapshot', id, version: 1, table: 'items', rows: [item(1)] })
+    factory.last.receive({ type: 'snapshot', epoch: 'e1', id, version: 1, table: 'items', rows: [item(1)] })
     factory.last.receive({
       type: 'diff',
       id,
@@ -261,7 +278,7 @@ describe('LiveClient subscriptions', () => {
     w.unsubscribe()
     w.unsubscribe() // idempotent
     expect(factory.last.messages().slice(1)).toEqual([{ type: 'unsubscribe', id }])
-    factory.last.receive({ type: 'snapshot', id, version: 1, table: 'items', rows: [item(1)] })
+    factory.last.receive({ type: 'snapshot', epoch: 'e1', id, version: 1, table: 'items', rows: [item(1)] })
     expect(w.seen).toEqual([])
     expect(client.subscriptionCount).toBe(0)
   })
@@ -272,7 +289,7 @@ describe('LiveClient subscriptions', () => {
     factory.last.accept()
     watchItems(client)
     watchItems(client)
-    const ids = factory.last.messages().map((m) => m.id)
+    const ids = factory.last.messages().map((m) => (m.type === 'auth' ? null : m.id))
     expect(ids).toHaveLength(2)
     expect(new Set(ids).size).toBe(2)
   })
@@ -286,7 +303,17 @@ describe('LiveClient subscriptions', () => {
     factory.last.receiveRaw(new ArrayBuffer(3))
     factory.last.receiveRaw('{"type":"hello"}')
     expect(w.seen).toEqual([])
-    expect(client.getStatus()).toBe('live')
+    // Still waiting for the snapshot: connected, but not live yet.
+    expect(client.getStatus().state).toBe('connecting')
+    factory.last.receive({
+      type: 'snapshot',
+      epoch: 'e1',
+      id: subId(factory.last),
+      version: 1,
+      table: 'items',
+      rows: [],
+    })
+    expect(client.getStatus().state).toBe('live')
   })
 })
 
@@ -323,7 +350,7 @@ describe('LiveClient errors', () => {
     expect(delays.at(-1)).toBe(250) // second retry: 0.5 * 500
     vi.advanceTimersByTime(250)
     const id = subId(factory.last)
-    factory.last.receive({ type: 'snapshot', id, version: 1, table: 'items', rows: [item(1)] })
+    factory.last.receive({ type: 'snapshot', epoch: 'e1', id, version: 1, table: 'items', rows: [item(1)] })
     expect(w.rows).toEqual([item(1)])
   })
 
@@ -338,7 +365,14 @@ describe('LiveClient errors', () => {
     expect(factory.last.messages().filter((m) => m.type === 'subscribe')).toHaveLength(1)
     vi.advanceTimersByTime(1)
     expect(factory.last.messages().filter((m) => m.type === 'subscribe')).toHaveLength(2)
-    factory.last.receive({ type: 'snapshot', id: subId(factory.last), version: 1, table: 'items', rows: [item(1)] })
+    factory.last.receive({
+      type: 'snapshot',
+      epoch: 'e1',
+      id: subId(factory.last),
+      version: 1,
+      table: 'items',
+      rows: [item(1)],
+    })
     expect(w.rows).toEqual([item(1)])
   })
 
@@ -349,7 +383,9 @@ describe('LiveClient errors', () => {
     client.connect()
     factory.last.accept()
     factory.last.receive({ type: 'error', code: 'bad_frame', message: 'could not parse' })
-    expect(got).toEqual([{ code: 'bad_frame', message: 'could not parse' }])
+    expect(got).toHaveLength(1)
+    expect(got[0]).toBeInstanceOf(LiveConnectionError)
+    expect(got[0]).toMatchObject({ code: 'bad_frame', message: 'could not parse' })
   })
 
   it('a throwing subscriber does not break the client', () => {
@@ -362,7 +398,8 @@ describe('LiveClient errors', () => {
     const w = watchItems(client)
     factory.last.accept()
     for (const m of factory.last.messages()) {
-      factory.last.receive({ type: 'snapshot', id: m.id, version: 1, table: 'items', rows: [item(1)] })
+      if (m.type !== 'subscribe') continue
+      factory.last.receive({ type: 'snapshot', epoch: 'e1', id: m.id, version: 1, table: 'items', rows: [item(1)] })
     }
     expect(boom).toHaveBeenCalledTimes(1)
     expect(w.rows).toEqual([item(1)])
@@ -372,26 +409,33 @@ describe('LiveClient errors', () => {
 })
 
 describe('LiveClient reconnect', () => {
-  it('goes connecting → live → reconnecting → live and resubscribes everything', () => {
+  it('goes connecting → live → reconnecting → live and resubscribes everything, resuming', () => {
     const { client, factory, statuses } = setup()
     const items = watchItems(client)
     const tasks: Task[][] = []
     client.subscribe({ table: 'tasks', filter: { assignee_eq: 'bob' } }, { next: (rows) => tasks.push(rows) })
-    expect(client.getStatus()).toBe('connecting')
+    expect(client.getStatus().state).toBe('connecting')
     const first = factory.last
     first.accept()
-    const [a, b] = first.messages().map((m) => m.id)
-    first.receive({ type: 'snapshot', id: a!, version: 4, table: 'items', rows: [item(1)] })
-    first.receive({ type: 'snapshot', id: b!, version: 4, table: 'tasks', rows: [task(1, { assignee: 'bob' })] })
+    const [a, b] = first.messages().map((m) => (m.type === 'auth' ? null : m.id))
+    first.receive({ type: 'snapshot', epoch: 'e1', id: a!, version: 4, table: 'items', rows: [item(1)] })
+    first.receive({
+      type: 'snapshot',
+      epoch: 'e1',
+      id: b!,
+      version: 4,
+      table: 'tasks',
+      rows: [task(1, { assignee: 'bob' })],
+    })
 
     first.drop(1001)
-    expect(client.getStatus()).toBe('reconnecting')
+    expect(client.getStatus().state).toBe('reconnecting')
     vi.advanceTimersByTime(1000)
     const second = factory.last
     expect(second).not.toBe(first)
     second.accept()
-    expect(client.getStatus()).toBe('live')
-    expect(statuses).toEqual(['live', 'reconnecting', 'live'])
+    // Connected again, but not live until every subscription is current.
+    expect(client.getStatus().state).toBe('reconnecting')
 
     const resent = second.messages()
     expect(resent.map((m) => m.type)).toEqual(['subscribe', 'subscribe'])
@@ -399,17 +443,26 @@ describe('LiveClient reconnect', () => {
       { table: 'items' },
       { table: 'tasks', filter: { assignee_eq: 'bob' } },
     ])
-    // Fresh snapshots replace what was there; a diff from the old
-    // connection's version chain is not applied before it.
-    const [a2, b2] = resent.map((m) => m.id)
+    // Each asks to resume from what it holds.
+    expect(resent.map((m) => (m.type === 'subscribe' ? m.since : null))).toEqual([
+      { epoch: 'e1', version: 4 },
+      { epoch: 'e1', version: 4 },
+    ])
+    // The server could not resume (say it restarted): fresh snapshots replace
+    // what was there; a diff from the old connection's version chain is not
+    // applied before them.
+    const [a2, b2] = resent.map((m) => (m.type === 'auth' ? null : m.id))
     second.receive({ type: 'diff', id: a2!, from: 4, to: 5, table: 'items', upserts: [], deletes: ['1'] })
     expect(items.rows).toEqual([item(1)])
-    second.receive({ type: 'snapshot', id: a2!, version: 1, table: 'items', rows: [item(1), item(7)] })
-    second.receive({ type: 'snapshot', id: b2!, version: 1, table: 'tasks', rows: [] })
+    second.receive({ type: 'snapshot', epoch: 'e1', id: a2!, version: 1, table: 'items', rows: [item(1), item(7)] })
+    expect(client.getStatus().state).toBe('reconnecting')
+    second.receive({ type: 'snapshot', epoch: 'e1', id: b2!, version: 1, table: 'tasks', rows: [] })
+    expect(client.getStatus().state).toBe('live')
+    expect(statuses).toEqual(['live', 'reconnecting', 'live'])
     expect(items.rows).toEqual([item(1), item(7)])
     expect(tasks.at(-1)).toEqual([])
     // Messages that reach the old socket are ignored.
-    first.receive({ type: 'snapshot', id: a!, version: 9, table: 'items', rows: [] })
+    first.receive({ type: 'snapshot', epoch: 'e1', id: a!, version: 9, table: 'items', rows: [] })
     expect(items.rows).toEqual([item(1), item(7)])
   })
 
@@ -419,7 +472,7 @@ describe('LiveClient reconnect', () => {
     const expected = [249, 499, 999, 1999, 3999, 7999, 9999, 9999, 9999]
     for (const d of expected) {
       factory.last.fail()
-      expect(client.getStatus()).toBe('reconnecting')
+      expect(client.getStatus().state).toBe('reconnecting')
       expect(delays.at(-1)).toBe(d)
       const made = factory.sockets.length
       vi.advanceTimersByTime(d - 1)
@@ -476,11 +529,11 @@ describe('LiveClient reconnect', () => {
       },
     })
     client.connect()
-    expect(client.getStatus()).toBe('reconnecting')
+    expect(client.getStatus().state).toBe('reconnecting')
     fail = false
     vi.advanceTimersByTime(0)
     factory.last.accept()
-    expect(client.getStatus()).toBe('live')
+    expect(client.getStatus().state).toBe('live')
     factory.last.drop(4001, 'slow client')
     vi.advanceTimersByTime(0)
     expect(factory.sockets).toHaveLength(2)
@@ -492,21 +545,29 @@ describe('LiveClient reconnect', () => {
     factory.last.accept()
     setOnline(false)
     factory.last.fail()
-    expect(client.getStatus()).toBe('offline')
+    expect(client.getStatus().state).toBe('offline')
     const made = factory.sockets.length
     setOnline(true) // 'online' event: no waiting for the backoff timer
     expect(factory.sockets.length).toBe(made + 1)
-    expect(client.getStatus()).toBe('reconnecting')
+    expect(client.getStatus().state).toBe('reconnecting')
     factory.last.accept()
-    expect(client.getStatus()).toBe('live')
+    expect(client.getStatus().state).toBe('live')
   })
 
   it('close() stops for good', () => {
     const { client, factory, statuses } = setup()
     watchItems(client)
     factory.last.accept()
+    factory.last.receive({
+      type: 'snapshot',
+      epoch: 'e1',
+      id: subId(factory.last),
+      version: 1,
+      table: 'items',
+      rows: [],
+    })
     client.close()
-    expect(client.getStatus()).toBe('offline')
+    expect(client.getStatus().state).toBe('offline')
     expect(factory.last.closedWith?.code).toBe(1000)
     vi.advanceTimersByTime(60_000)
     expect(factory.sockets).toHaveLength(1)
@@ -531,13 +592,21 @@ describe('LiveClient reconnect', () => {
     const { client, factory } = setup()
     const w = watchItems(client)
     factory.last.accept()
-    factory.last.receive({ type: 'snapshot', id: subId(factory.last), version: 1, table: 'items', rows: [item(1)] })
+    factory.last.receive({
+      type: 'snapshot',
+      epoch: 'e1',
+      id: subId(factory.last),
+      version: 1,
+      table: 'items',
+      rows: [item(1)],
+    })
     factory.last.drop()
     vi.advanceTimersByTime(10_000)
     expect(w.seen).toHaveLength(1)
     factory.last.accept()
     factory.last.receive({
       type: 'snapshot',
+      epoch: 'e1',
       id: subId(factory.last),
       version: 1,
       table: 'items',

@@ -1,7 +1,7 @@
 // Each live table's key, read from the generated table declarations
 // (`liveTables`), so that rows are keyed by the column the server keys them
 // by, whatever its name and type.
-import { liveTables } from '../generated'
+import { liveTables } from './generated'
 import type { KeyColumn, RowKey, RowOf, Table } from './types'
 
 /** The name of `table`'s key column. */

@@ -2,7 +2,7 @@
 // the caller names the key column (a live table's declared key) or passes a
 // function that reads it. Keys are compared as they are (`Set` identity), so
 // a bigint key that travels as a decimal string stays a string here.
-import type { Placed } from '../generated'
+import type { Placed } from './generated'
 
 /** A diff that cannot apply to the current rows (a bug or a missed message). */
 export class DiffError extends Error {

@@ -3,8 +3,8 @@ import { hashKey, QueryClient, VueQueryPlugin } from '@tanstack/vue-query'
 import { flushPromises, mount } from '@vue/test-utils'
 import { afterEach, beforeEach, describe, expect, expectTypeOf, it, vi } from 'vitest'
 import { defineComponent, h, nextTick, ref, type Plugin, type Ref } from 'vue'
-import type { Comment, Item, LiveQuery, Task } from '@/generated'
-import { item, socketFactory, task } from '@/test/fixtures'
+import type { Comment, Item, LiveQuery, Task } from './generated'
+import { item, socketFactory, task } from './test/fixtures'
 import { LiveClient } from './client'
 import type { QueryFor } from './types'
 import { createLive, liveQueryKey, liveQueryRegistry, useConnectionStatus, useLiveQuery } from './vue'
@@ -82,7 +82,14 @@ describe('useLiveQuery', () => {
     await flushPromises()
     const [sub] = subscribes(factory)
     expect(sub?.query).toEqual({ table: 'items' })
-    factory.last.receive({ type: 'snapshot', id: sub!.id, version: 1, table: 'items', rows: [item(1, 'a')] })
+    factory.last.receive({
+      type: 'snapshot',
+      epoch: 'e1',
+      id: sub!.id,
+      version: 1,
+      table: 'items',
+      rows: [item(1, 'a')],
+    })
     await flushPromises()
     expect(wrapper.text()).toBe('a')
     factory.last.receive({
@@ -113,7 +120,14 @@ describe('useLiveQuery', () => {
     expect(subscribes(factory)).toHaveLength(1)
     expect(live.subscriptionCount).toBe(1)
     const [sub] = subscribes(factory)
-    factory.last.receive({ type: 'snapshot', id: sub!.id, version: 1, table: 'items', rows: [item(1, 'x')] })
+    factory.last.receive({
+      type: 'snapshot',
+      epoch: 'e1',
+      id: sub!.id,
+      version: 1,
+      table: 'items',
+      rows: [item(1, 'x')],
+    })
     await flushPromises()
     expect(wrapper.text()).toBe('xx')
 
@@ -134,7 +148,14 @@ describe('useLiveQuery', () => {
     expect(live.subscriptionCount).toBe(1)
     expect(wrapper.text()).toBe('x')
     const again = subscribes(factory).at(-1)!
-    factory.last.receive({ type: 'snapshot', id: again.id, version: 5, table: 'items', rows: [item(1, 'y')] })
+    factory.last.receive({
+      type: 'snapshot',
+      epoch: 'e1',
+      id: again.id,
+      version: 5,
+      table: 'items',
+      rows: [item(1, 'y')],
+    })
     await flushPromises()
     expect(wrapper.text()).toBe('y')
     wrapper.unmount()
@@ -173,6 +194,7 @@ describe('useLiveQuery', () => {
     const [first] = subscribes(factory)
     factory.last.receive({
       type: 'snapshot',
+      epoch: 'e1',
       id: first!.id,
       version: 1,
       table: 'tasks',
@@ -190,6 +212,7 @@ describe('useLiveQuery', () => {
     expect(second.query).toEqual({ table: 'tasks', filter: { status_in: ['todo'], assignee_eq: 'alice' } })
     factory.last.receive({
       type: 'snapshot',
+      epoch: 'e1',
       id: second.id,
       version: 1,
       table: 'tasks',
@@ -237,13 +260,61 @@ describe('useLiveQuery', () => {
   })
 })
 
+describe('useLiveQuery across reconnects', () => {
+  it('keeps the rows on screen through a reconnect and a resume: no loading state, no flicker', async () => {
+    const { factory, plugins } = setup()
+    const rendered: string[] = []
+    const Comp = defineComponent({
+      setup() {
+        const { data, isPending } = useLiveQuery({ table: 'items' })
+        const status = useConnectionStatus()
+        return () => {
+          const text = `${isPending.value ? 'loading' : (data.value ?? []).map((r) => r.name).join(',')}|${status.value.state}`
+          rendered.push(text)
+          return h('p', text)
+        }
+      },
+    })
+    const wrapper = mount(Comp, { global: { plugins } })
+    factory.last.accept()
+    await flushPromises()
+    const id = subscribes(factory)[0]!.id
+    factory.last.receive({ type: 'snapshot', epoch: 'e1', id, version: 4, table: 'items', rows: [item(1, 'a')] })
+    await flushPromises()
+    expect(wrapper.text()).toBe('a|live')
+    factory.last.drop(1006, '')
+    await flushPromises()
+    expect(wrapper.text()).toBe('a|reconnecting')
+    vi.advanceTimersByTime(0)
+    factory.last.accept()
+    await flushPromises()
+    const again = subscribes(factory)[0]!
+    expect(again.since).toEqual({ epoch: 'e1', version: 4 })
+    factory.last.receive({ type: 'resumed', id: again.id, epoch: 'e1', from: 4, to: 5 })
+    factory.last.receive({
+      type: 'diff',
+      id: again.id,
+      from: 4,
+      to: 5,
+      table: 'items',
+      upserts: [{ at: 1, row: item(2, 'written while away') }],
+      deletes: [],
+    })
+    await flushPromises()
+    expect(wrapper.text()).toBe('a,written while away|live')
+    const fromFirstRows = rendered.slice(rendered.indexOf('a|live'))
+    expect(fromFirstRows.every((t) => !t.startsWith('loading') && !t.startsWith('|'))).toBe(true)
+    wrapper.unmount()
+  })
+})
+
 describe('useConnectionStatus', () => {
   it('follows the client', async () => {
     const { factory, plugins } = setup()
     const Comp = defineComponent({
       setup() {
         const status = useConnectionStatus()
-        return () => h('span', status.value)
+        return () => h('span', status.value.state)
       },
     })
     const wrapper = mount(Comp, { global: { plugins } })

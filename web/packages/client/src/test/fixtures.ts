@@ -1,13 +1,13 @@
 // Test helpers: rows, a seeded PRNG, and a scripted fake WebSocket.
-import type { ClientMessage, Comment, Item, ServerMessage, Task } from '@/generated'
-import type { WebSocketLike } from '@/live'
+import type { ClientMessage, Comment, Item, ServerMessage, Task } from '../generated'
+import type { WebSocketLike } from '../transport'
 
 const T0 = Date.parse('2026-11-27T10:00:00Z')
 
 /** An item; its bigint key travels as a decimal string, so a small number is written out as one. */
 export function item(id: Item['id'] | number, name = `item ${id}`, rev = 0): Item {
   const at = new Date(T0 + rev * 1000).toISOString()
-  return { id: String(id), name, created_at: new Date(T0).toISOString(), updated_at: at }
+  return { id: String(id), name, created_at: new Date(T0).toISOString(), updated_at: at, tenant: 'public' }
 }
 
 export function task(id: number, patch: Partial<Task> = {}): Task {
@@ -21,6 +21,7 @@ export function task(id: number, patch: Partial<Task> = {}): Task {
     due_date: null,
     created_at: at,
     updated_at: at,
+    tenant: 'public',
     ...patch,
   }
 }

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, expectTypeOf, it, vi } from 'vitest'
-import type { Comment, Diff, Int8, Item, Task } from '@/generated'
-import { liveTables } from '@/generated'
-import { socketFactory, task } from '@/test/fixtures'
+import type { Comment, Diff, Int8, Item, Task } from './generated'
+import { liveTables } from './generated'
+import { socketFactory, task } from './test/fixtures'
 import { LiveClient } from './client'
 import { keyColumn, rowKey } from './keys'
 import type { KeyColumn, RowKey, Table } from './types'
@@ -9,8 +9,8 @@ import type { KeyColumn, RowKey, Table } from './types'
 // The real declarations key every demo table by a column named `id`, which
 // would hide a client that still hard-codes `id`. Here `tasks` is declared
 // with another key column, `title`; the other tables stay as generated.
-vi.mock('../generated', async (importOriginal) => {
-  const generated = await importOriginal<typeof import('../generated')>()
+vi.mock('./generated', async (importOriginal) => {
+  const generated = await importOriginal<typeof import('./generated')>()
   return {
     ...generated,
     liveTables: { ...generated.liveTables, tasks: { ...generated.liveTables.tasks, key: 'title' } },
@@ -69,7 +69,7 @@ describe('LiveClient keys rows by the declared key', () => {
     // Two rows sharing an `id`: only a client keyed by `title` tells them apart.
     const a = task(1, { title: 'a' })
     const b = task(1, { title: 'b' })
-    factory.last.receive({ type: 'snapshot', id, version: 1, table: 'tasks', rows: [a, b] })
+    factory.last.receive({ type: 'snapshot', epoch: 'e1', id, version: 1, table: 'tasks', rows: [a, b] })
     factory.last.receive({
       type: 'diff',
       id,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import type { Placed } from '@/generated'
+import type { Placed } from './generated'
 import { applyDiff, DiffError } from './applyDiff'
-import { prng, uuid } from '@/test/fixtures'
+import { prng, uuid } from './test/fixtures'
 
 interface Row {
   id: number

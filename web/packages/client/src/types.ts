@@ -1,6 +1,6 @@
 // Helper types for the live layer, derived from the generated wire bindings
 // only: nothing here restates a shape the bindings already define.
-import type { LiveQuery, ServerMessage, Snapshot, liveTables } from '../generated'
+import type { LiveQuery, ServerMessage, Snapshot, liveTables } from './generated'
 
 /** A live table's name, as a query names it: `"items" | "tasks" | "comments"`. */
 export type Table = LiveQuery['table']

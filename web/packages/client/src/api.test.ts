@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest'
 import { ApiRequestError, createApi, errorMessage } from './api'
-import { comment, item, uuid } from '@/test/fixtures'
+import { comment, item, uuid } from './test/fixtures'
 
 function respond(status: number, body?: unknown, raw?: string) {
   return vi.fn(
@@ -96,5 +96,54 @@ describe('api', () => {
     expect(e2).toBeInstanceOf(ApiRequestError)
     expect((e2 as ApiRequestError).status).toBe(0)
     expect((e2 as ApiRequestError).code).toBe('unavailable')
+  })
+
+  it('sends the token as a bearer header, and none for anonymous', async () => {
+    const fetch = respond(201, item(1, 'a'))
+    let token: string | null = 'tok-1'
+    const api = createApi({ fetch, getToken: async () => token })
+    await api.items.create({ name: 'a' })
+    expect(fetch.mock.calls[0]![1]?.headers).toEqual({
+      accept: 'application/json',
+      'content-type': 'application/json',
+      authorization: 'Bearer tok-1',
+    })
+    token = null
+    await api.items.create({ name: 'b' })
+    expect(fetch.mock.calls[1]![1]?.headers).toEqual({ accept: 'application/json', 'content-type': 'application/json' })
+  })
+
+  it('passes the server 503 message on, and names status codes without a body', async () => {
+    const down = { code: 'unavailable', message: 'the database is unavailable; try again' }
+    const e = await createApi({ fetch: respond(503, down) })
+      .items.create({ name: 'x' })
+      .catch((err: unknown) => err)
+    expect((e as ApiRequestError).status).toBe(503)
+    expect(errorMessage(e)).toBe('the database is unavailable; try again')
+    for (const [status, code] of [
+      [401, 'unauthenticated'],
+      [403, 'forbidden'],
+      [413, 'too_large'],
+      [429, 'rate_limited'],
+    ] as const) {
+      const err = await createApi({ fetch: respond(status, undefined, 'nope') })
+        .items.remove('1')
+        .catch((x: unknown) => x)
+      expect((err as ApiRequestError).code).toBe(code)
+    }
+  })
+
+  it('fails clearly when no token can be had', async () => {
+    const fetch = respond(201, item(1))
+    const api = createApi({
+      fetch,
+      getToken: async () => {
+        throw new Error('token service down')
+      },
+    })
+    const e = await api.items.create({ name: 'a' }).catch((err: unknown) => err)
+    expect((e as ApiRequestError).code).toBe('unauthenticated')
+    expect(errorMessage(e)).toContain('token service down')
+    expect(fetch).not.toHaveBeenCalled()
   })
 })

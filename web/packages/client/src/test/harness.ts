@@ -1,0 +1,89 @@
+// A LiveClient on fake sockets and (vitest's) fake timers, with helpers to
+// play the server's side of the protocol.
+import type { ClientMessage, Item } from '../generated'
+import { LiveClient, type LiveClientOptions } from '../client'
+import type { LiveError, LiveSubscriptionError } from '../errors'
+import type { ConnectionState } from '../state'
+import { socketFactory, type FakeSocket } from './fixtures'
+
+/** A client whose delays, statuses and connection errors are recorded. */
+export function setup(options: LiveClientOptions = {}) {
+  const factory = socketFactory()
+  const delays: number[] = []
+  const statuses: ConnectionState[] = []
+  const errors: LiveError[] = []
+  let online = true
+  let onOnline: (() => void) | null = null
+  const client = new LiveClient({
+    url: 'ws://test/ws',
+    createWebSocket: factory.create,
+    random: () => 0.5,
+    timers: {
+      setTimeout: (fn, ms) => {
+        delays.push(ms)
+        return setTimeout(fn, ms)
+      },
+      clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+    },
+    isOnline: () => online,
+    watchOnline: (cb) => {
+      onOnline = cb
+      return () => (onOnline = null)
+    },
+    ...options,
+  })
+  client.onStatus((s) => statuses.push(s.state))
+  client.onError((e) => errors.push(e))
+  return {
+    client,
+    factory,
+    delays,
+    statuses,
+    errors,
+    setOnline: (value: boolean) => {
+      online = value
+      if (value) onOnline?.()
+    },
+  }
+}
+
+/** Subscribes to items and records what the subscriber gets. */
+export function watchItems(client: LiveClient) {
+  const seen: { rows: Item[]; version: number }[] = []
+  const errors: LiveSubscriptionError[] = []
+  const unsubscribe = client.subscribe(
+    { table: 'items' },
+    {
+      next: (rows, version) => seen.push({ rows, version }),
+      error: (e) => errors.push(e),
+    },
+  )
+  return {
+    seen,
+    errors,
+    unsubscribe,
+    get rows() {
+      return seen.at(-1)?.rows
+    },
+  }
+}
+
+/** The id of the last `subscribe` sent on `socket`. */
+export function subId(socket: FakeSocket): string {
+  const sub = socket.lastSubscribe()
+  if (!sub) throw new Error('nothing subscribed')
+  return sub.id
+}
+
+/** Messages of one type sent on `socket`. */
+export function sentOf<T extends ClientMessage['type']>(
+  socket: FakeSocket,
+  type: T,
+): Extract<ClientMessage, { type: T }>[] {
+  return socket.messages().filter((m): m is Extract<ClientMessage, { type: T }> => m.type === type)
+}
+
+/** Lets pending promise callbacks (a token being fetched) run. */
+export async function flush(): Promise<void> {
+  for (let i = 0; i < 10; i++) await Promise.resolve()
+}
