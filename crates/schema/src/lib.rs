@@ -6,7 +6,7 @@
 //! [`live::LiveTable`] implementation from it, built on [`ops`] (each filter
 //! operator's SQL and Rust meaning, defined once), [`scalar`] (column value
 //! types that compare as PostgreSQL does) and [`sql`] (statements with typed
-//! parameters). The generated TypeScript in `web/src/generated` and the JSON
+//! parameters). The generated TypeScript in `web/packages/client/src/generated` and the JSON
 //! Schemas in `crates/schema/json-schema` are produced from these types by
 //! this crate's tests, never by hand.
 
