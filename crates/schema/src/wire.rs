@@ -105,6 +105,11 @@ pub struct Resumed {
 /// server says `live` again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct Status {
+    /// With `id`, the status of that subscription only (its query keeps
+    /// failing and is being retried); without, of the whole connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub id: Option<SubscriptionId>,
     pub state: LiveState,
     /// Why changes are delayed; absent when live.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,6 +132,9 @@ pub enum DelayReason {
     CaptureDown,
     /// The server cannot reach the database.
     DatabaseUnreachable,
+    /// This subscription's query failed and is being retried (it ends with
+    /// `query_failed` if it keeps failing).
+    QueryFailing,
 }
 
 /// A token was accepted: the connection now reads as `role`, until
@@ -162,6 +170,13 @@ pub struct Diff {
     pub from: u64,
     #[ts(type = "number")]
     pub to: u64,
+    /// When the server learned of the earliest change in this diff, in
+    /// milliseconds since the Unix epoch by the server's clock: a client on
+    /// a synchronized clock can tell how long a change took to reach it.
+    /// Absent when the diff came from re-running the query as a whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "number")]
+    pub noticed_at: Option<u64>,
     #[serde(flatten)]
     pub changes: TableChanges,
 }

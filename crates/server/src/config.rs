@@ -246,6 +246,12 @@ pub struct Config {
     /// subscribers are told `query_failed`.
     #[arg(long, env = "PGLIVE_MAX_QUERY_FAILURES", default_value_t = 3)]
     pub max_query_failures: u32,
+    /// Seconds a live query stays current after its last subscriber left,
+    /// so that clients reconnecting together resume without a query (0: end
+    /// it at once). Lingering queries count against --max-groups and give
+    /// way to new ones when it is reached.
+    #[arg(long, env = "PGLIVE_GROUP_LINGER_SECS", default_value_t = 15)]
+    pub group_linger_secs: u64,
 }
 
 impl Config {
@@ -266,6 +272,7 @@ impl Config {
             history_diffs: self.history_diffs,
             history_bytes: self.history_bytes,
             max_history_bytes: self.max_history_bytes,
+            group_linger: Duration::from_secs(self.group_linger_secs),
             ..EngineLimits::default()
         }
     }

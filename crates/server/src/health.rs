@@ -28,6 +28,7 @@ impl Default for Health {
     fn default() -> Self {
         Health {
             status: Arc::new(watch::Sender::new(Status {
+                id: None,
                 state: LiveState::Delayed,
                 reason: Some(DelayReason::CaptureDown),
             })),
@@ -49,6 +50,7 @@ fn status(capture_up: bool, database_up: bool) -> Status {
         (true, true) => None,
     };
     Status {
+        id: None,
         state: if reason.is_some() {
             LiveState::Delayed
         } else {

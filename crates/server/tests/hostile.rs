@@ -84,6 +84,7 @@ async fn groups_and_rows_held_are_bounded_and_limited_queries_update_in_memory()
         .await;
     let mut config = Config::new(db.url.clone());
     config.max_groups = 60;
+    config.group_linger_secs = 0;
     config.max_rows_held = 50_000;
     config.messages_per_second = 1000;
     let server = TestServer::with_config(config).await;

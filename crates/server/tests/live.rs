@@ -17,6 +17,13 @@ in_both_modes!(
     one_read_per_write_across_filtered_groups,
 );
 
+fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    u64::try_from(since.as_millis()).unwrap()
+}
+
 async fn snapshot_then_diffs(mode: CaptureMode) {
     let db = TestDb::new().await;
     db.exec("INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 10) g")
@@ -25,6 +32,7 @@ async fn snapshot_then_diffs(mode: CaptureMode) {
     let mut c = Client::connect(&server).await;
     c.subscribe("all", json!({"table":"items"})).await;
     assert!(c.until(|c| c.rows("all").len() == 10).await);
+    let before = now_ms();
     db.exec("INSERT INTO items (name) VALUES ('c'); UPDATE items SET name = 'B' WHERE id = 2; DELETE FROM items WHERE id = 1").await;
     let want = fresh::<Item>(&db, "SELECT * FROM items ORDER BY id").await;
     assert!(
@@ -33,6 +41,15 @@ async fn snapshot_then_diffs(mode: CaptureMode) {
         c.rows("all")
     );
     assert!(c.subs["all"].diffs >= 1);
+    // The diff says when the server learned of the change: after the write
+    // began, before the client had it (same clock here).
+    let noticed = c.subs["all"]
+        .noticed_at
+        .expect("a diff from a change carries noticed_at");
+    assert!(
+        (before..=now_ms()).contains(&noticed),
+        "{before} <= {noticed}"
+    );
     server.stop().await;
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use diesel_async::SimpleAsyncConnection;
 use futures_util::StreamExt;
 use pglive_schema::Item;
+use pglive_schema::wire::{DelayReason, LiveState};
 use pglive_server::config::Config;
 use pglive_testkit::{CaptureMode, Client, TestDb, TestServer, fresh, fresh_json, in_both_modes};
 use serde_json::json;
@@ -436,6 +437,14 @@ async fn a_query_the_database_keeps_refusing_ends_with_query_failed() {
     .await;
     let e = c.error("query_failed").await;
     assert_eq!(e.id.map(|id| id.0).as_deref(), Some("items"));
+    // Before it gave up, the subscription (only it) was told it is delayed.
+    let delayed: Vec<_> = c.statuses.iter().filter(|s| s.id.is_some()).collect();
+    assert_eq!(delayed.len(), 1, "{delayed:?}");
+    assert_eq!(
+        delayed[0].id.as_ref().map(|id| id.0.as_str()),
+        Some("items")
+    );
+    assert_eq!(delayed[0].reason, Some(DelayReason::QueryFailing));
     assert!(
         !e.message.contains("label") && !e.message.contains("column"),
         "no database text reaches the client: {}",
@@ -454,6 +463,50 @@ async fn a_query_the_database_keeps_refusing_ends_with_query_failed() {
         .await;
     c.subscribe("items", json!({"table":"items"})).await;
     assert!(c.until(|c| c.len("items") == 2).await);
+    server.stop().await;
+}
+
+/// A query that fails for a while and then works again: its subscription is
+/// told it is delayed, then live, and converges; the others never hear of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_that_fails_for_a_while_is_delayed_then_live_again() {
+    let db = TestDb::new().await;
+    db.exec("INSERT INTO items (name) VALUES ('a'); INSERT INTO tasks (title) VALUES ('t')")
+        .await;
+    let mut config = Config::new(db.url.clone());
+    config.max_query_failures = 1_000;
+    let server = TestServer::with_config(config).await;
+    let mut c = Client::connect(&server).await;
+    c.subscribe("items", json!({"table":"items"})).await;
+    c.subscribe("tasks", json!({"table":"tasks"})).await;
+    assert!(c.until(|c| c.has("items") && c.has("tasks")).await);
+    let of = |c: &Client, id: &str| -> Vec<(LiveState, Option<DelayReason>)> {
+        c.statuses
+            .iter()
+            .filter(|s| s.id.as_ref().is_some_and(|s| s.0 == id))
+            .map(|s| (s.state, s.reason))
+            .collect()
+    };
+    db.exec(
+        "ALTER TABLE items RENAME COLUMN name TO label; INSERT INTO items (label) VALUES ('b')",
+    )
+    .await;
+    assert!(
+        c.until(|c| of(c, "items") == [(LiveState::Delayed, Some(DelayReason::QueryFailing))])
+            .await
+    );
+    db.exec("ALTER TABLE items RENAME COLUMN label TO name")
+        .await;
+    assert!(
+        c.until(|c| of(c, "items").last() == Some(&(LiveState::Live, None)))
+            .await
+    );
+    assert!(c.until(|c| c.len("items") == 2).await, "converged");
+    assert!(
+        of(&c, "tasks").is_empty(),
+        "only the failing query was delayed"
+    );
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
     server.stop().await;
 }
 

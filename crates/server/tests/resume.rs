@@ -90,6 +90,7 @@ async fn when_the_history_cannot_say_a_snapshot_comes() {
     db.exec("INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 20) g")
         .await;
     let mut config = Config::new(db.url.clone());
+    config.group_linger_secs = 0;
     config.history_diffs = 3;
     let server = TestServer::with_config(config).await;
 
@@ -192,5 +193,74 @@ async fn resubscribing_and_unsubscribing_quickly_converges() {
         "{:?}",
         c.errors
     );
+    server.stop().await;
+}
+
+/// Everyone leaves at once (a recycled load balancer, a server's network
+/// blinking): the group lingers, stays current while nobody is there, and
+/// the clients that come back resume from it with no query. Once the linger
+/// is over with nobody back, the group ends and its budget is free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_everyone_left_lingers_for_those_who_come_back() {
+    let db = TestDb::new().await;
+    db.exec("INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 30) g")
+        .await;
+    let mut config = Config::new(db.url.clone());
+    config.group_linger_secs = 2;
+    config.max_groups = 2;
+    let server = TestServer::with_config(config).await;
+    let queries = || async {
+        server.metric("pglive_refreshes_total").await
+            - server.metric("pglive_refreshes_keyed_total").await
+    };
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut c = Client::connect(&server).await;
+        c.subscribe("a", all()).await;
+        assert!(c.until(|c| c.has("a")).await);
+        clients.push(c);
+    }
+    let full_before = queries().await;
+    // All leave; writes land while nobody is subscribed.
+    let subs: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| std::mem::take(&mut c.subs))
+        .collect();
+    server.wait_metric("pglive_subscriptions", 0).await;
+    assert_eq!(server.metric("pglive_groups").await, 1, "it lingers");
+    db.exec("UPDATE items SET name = 'moved' WHERE id = 3")
+        .await;
+    db.exec("INSERT INTO items (name) VALUES ('while away')")
+        .await;
+    let target = want(&db).await;
+    let mut back_again = Vec::new();
+    for subs in subs {
+        let mut c = Client::connect(&server).await;
+        c.subs = subs;
+        c.resume("a", all()).await;
+        back_again.push(c);
+    }
+    for c in &mut back_again {
+        assert!(c.until(|c| c.rows("a") == target).await, "converged");
+        assert_eq!(c.subs["a"].resumes, 1, "a resume, not a snapshot");
+        assert_eq!(c.subs["a"].snapshots, 1);
+    }
+    assert_eq!(queries().await, full_before, "no query ran for the storm");
+
+    // A full budget makes a lingering group give way to a new query.
+    drop(back_again);
+    server.wait_metric("pglive_subscriptions", 0).await;
+    let mut other = Client::connect(&server).await;
+    other
+        .subscribe("b", json!({"table":"items","order":{"by":"id"}}))
+        .await;
+    other
+        .subscribe("c", json!({"table":"items","order":{"by":"created_at"}}))
+        .await;
+    assert!(other.until(|c| c.has("b") && c.has("c")).await);
+    assert!(other.errors.is_empty(), "{:?}", other.errors);
+    // Nobody comes back to these: once the linger is over, they end.
+    drop(other);
+    server.wait_metric("pglive_groups", 0).await;
     server.stop().await;
 }

@@ -101,6 +101,8 @@ pub struct Sub {
     pub resumes: u64,
     pub snapshots: u64,
     pub diffs: u64,
+    /// The `noticed_at` of the last diff.
+    pub noticed_at: Option<u64>,
     rows: Option<Box<dyn Rows>>,
 }
 
@@ -313,6 +315,7 @@ impl Client {
                 rows.diff(d.changes);
                 sub.version = d.to;
                 sub.diffs += 1;
+                sub.noticed_at = d.noticed_at;
             }
             ServerMessage::Error(e) => self.errors.push(e),
         }

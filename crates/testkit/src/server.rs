@@ -23,12 +23,15 @@ pub struct TestServer {
 pub fn config_in(db: &TestDb, mode: CaptureMode) -> Config {
     let mut config = Config::new(db.url.clone());
     config.capture = mode;
+    // Tests that count groups expect a group to end with its last member;
+    // the tests of lingering (tests/resume.rs) turn it on.
+    config.group_linger_secs = 0;
     config
 }
 
 impl TestServer {
     pub async fn start(db: &TestDb) -> TestServer {
-        TestServer::with_config(Config::new(db.url.clone())).await
+        TestServer::with_config(config_in(db, CaptureMode::Notify)).await
     }
 
     /// The server on `db` with capture `mode`.

@@ -127,6 +127,8 @@ struct Placed<'a, R> {
 struct DiffBody<'a, R, K> {
     from: u64,
     to: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    noticed_at: Option<u64>,
     table: &'static str,
     upserts: Vec<Placed<'a, R>>,
     deletes: &'a [K],
@@ -159,11 +161,13 @@ pub fn diff_body<R: Serialize, K: Serialize>(
     table: &'static str,
     from: u64,
     to: u64,
+    noticed_at: Option<u64>,
     changes: &Changes<R, K>,
 ) -> Result<Bytes, serde_json::Error> {
     body_of(&DiffBody {
         from,
         to,
+        noticed_at,
         table,
         upserts: changes
             .upserts
@@ -226,13 +230,14 @@ mod tests {
             upserts: vec![(0, Arc::clone(&rows[1]))],
             deletes: vec![pglive_schema::Int8(1)],
         };
-        let body = diff_body("items", 7, 8, &changes).unwrap();
+        let body = diff_body("items", 7, 8, Some(1_790_000_000_123), &changes).unwrap();
         assert_eq!(
             join(Kind::Diff, &id, &body),
             ServerMessage::Diff(Diff {
                 id,
                 from: 7,
                 to: 8,
+                noticed_at: Some(1_790_000_000_123),
                 changes: TableChanges::Items {
                     upserts: vec![pglive_schema::wire::Placed {
                         at: 0,

@@ -18,11 +18,11 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use bytes::Bytes;
-use pglive_schema::wire::Resumed;
+use pglive_schema::wire::{DelayReason, LiveState, Resumed, Status};
 use pglive_schema::{ErrorCode, ServerMessage};
 use tokio::sync::Notify;
 
@@ -30,7 +30,7 @@ use super::diff::{self, Changes};
 use super::frame::{self, Frame, Kind};
 use super::outbox::{Member, MemberId, MemberState, Slot};
 use super::reads::{ReadError, Reads};
-use super::table::{Context, Key, LiveTable};
+use super::table::{Context, Key, LiveTable, Noticed};
 
 /// Changed rows of one table, read once for one context: every key the
 /// notices named, and the rows that now have them (a key without a row was
@@ -40,6 +40,8 @@ pub struct Batch<T: LiveTable> {
     /// Shared by the batches of every context read for the same changes.
     pub keys: Arc<HashSet<Key<T>>>,
     pub rows: Vec<Arc<T>>,
+    /// When the earliest of the changes was noticed.
+    pub noticed: Option<Noticed>,
 }
 
 /// Batches a group holds before it re-runs its query instead.
@@ -52,6 +54,8 @@ struct Pending<T: LiveTable> {
     batches: Vec<Arc<Batch<T>>>,
     /// Some stale member's connection has drained and wants a snapshot.
     resync: bool,
+    /// When the earliest change not yet in the result was noticed.
+    noticed: Option<Noticed>,
 }
 
 impl<T: LiveTable> Default for Pending<T> {
@@ -60,6 +64,7 @@ impl<T: LiveTable> Default for Pending<T> {
             all: false,
             batches: Vec::new(),
             resync: false,
+            noticed: None,
         }
     }
 }
@@ -91,6 +96,11 @@ pub struct GroupShared<T: LiveTable> {
     /// group takes no members and its task stops. Only changed under the
     /// members lock.
     closed: AtomicBool,
+    /// When the last member left, while the group lingers for members who
+    /// come back. Written by leaves and read by the sweep, both under the
+    /// table's map lock; a join makes the group non-empty, which is what
+    /// the sweep checks first.
+    emptied_at: Mutex<Option<Instant>>,
 }
 
 impl<T: LiveTable> std::fmt::Debug for GroupShared<T> {
@@ -112,6 +122,7 @@ impl<T: LiveTable> GroupShared<T> {
             wake: Notify::new(),
             members: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
+            emptied_at: Mutex::new(None),
         }
     }
 
@@ -134,9 +145,10 @@ impl<T: LiveTable> GroupShared<T> {
     }
 
     /// The whole query must re-run.
-    pub fn mark_all(&self) {
+    pub fn mark_all(&self, noticed: Option<Noticed>) {
         {
             let mut pending = lock(&self.pending);
+            pending.noticed = Noticed::earliest(pending.noticed, noticed);
             pending.all = true;
             pending.batches = Vec::new();
         }
@@ -147,6 +159,7 @@ impl<T: LiveTable> GroupShared<T> {
     pub fn offer(&self, batch: &Arc<Batch<T>>) {
         {
             let mut pending = lock(&self.pending);
+            pending.noticed = Noticed::earliest(pending.noticed, batch.noticed);
             if !pending.all {
                 pending.batches.push(Arc::clone(batch));
                 if pending.batches.len() > MAX_PENDING_BATCHES {
@@ -166,6 +179,28 @@ impl<T: LiveTable> GroupShared<T> {
 
     fn take_pending(&self) -> Pending<T> {
         std::mem::take(&mut *lock(&self.pending))
+    }
+
+    /// Tells every member whether its subscription is delayed by its own
+    /// query (`reason`) or live again (`None`).
+    fn tell_status(&self, reads: &Reads, reason: Option<DelayReason>) {
+        let mut members = lock(&self.members);
+        members.retain(|_, slot| {
+            let status = ServerMessage::Status(Status {
+                id: Some(slot.member.sub.clone()),
+                state: if reason.is_some() {
+                    LiveState::Delayed
+                } else {
+                    LiveState::Live
+                },
+                reason,
+            });
+            let kept = slot.tell(Frame::message(&status), &reads.metrics);
+            if !kept {
+                reads.metrics.subscriptions.dec();
+            }
+            kept
+        });
     }
 
     /// Ends the group: no more members, and every current member is told
@@ -254,14 +289,24 @@ impl<T: LiveTable> Groups<T> {
         // At most two rounds: a group that ends between the lookup and the
         // add (its task runs concurrently) is replaced by a new one.
         for _ in 0..2 {
-            let groups = map.entry(Arc::clone(&ctx)).or_default();
-            let group = match groups.get(&key) {
-                Some(group) if !group.is_closed() => Arc::clone(group),
-                _ => {
-                    if groups.remove(&key).is_some() {
+            let existing = map
+                .get(&ctx)
+                .and_then(|groups| groups.get(&key))
+                .filter(|group| !group.is_closed())
+                .cloned();
+            let group = match existing {
+                Some(group) => group,
+                None => {
+                    if let Some(groups) = map.get_mut(&ctx)
+                        && groups.remove(&key).is_some()
+                    {
                         self.forget_group();
                     }
-                    if !self.reads.budget.try_group() {
+                    // A full budget first makes a lingering group (nobody's
+                    // any more) give way.
+                    let admitted = self.reads.budget.try_group()
+                        || (self.evict_lingering(&mut map) && self.reads.budget.try_group());
+                    if !admitted {
                         return Err(JoinError::Busy);
                     }
                     self.reads.metrics.groups.inc();
@@ -270,7 +315,9 @@ impl<T: LiveTable> Groups<T> {
                         Arc::clone(&ctx),
                         self.reads.next_epoch(),
                     ));
-                    groups.insert(key.clone(), Arc::clone(&group));
+                    map.entry(Arc::clone(&ctx))
+                        .or_default()
+                        .insert(key.clone(), Arc::clone(&group));
                     let task = GroupTask {
                         shared: Arc::clone(&group),
                         reads: Arc::clone(&self.reads),
@@ -311,16 +358,21 @@ impl<T: LiveTable> Groups<T> {
         if removed {
             self.reads.metrics.subscriptions.dec();
         }
-        let empty = {
+        let linger = !self.reads.limits.group_linger.is_zero();
+        let ended = {
             let members = lock(&group.members);
-            if members.is_empty() {
-                group.closed.store(true, Ordering::SeqCst);
+            if members.is_empty() && !group.is_closed() {
+                if linger {
+                    // The group stays current for members who come back;
+                    // the table's reader sweeps it once the linger is over.
+                    *lock(&group.emptied_at) = Some(Instant::now());
+                } else {
+                    group.closed.store(true, Ordering::SeqCst);
+                }
             }
-            members.is_empty()
+            group.is_closed()
         };
-        if (empty || group.is_closed())
-            && let Some(groups) = map.get_mut(&group.ctx)
-        {
+        if ended && let Some(groups) = map.get_mut(&group.ctx) {
             if groups
                 .get(&group.key)
                 .is_some_and(|g| Arc::ptr_eq(g, group))
@@ -344,11 +396,75 @@ impl<T: LiveTable> Groups<T> {
             .collect()
     }
 
+    /// Ends the groups that have had no member for the linger time (or ended
+    /// on their own with nobody left to leave them). Called by the table's
+    /// reader, which holds this map for delivery anyway.
+    pub fn sweep(&self) {
+        let linger = self.reads.limits.group_linger;
+        let mut ended = Vec::new();
+        let mut map = self.lock();
+        for groups in map.values_mut() {
+            groups.retain(|_, group| {
+                let members = lock(&group.members);
+                let expired = members.is_empty()
+                    && (group.is_closed()
+                        || lock(&group.emptied_at).is_some_and(|at| at.elapsed() >= linger));
+                if expired {
+                    group.closed.store(true, Ordering::SeqCst);
+                    ended.push(Arc::clone(group));
+                }
+                !expired
+            });
+        }
+        map.retain(|_, groups| !groups.is_empty());
+        drop(map);
+        for group in ended {
+            self.forget_group();
+            // Its task sees it closed and stops.
+            group.wake();
+        }
+    }
+
+    /// Ends the group that has lingered longest, if any; true when one was
+    /// ended. The caller holds the map.
+    fn evict_lingering(&self, map: &mut Map<T>) -> bool {
+        let oldest = map
+            .iter()
+            .flat_map(|(ctx, groups)| groups.iter().map(move |(key, g)| (ctx, key, g)))
+            .filter_map(|(ctx, key, group)| {
+                let members = lock(&group.members);
+                let at = (*lock(&group.emptied_at))?;
+                members
+                    .is_empty()
+                    .then(|| (at, Arc::clone(ctx), key.clone()))
+            })
+            .min_by_key(|(at, _, _)| *at);
+        let Some((_, ctx, key)) = oldest else {
+            return false;
+        };
+        let Some(groups) = map.get_mut(&ctx) else {
+            return false;
+        };
+        let Some(group) = groups.remove(&key) else {
+            return false;
+        };
+        if groups.is_empty() {
+            map.remove(&ctx);
+        }
+        {
+            let _members = lock(&group.members);
+            group.closed.store(true, Ordering::SeqCst);
+        }
+        self.forget_group();
+        group.wake();
+        true
+    }
+
     /// Every group must re-run its query.
-    pub fn mark_all(&self) {
+    pub fn mark_all(&self, noticed: Option<Noticed>) {
         for (_, groups) in self.by_context() {
             for group in groups {
-                group.mark_all();
+                group.mark_all(noticed);
             }
         }
     }
@@ -462,6 +578,9 @@ impl<T: LiveTable> GroupTask<T> {
             if full {
                 match load::<T>(&reads, &shared.ctx, &query).await {
                     Ok(window) => {
+                        if failures > 0 {
+                            shared.tell_status(&reads, None);
+                        }
                         failures = 0;
                         backoff = retry_backoff();
                         next = Some(window);
@@ -474,6 +593,9 @@ impl<T: LiveTable> GroupTask<T> {
                             matches!(err, ReadError::Unavailable(_)) || !reads.probe().await;
                         if !unavailable {
                             failures += 1;
+                            if failures == 1 {
+                                shared.tell_status(&reads, Some(DelayReason::QueryFailing));
+                            }
                             tracing::debug!(table = T::NAME, group = %shared.key, error = %err, failures, "query refused");
                             if failures >= reads.limits.max_query_failures {
                                 reads.metrics.query_failures.inc();
@@ -488,7 +610,7 @@ impl<T: LiveTable> GroupTask<T> {
                         }
                         // Nothing is lost: the whole query runs again after a
                         // capped backoff. Members keep their last state meanwhile.
-                        shared.mark_all();
+                        shared.mark_all(pending.noticed);
                         let delay = backoff.next().unwrap_or(Duration::from_secs(5));
                         tokio::select! {
                             () = tokio::time::sleep(delay) => {}
@@ -524,7 +646,14 @@ impl<T: LiveTable> GroupTask<T> {
                 }
                 reads.metrics.rows_held.set(reads.budget.rows() as i64);
                 held = want;
-                current = Some(publish::<T>(&shared, &reads, current.take(), window, rows));
+                current = Some(publish::<T>(
+                    &shared,
+                    &reads,
+                    current.take(),
+                    window,
+                    rows,
+                    pending.noticed,
+                ));
             }
             if let Some(current) = current.as_mut() {
                 serve_snapshots::<T>(&shared, &reads, current, pending.resync);
@@ -662,6 +791,7 @@ fn publish<T: LiveTable>(
     previous: Option<Current<T>>,
     window: Window<T>,
     rows: Vec<Arc<T>>,
+    noticed: Option<Noticed>,
 ) -> Current<T> {
     let Some(mut previous) = previous else {
         return Current {
@@ -682,7 +812,13 @@ fn publish<T: LiveTable>(
     let body = if as_snapshot {
         None
     } else {
-        match frame::diff_body(T::NAME, previous.version, version, &changes) {
+        match frame::diff_body(
+            T::NAME,
+            previous.version,
+            version,
+            noticed.map(|n| n.0),
+            &changes,
+        ) {
             Ok(body) => Some(body),
             Err(err) => {
                 tracing::error!(group = %shared.key, error = %err, "could not encode a diff; sending snapshots");
@@ -1046,6 +1182,7 @@ mod tests {
                 let batch = Arc::new(Batch {
                     rows: touched.iter().filter_map(|k| db.get(k)).cloned().map(Arc::new).collect(),
                     keys: Arc::new(touched),
+                    noticed: None,
                 });
                 window = match apply::<Task>(&query, query.limit, &window, &[batch]) {
                     Applied::Unchanged => window,
@@ -1079,7 +1216,11 @@ mod tests {
         let reads = Arc::new(Reads::new(
             pool,
             Arc::new(Metrics::default()),
-            EngineLimits::default(),
+            // Without lingering, the last leave ends a group at once.
+            EngineLimits {
+                group_linger: std::time::Duration::ZERO,
+                ..EngineLimits::default()
+            },
         ));
         let groups = Groups::<pglive_schema::Item>::new(Arc::clone(&reads));
         let ctx = Arc::new(Context::default());

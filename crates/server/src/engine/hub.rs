@@ -13,7 +13,7 @@ use super::group::{JoinError, Membership};
 use super::outbox::Member;
 use super::reads::{EngineLimits, Reads};
 use super::registry::Registry;
-use super::table::{Change, Context};
+use super::table::{Change, Context, Noticed};
 use crate::metrics::Metrics;
 
 /// Why a subscription could not join.
@@ -92,15 +92,18 @@ impl Hub {
     /// Routes a change from capture to its table's reader, and makes the
     /// tables whose policies depend on it re-run their queries.
     pub fn changed(&self, change: Change) {
+        // A reconnect's "everything" is not a change anyone made: it has no
+        // time to measure from.
+        let noticed = (change != Change::Everything).then(Noticed::now);
         if let Change::Rows { table, .. } | Change::Table { table } = &change {
             for dependent in self.inner.registry.dependents(table) {
-                dependent.changed_all();
+                dependent.changed_all(noticed);
             }
         }
         match change {
             Change::Rows { table, keys } => {
                 if let Some(engine) = self.inner.registry.get(table)
-                    && !engine.changed(keys)
+                    && !engine.changed(keys, noticed)
                 {
                     self.inner.reads.metrics.notifications_malformed.inc();
                     tracing::debug!(
@@ -111,12 +114,12 @@ impl Hub {
             }
             Change::Table { table } => {
                 if let Some(engine) = self.inner.registry.get(table) {
-                    engine.changed_all();
+                    engine.changed_all(noticed);
                 }
             }
             Change::Everything => {
                 for engine in self.inner.registry.engines() {
-                    engine.changed_all();
+                    engine.changed_all(None);
                 }
             }
         }

@@ -160,6 +160,23 @@ impl Slot {
         }
     }
 
+    /// Queues a message about the subscription that is not a version of
+    /// its rows (a status), leaving its state as it is. A full outbox drops
+    /// it and marks the member stale: the snapshot it then gets says more.
+    /// Returns false when the connection is gone.
+    pub fn tell(&mut self, frame: Frame, metrics: &Metrics) -> bool {
+        match self.member.outbox.try_send(frame) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics.frames_dropped.inc();
+                self.state = MemberState::Stale;
+                self.member.conn.lagged.store(true, Ordering::SeqCst);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
     /// Tells the member its subscription ended with an error frame (best
     /// effort: a full outbox drops it, and the stall timeout will close a
     /// client that stopped reading), and its session to forget it.

@@ -15,13 +15,14 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::{Notify, watch};
 
 use super::group::{Batch, Groups};
 use super::reads::{ReadError, Reads};
-use super::table::{Key, LiveTable};
+use super::table::{Key, LiveTable, Noticed};
 
 struct Pending<K> {
     all: bool,
@@ -29,6 +30,8 @@ struct Pending<K> {
     /// Changes recorded since the reader started (never reset): what
     /// [`ReaderShared::settled`] waits for.
     marked: u64,
+    /// When the earliest pending change was noticed.
+    noticed: Option<Noticed>,
 }
 
 impl<K> Default for Pending<K> {
@@ -37,6 +40,7 @@ impl<K> Default for Pending<K> {
             all: false,
             keys: HashSet::new(),
             marked: 0,
+            noticed: None,
         }
     }
 }
@@ -81,10 +85,11 @@ impl<T: LiveTable> ReaderShared<T> {
 
     /// Records changed keys and wakes the reader. Past the bound on pending
     /// keys the change escalates to "the whole table".
-    pub fn mark(&self, keys: impl IntoIterator<Item = Key<T>>) {
+    pub fn mark(&self, keys: impl IntoIterator<Item = Key<T>>, noticed: Option<Noticed>) {
         {
             let mut pending = self.lock();
             pending.marked += 1;
+            pending.noticed = Noticed::earliest(pending.noticed, noticed);
             if !pending.all {
                 pending.keys.extend(keys);
                 if pending.keys.len() > self.max_keys {
@@ -97,10 +102,11 @@ impl<T: LiveTable> ReaderShared<T> {
     }
 
     /// The whole table may have changed.
-    pub fn mark_all(&self) {
+    pub fn mark_all(&self, noticed: Option<Noticed>) {
         {
             let mut pending = self.lock();
             pending.marked += 1;
+            pending.noticed = Noticed::earliest(pending.noticed, noticed);
             pending.all = true;
             pending.keys = HashSet::new();
         }
@@ -115,6 +121,7 @@ impl<T: LiveTable> ReaderShared<T> {
             all: std::mem::take(&mut pending.all),
             keys: std::mem::take(&mut pending.keys),
             marked,
+            noticed: pending.noticed.take(),
         };
         (taken, marked)
     }
@@ -150,14 +157,24 @@ pub async fn run<T: LiveTable>(
     groups: Arc<Groups<T>>,
     reads: Arc<Reads>,
 ) {
+    // Lingering groups are swept a few times per linger period; without
+    // lingering there is nothing to sweep but groups that ended on their
+    // own, which their members' leaves remove.
+    let linger = reads.limits.group_linger;
+    let mut sweep = tokio::time::interval((linger / 4).max(Duration::from_millis(250)));
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = shared.wake.notified() => {}
+            _ = sweep.tick(), if !linger.is_zero() => {
+                groups.sweep();
+                continue;
+            }
             () = reads.shutdown.cancelled() => break,
         }
         let (pending, marked) = shared.take();
         if pending.all {
-            groups.mark_all();
+            groups.mark_all(pending.noticed);
             shared.handled(marked);
             continue;
         }
@@ -184,6 +201,7 @@ pub async fn run<T: LiveTable>(
                     let batch = Arc::new(Batch {
                         keys: Arc::clone(&key_set),
                         rows,
+                        noticed: pending.noticed,
                     });
                     for group in members {
                         group.offer(&batch);
@@ -197,7 +215,7 @@ pub async fn run<T: LiveTable>(
                     // reader never stalls its table.
                     tracing::debug!(table = T::NAME, error = %err, "reading changed rows failed; re-running the context's queries");
                     for group in members {
-                        group.mark_all();
+                        group.mark_all(pending.noticed);
                     }
                 }
             }
@@ -208,8 +226,6 @@ pub async fn run<T: LiveTable>(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use futures_util::FutureExt;
     use pglive_schema::Item;
     use pglive_schema::scalar::Int8;
@@ -223,16 +239,16 @@ mod tests {
         let shared = ReaderShared::<Item>::new(10);
         // Nothing recorded: settled at once.
         assert!(shared.settled().now_or_never().is_some());
-        shared.mark([Int8(1)]);
+        shared.mark([Int8(1)], None);
         let mut first = Box::pin(shared.settled());
         assert!(first.as_mut().now_or_never().is_none());
-        shared.mark_all();
+        shared.mark_all(None);
         let second = shared.settled();
         // The reader takes both changes and handles them in one round.
         let (pending, marked) = shared.take();
         assert!(pending.all);
         assert_eq!(marked, 2);
-        shared.mark([Int8(2)]);
+        shared.mark([Int8(2)], None);
         shared.handled(marked);
         tokio::time::timeout(Duration::from_secs(1), first)
             .await

@@ -45,6 +45,11 @@ pub struct EngineLimits {
     pub history_bytes: usize,
     /// Bytes of diffs all groups keep together.
     pub max_history_bytes: usize,
+    /// How long a group outlives its last member, kept current, so that
+    /// subscribers who come back (a reconnect storm, a recycled load
+    /// balancer) resume from its history instead of re-running the query.
+    /// Zero ends a group with its last member.
+    pub group_linger: Duration,
 }
 
 impl Default for EngineLimits {
@@ -59,6 +64,7 @@ impl Default for EngineLimits {
             history_diffs: 32,
             history_bytes: 256 * 1024,
             max_history_bytes: 64 * 1024 * 1024,
+            group_linger: Duration::from_secs(15),
         }
     }
 }

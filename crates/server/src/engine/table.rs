@@ -21,6 +21,29 @@ pub struct Context {
     pub claims: Option<Arc<str>>,
 }
 
+/// When the server learned of a change: milliseconds since the Unix epoch
+/// by the server's clock. Diffs carry the earliest of their changes'
+/// (`noticed_at`), so a client can tell how long a change took to reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Noticed(pub u64);
+
+impl Noticed {
+    pub fn now() -> Noticed {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Noticed(u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// The earlier of two, either of which may be unknown.
+    pub fn earliest(a: Option<Noticed>, b: Option<Noticed>) -> Option<Noticed> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
 /// What change capture reports: which rows of which table may have changed.
 /// Both capture modes produce exactly these, so nothing after capture can
 /// tell which one is running.

@@ -523,6 +523,8 @@ export class LiveClient {
   }
 
   private handleStatus(msg: Status): void {
+    // A status with an id concerns one subscription, not the connection.
+    if (msg.id !== undefined) return
     this.server = { state: msg.state, ...(msg.reason ? { reason: msg.reason } : {}) }
     this.updateStatus()
   }

@@ -127,6 +127,7 @@ export function sameStatus(a: ConnectionStatus, b: ConnectionStatus): boolean {
 const DELAY_LABELS: Record<DelayReason, string> = {
   database_unreachable: 'delayed — database unreachable',
   capture_down: 'delayed — change capture down',
+  query_failing: 'delayed — a query is failing',
 }
 
 /** A short label: `live`, `reconnecting`, `delayed — database unreachable`, ... */

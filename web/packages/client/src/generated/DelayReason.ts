@@ -3,4 +3,4 @@
 /**
  * Why changes may not reach clients.
  */
-export type DelayReason = "capture_down" | "database_unreachable";
+export type DelayReason = "capture_down" | "database_unreachable" | "query_failing";

@@ -13,4 +13,11 @@ import type { Task } from "./Task";
  * then insert the upserted rows in ascending `at` order, each at index `at`.
  * Rows not mentioned keep their relative order.
  */
-export type Diff = { id: SubscriptionId, from: number, to: number, } & ({ "table": "items", upserts: Array<Placed<Item>>, deletes: Array<Int8>, } | { "table": "tasks", upserts: Array<Placed<Task>>, deletes: Array<number>, } | { "table": "comments", upserts: Array<Placed<Comment>>, deletes: Array<string>, });
+export type Diff = { id: SubscriptionId, from: number, to: number, 
+/**
+ * When the server learned of the earliest change in this diff, in
+ * milliseconds since the Unix epoch by the server's clock: a client on
+ * a synchronized clock can tell how long a change took to reach it.
+ * Absent when the diff came from re-running the query as a whole.
+ */
+noticed_at?: number, } & ({ "table": "items", upserts: Array<Placed<Item>>, deletes: Array<Int8>, } | { "table": "tasks", upserts: Array<Placed<Task>>, deletes: Array<number>, } | { "table": "comments", upserts: Array<Placed<Comment>>, deletes: Array<string>, });
