@@ -29,10 +29,26 @@ pub struct ChangeNotice {
     /// Primary keys of the rows as they are now (INSERT, UPDATE) or were
     /// (DELETE). `null` means "too many to list, or unknown: refresh the table".
     pub keys: Option<Vec<serde_json::Value>>,
-    /// For UPDATE: the keys before the update (they differ when the update
-    /// changed a primary key). `null` otherwise.
+    /// For an UPDATE that changed some row's key: the keys before the
+    /// update. `null` otherwise: the old keys are the ones in `keys`.
     #[serde(default)]
     pub old_keys: Option<Vec<serde_json::Value>>,
+    /// For a table watched with a partition hint (`pglive_watch(tbl,
+    /// partition => 'tenant')`): the distinct partition values of the
+    /// statement's rows, old and new. Absent when the table has no hint, or
+    /// the values are unknown or too many: then every context reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<Partition>,
+}
+
+/// Which partitions a statement touched, and the claim that names a
+/// security context's partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Partition {
+    /// The JWT claim whose value is a context's partition.
+    pub claim: String,
+    /// The partition column's values (as text) of the rows, old and new.
+    pub values: Vec<String>,
 }
 
 impl ChangeNotice {

@@ -31,6 +31,7 @@ pub struct Metrics {
     pub refresh_seconds: Histogram,
     pub rows_read: Counter,
     pub rows_skipped: Counter,
+    pub reads_skipped_by_partition: Counter,
     pub rows_held: Gauge,
     pub history_bytes: Gauge,
     pub resumes: Counter,
@@ -111,6 +112,10 @@ impl Default for Metrics {
         );
         let refresh_errors = counter("refresh_errors", "Reads that failed.");
         let rows_read = counter("rows_read", "Rows read from PostgreSQL for groups.");
+        let reads_skipped_by_partition = counter(
+            "reads_skipped_by_partition",
+            "Changed-row reads not made for a context because a partition hint says it cannot see the rows.",
+        );
         let rows_skipped = counter(
             "rows_skipped",
             "Rows skipped because they could not be decoded.",
@@ -168,6 +173,7 @@ impl Default for Metrics {
             refresh_seconds,
             rows_read,
             rows_skipped,
+            reads_skipped_by_partition,
             rows_held,
             history_bytes,
             resumes,

@@ -202,8 +202,22 @@ async fn bad_tokens_get_clear_answers_and_nothing_else() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_context_sees_only_its_rows_and_leaving_rows_are_deletes() {
+    contexts_see_only_their_rows(false).await;
+}
+
+/// The demo's tasks are watched with `partition => 'tenant'`: a write to one
+/// tenant's rows reads for that tenant's context only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_hint_reads_only_for_the_partitions_a_change_touched() {
+    contexts_see_only_their_rows(true).await;
+}
+
+async fn contexts_see_only_their_rows(hint: bool) {
     let db = TestDb::new().await;
     seed(&db).await;
+    if !hint {
+        db.exec("SELECT pglive_watch('tasks')").await;
+    }
     let mut config = secured(&db);
     config.jwt_context_claims = vec!["tenant".into()];
     let server = TestServer::with_config(config).await;
@@ -227,25 +241,42 @@ async fn each_context_sees_only_its_rows_and_leaving_rows_are_deletes() {
     // Two tenants, two contexts: alice and ann share one group.
     assert_eq!(server.metric("pglive_groups").await, 2);
 
-    // One write: one changed-row read per context with groups on the table.
+    // One write: one changed-row read per context with groups on the table,
+    // or, with the hint, only for the context of the row's tenant.
     let before = server.metric("pglive_refreshes_keyed_total").await;
+    let skipped = server
+        .metric("pglive_reads_skipped_by_partition_total")
+        .await;
     db.exec("UPDATE tasks SET title = 'acme moved' WHERE title = 'acme 1'")
         .await;
     assert!(
         acme.until(|c| c.rows("t").iter().any(|r| r["title"] == "acme moved"))
             .await
     );
+    let (reads, skips) = if hint { (1, 1) } else { (2, 0) };
+    // The other context's read may still be under way.
+    server
+        .wait_metric("pglive_refreshes_keyed_total", before + reads)
+        .await;
     assert_eq!(
-        server.metric("pglive_refreshes_keyed_total").await - before,
-        2
+        server
+            .metric("pglive_reads_skipped_by_partition_total")
+            .await
+            - skipped,
+        skips
     );
 
     // A row moving to another tenant is a delete for one and an insert for
-    // the other; nobody ever sees another tenant's row.
+    // the other (the notice names both partitions); nobody ever sees
+    // another tenant's row.
+    let before = server.metric("pglive_refreshes_keyed_total").await;
     db.exec("UPDATE tasks SET tenant = 'globex' WHERE title = 'acme moved'")
         .await;
     assert!(acme.until(|c| c.len("t") == 2).await);
     assert!(globex.until(|c| c.len("t") == 3).await);
+    server
+        .wait_metric("pglive_refreshes_keyed_total", before + 2)
+        .await;
     db.exec("DELETE FROM tasks WHERE title = 'acme moved'")
         .await;
     assert!(globex.until(|c| c.len("t") == 2).await);

@@ -48,17 +48,24 @@ fn payload(table: &str, op: &str, keys: Value, old_keys: Value) -> Value {
     json!({"v":1,"schema":"public","table":table,"op":op,"keys":keys,"old_keys":old_keys})
 }
 
+/// The demo tables are watched with `partition => 'tenant'`: a notice with
+/// keys names the rows' tenants (here all rows are in `public`).
+fn in_public(mut payload: Value) -> Value {
+    payload["parts"] = json!({"claim":"tenant","values":["public"]});
+    payload
+}
+
 async fn every_operation(table: &str, insert: &str) {
     let db = TestDb::new().await;
     let mut l = Listener::new(&db).await;
     db.exec(&format!("{insert}; {insert}")).await;
     assert_eq!(
         l.next().await,
-        payload(table, "INSERT", json!([1]), Value::Null)
+        in_public(payload(table, "INSERT", json!([1]), Value::Null))
     );
     assert_eq!(
         l.next().await,
-        payload(table, "INSERT", json!([2]), Value::Null)
+        in_public(payload(table, "INSERT", json!([2]), Value::Null))
     );
 
     // One statement, several rows: one notice with every key. No key
@@ -74,20 +81,23 @@ async fn every_operation(table: &str, insert: &str) {
         .collect();
     keys.sort();
     got["keys"] = json!(keys);
-    assert_eq!(got, payload(table, "UPDATE", json!([1, 2]), Value::Null));
+    assert_eq!(
+        got,
+        in_public(payload(table, "UPDATE", json!([1, 2]), Value::Null))
+    );
 
     // A primary-key change reports the old and the new key.
     db.exec(&format!("UPDATE {table} SET id = 100 WHERE id = 1"))
         .await;
     assert_eq!(
         l.next().await,
-        payload(table, "UPDATE", json!([100]), json!([1]))
+        in_public(payload(table, "UPDATE", json!([100]), json!([1])))
     );
 
     db.exec(&format!("DELETE FROM {table} WHERE id = 2")).await;
     assert_eq!(
         l.next().await,
-        payload(table, "DELETE", json!([2]), Value::Null)
+        in_public(payload(table, "DELETE", json!([2]), Value::Null))
     );
 
     // Statements that touch nothing stay quiet.
@@ -116,6 +126,70 @@ async fn tasks_operations_notify() {
         "INSERT INTO tasks (title, status, assignee) VALUES ('t', 'todo', 'alice')",
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_hint_names_the_partitions_old_and_new() {
+    let db = TestDb::new().await;
+    let mut l = Listener::new(&db).await;
+    let values = |mut got: Value| {
+        let mut v: Vec<String> = serde_json::from_value(got["parts"]["values"].take()).unwrap();
+        v.sort();
+        (got["parts"]["claim"].clone(), v)
+    };
+    db.exec(
+        "INSERT INTO tasks (title, tenant) VALUES ('a', 'acme'), ('b', 'globex'), ('c', 'acme')",
+    )
+    .await;
+    assert_eq!(
+        values(l.next().await),
+        (json!("tenant"), vec!["acme".into(), "globex".into()])
+    );
+    // Moving a row between tenants names both: the old one loses it.
+    db.exec("UPDATE tasks SET tenant = 'initech' WHERE title = 'b'")
+        .await;
+    assert_eq!(
+        values(l.next().await),
+        (json!("tenant"), vec!["globex".into(), "initech".into()])
+    );
+    db.exec("DELETE FROM tasks WHERE title = 'a'").await;
+    assert_eq!(
+        values(l.next().await),
+        (json!("tenant"), vec!["acme".into()])
+    );
+
+    // A claim of another name; then no hint at all.
+    db.exec("SELECT pglive_watch('tasks', partition => 'tenant', partition_claim => 'org')")
+        .await;
+    db.exec("UPDATE tasks SET title = 'c2' WHERE title = 'c'")
+        .await;
+    assert_eq!(values(l.next().await), (json!("org"), vec!["acme".into()]));
+    db.exec("SELECT pglive_watch('tasks')").await;
+    db.exec("UPDATE tasks SET title = 'c3' WHERE title = 'c2'")
+        .await;
+    assert_eq!(l.next().await.get("parts"), None);
+
+    // More than 100 partitions in one statement say nothing: no parts.
+    db.exec("SELECT pglive_watch('tasks', partition => 'tenant')")
+        .await;
+    db.exec(
+        "INSERT INTO tasks (title, tenant) SELECT 't', 't' || g FROM generate_series(1, 101) g",
+    )
+    .await;
+    let got = l.next().await;
+    assert_eq!(got["keys"].as_array().unwrap().len(), 101);
+    assert_eq!(got.get("parts"), None);
+
+    // A column that does not exist is refused, and the old hint stays.
+    let mut conn = db.conn().await;
+    let err = conn
+        .batch_execute("SELECT pglive_watch('tasks', partition => 'nope')")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no column nope to partition by"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

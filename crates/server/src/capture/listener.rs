@@ -47,6 +47,7 @@ pub fn parse(payload: &str, hub: &Hub, metrics: &Metrics) -> Option<Change> {
                 Some(keys) => Change::Rows {
                     table,
                     keys: keys.cloned().collect(),
+                    parts: notice.parts.clone(),
                 },
                 None => Change::Table { table },
             })
@@ -241,7 +242,8 @@ mod tests {
             c,
             Some(Change::Rows {
                 table: "items",
-                keys: vec![json!("2"), json!(1)]
+                keys: vec![json!("2"), json!(1)],
+                parts: None,
             })
         );
         let c = parse(

@@ -270,7 +270,11 @@ impl Decoder {
                     let parsed: Option<Vec<Value>> =
                         keys.into_iter().map(|k| json_key(k, numeric)).collect();
                     match parsed {
-                        Some(keys) => Change::Rows { table, keys },
+                        Some(keys) => Change::Rows {
+                            table,
+                            keys,
+                            parts: None,
+                        },
                         None => Change::Table { table },
                     }
                 }
@@ -415,7 +419,8 @@ mod tests {
             sorted(d.commit()),
             vec![Change::Rows {
                 table: "items",
-                keys: vec![json!(10), json!(11), json!(7), json!(8), json!(9)]
+                keys: vec![json!(10), json!(11), json!(7), json!(8), json!(9)],
+                parts: None,
             }]
         );
         // The next transaction starts empty.
@@ -448,7 +453,8 @@ mod tests {
             d.commit(),
             vec![Change::Rows {
                 table: "comments",
-                keys: vec![json!("6f1c2c1e-8a4b-4c3d-9e2f-0a1b2c3d4e5f")]
+                keys: vec![json!("6f1c2c1e-8a4b-4c3d-9e2f-0a1b2c3d4e5f")],
+                parts: None,
             }]
         );
     }
@@ -494,7 +500,8 @@ mod tests {
             d.commit(),
             vec![Change::Rows {
                 table: "items",
-                keys: vec![json!(5)]
+                keys: vec![json!(5)],
+                parts: None,
             }]
         );
         d.begin();

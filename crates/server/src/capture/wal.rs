@@ -348,7 +348,8 @@ impl Merged {
                 return;
             }
             Change::Table { table } => (table, None),
-            Change::Rows { table, keys } => (table, Some(keys)),
+            // WAL capture knows no partitions: every context reads.
+            Change::Rows { table, keys, .. } => (table, Some(keys)),
         };
         match self.tables.iter_mut().find(|(t, _)| *t == table) {
             None => self.tables.push((table, keys)),
@@ -366,7 +367,11 @@ impl Merged {
         self.tables
             .into_iter()
             .map(|(table, keys)| match keys {
-                Some(keys) => Change::Rows { table, keys },
+                Some(keys) => Change::Rows {
+                    table,
+                    keys,
+                    parts: None,
+                },
                 None => Change::Table { table },
             })
             .collect()
@@ -667,26 +672,31 @@ mod tests {
         m.add(Change::Rows {
             table: "items",
             keys: vec![json!(1)],
+            parts: None,
         });
         m.add(Change::Rows {
             table: "tasks",
             keys: vec![json!(2)],
+            parts: None,
         });
         m.add(Change::Rows {
             table: "items",
             keys: vec![json!(3)],
+            parts: None,
         });
         m.add(Change::Table { table: "tasks" });
         m.add(Change::Rows {
             table: "tasks",
             keys: vec![json!(4)],
+            parts: None,
         });
         assert_eq!(
             m.into_changes(),
             vec![
                 Change::Rows {
                     table: "items",
-                    keys: vec![json!(1), json!(3)]
+                    keys: vec![json!(1), json!(3)],
+                    parts: None,
                 },
                 Change::Table { table: "tasks" },
             ]

@@ -101,9 +101,9 @@ impl Hub {
             }
         }
         match change {
-            Change::Rows { table, keys } => {
+            Change::Rows { table, keys, parts } => {
                 if let Some(engine) = self.inner.registry.get(table)
-                    && !engine.changed(keys, noticed)
+                    && !engine.changed(keys, noticed, parts)
                 {
                     self.inner.reads.metrics.notifications_malformed.inc();
                     tracing::debug!(

@@ -22,11 +22,66 @@ use tokio::sync::{Notify, watch};
 
 use super::group::{Batch, Groups};
 use super::reads::{ReadError, Reads};
-use super::table::{Key, LiveTable, Noticed};
+use super::table::{Context, Key, LiveTable, Noticed, Partition};
+
+/// The most partition values a batch remembers; past it, every context
+/// reads (as without a hint).
+const MAX_PARTS: usize = 1_000;
+
+/// Which partitions pending changes touched.
+#[derive(Debug, Default)]
+enum Parts {
+    /// No change is pending.
+    #[default]
+    None,
+    /// Every pending change named its partitions, by this claim.
+    Known {
+        claim: String,
+        values: HashSet<String>,
+    },
+    /// Some change did not (no hint, WAL capture, too many): every context
+    /// reads.
+    Unknown,
+}
+
+impl Parts {
+    fn add(&mut self, parts: Option<Partition>) {
+        *self = match (std::mem::take(self), parts) {
+            (Parts::Unknown, _) | (_, None) => Parts::Unknown,
+            (Parts::None, Some(p)) => Parts::Known {
+                claim: p.claim,
+                values: p.values.into_iter().collect(),
+            },
+            (Parts::Known { claim, mut values }, Some(p)) if claim == p.claim => {
+                values.extend(p.values);
+                if values.len() > MAX_PARTS {
+                    Parts::Unknown
+                } else {
+                    Parts::Known { claim, values }
+                }
+            }
+            (Parts::Known { .. }, Some(_)) => Parts::Unknown,
+        };
+    }
+
+    /// Whether `ctx` may see a row of these partitions. A context without
+    /// the claim (another role, anonymous) always may: the hint says
+    /// nothing about it.
+    fn concern(&self, ctx: &Context) -> bool {
+        match self {
+            Parts::Known { claim, values } => ctx
+                .claim_text(claim)
+                .is_none_or(|mine| values.contains(&mine)),
+            Parts::None | Parts::Unknown => true,
+        }
+    }
+}
 
 struct Pending<K> {
     all: bool,
     keys: HashSet<K>,
+    /// The partitions the pending keys' rows are in, old and new.
+    parts: Parts,
     /// Changes recorded since the reader started (never reset): what
     /// [`ReaderShared::settled`] waits for.
     marked: u64,
@@ -39,6 +94,7 @@ impl<K> Default for Pending<K> {
         Pending {
             all: false,
             keys: HashSet::new(),
+            parts: Parts::None,
             marked: 0,
             noticed: None,
         }
@@ -85,13 +141,19 @@ impl<T: LiveTable> ReaderShared<T> {
 
     /// Records changed keys and wakes the reader. Past the bound on pending
     /// keys the change escalates to "the whole table".
-    pub fn mark(&self, keys: impl IntoIterator<Item = Key<T>>, noticed: Option<Noticed>) {
+    pub fn mark(
+        &self,
+        keys: impl IntoIterator<Item = Key<T>>,
+        noticed: Option<Noticed>,
+        parts: Option<Partition>,
+    ) {
         {
             let mut pending = self.lock();
             pending.marked += 1;
             pending.noticed = Noticed::earliest(pending.noticed, noticed);
             if !pending.all {
                 pending.keys.extend(keys);
+                pending.parts.add(parts);
                 if pending.keys.len() > self.max_keys {
                     pending.all = true;
                     pending.keys = HashSet::new();
@@ -120,6 +182,7 @@ impl<T: LiveTable> ReaderShared<T> {
         let taken = Pending {
             all: std::mem::take(&mut pending.all),
             keys: std::mem::take(&mut pending.keys),
+            parts: std::mem::take(&mut pending.parts),
             marked,
             noticed: pending.noticed.take(),
         };
@@ -185,11 +248,22 @@ pub async fn run<T: LiveTable>(
         let keys: Vec<Key<T>> = pending.keys.iter().cloned().collect();
         let keys = &keys;
         let key_set = Arc::new(pending.keys);
-        // One read per context that has groups now, a few at a time; each
-        // context's groups get their batch as soon as it is read.
+        // One read per context that has groups now and may see the rows, a
+        // few at a time; each context's groups get their batch as soon as it
+        // is read. With a partition hint, a context of another partition
+        // could see none of the rows, before or after: its read would find
+        // nothing, and its groups hold none of them, so it is skipped.
         let concurrency = reads.limits.max_concurrent_refreshes.max(1);
         let reads_ref = &reads;
-        let mut results = futures_util::stream::iter(groups.by_context())
+        let (concerned, skipped): (Vec<_>, Vec<_>) = groups
+            .by_context()
+            .into_iter()
+            .partition(|(ctx, _)| pending.parts.concern(ctx));
+        reads
+            .metrics
+            .reads_skipped_by_partition
+            .inc_by(skipped.len() as u64);
+        let mut results = futures_util::stream::iter(concerned)
             .map(|(ctx, members)| async move {
                 let result = reads_ref.fetch::<T>(&ctx, keys).await;
                 (members, result)
@@ -232,6 +306,71 @@ mod tests {
 
     use super::*;
 
+    fn ctx(claims: Option<&str>) -> Context {
+        Context {
+            role: Some("pglive_user".into()),
+            claims: claims.map(Into::into),
+        }
+    }
+
+    fn part(claim: &str, values: &[&str]) -> Option<Partition> {
+        Some(Partition {
+            claim: claim.into(),
+            values: values.iter().map(|v| (*v).to_owned()).collect(),
+        })
+    }
+
+    /// Partition values merge per claim; a change without them, another
+    /// claim, or too many values make every context read again.
+    #[test]
+    fn partitions_decide_which_contexts_read() {
+        let acme = ctx(Some(r#"{"tenant":"acme"}"#));
+        let globex = ctx(Some(r#"{"tenant":"globex"}"#));
+        let numbered = ctx(Some(r#"{"tenant":7}"#));
+        let anonymous = ctx(None);
+        let other_claim = ctx(Some(r#"{"org":"acme"}"#));
+
+        let mut parts = Parts::default();
+        assert!(parts.concern(&globex), "nothing pending says nothing");
+        parts.add(part("tenant", &["acme"]));
+        assert!(parts.concern(&acme));
+        assert!(!parts.concern(&globex));
+        assert!(!parts.concern(&numbered));
+        assert!(parts.concern(&anonymous), "no claim: the hint says nothing");
+        assert!(parts.concern(&other_claim));
+        parts.add(part("tenant", &["7"]));
+        assert!(parts.concern(&numbered), "numbers compare as text");
+        assert!(!parts.concern(&globex));
+
+        let mut unknown = Parts::default();
+        unknown.add(part("tenant", &["acme"]));
+        unknown.add(None);
+        assert!(unknown.concern(&globex));
+        unknown.add(part("tenant", &["acme"]));
+        assert!(unknown.concern(&globex), "unknown stays unknown");
+
+        let mut mixed = Parts::default();
+        mixed.add(part("tenant", &["acme"]));
+        mixed.add(part("org", &["acme"]));
+        assert!(mixed.concern(&globex));
+
+        let many: Vec<String> = (0..=MAX_PARTS).map(|i| i.to_string()).collect();
+        let mut overflow = Parts::default();
+        overflow.add(Some(Partition {
+            claim: "tenant".into(),
+            values: many[..MAX_PARTS].to_vec(),
+        }));
+        assert!(!overflow.concern(&globex));
+        overflow.add(Some(Partition {
+            claim: "tenant".into(),
+            values: many[MAX_PARTS..].to_vec(),
+        }));
+        assert!(
+            overflow.concern(&globex),
+            "past the cap every context reads"
+        );
+    }
+
     /// `settled` waits for the changes recorded before it, not for later
     /// ones: under a steady stream of changes it still completes.
     #[tokio::test]
@@ -239,7 +378,7 @@ mod tests {
         let shared = ReaderShared::<Item>::new(10);
         // Nothing recorded: settled at once.
         assert!(shared.settled().now_or_never().is_some());
-        shared.mark([Int8(1)], None);
+        shared.mark([Int8(1)], None, None);
         let mut first = Box::pin(shared.settled());
         assert!(first.as_mut().now_or_never().is_none());
         shared.mark_all(None);
@@ -248,7 +387,7 @@ mod tests {
         let (pending, marked) = shared.take();
         assert!(pending.all);
         assert_eq!(marked, 2);
-        shared.mark([Int8(2)], None);
+        shared.mark([Int8(2)], None, None);
         shared.handled(marked);
         tokio::time::timeout(Duration::from_secs(1), first)
             .await

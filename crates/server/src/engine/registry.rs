@@ -15,7 +15,7 @@ use super::group::{Groups, JoinError, Membership};
 use super::outbox::Member;
 use super::reader::{self, ReaderShared};
 use super::reads::Reads;
-use super::table::{Context, Key, Listed, LiveTable, Noticed};
+use super::table::{Context, Key, Listed, LiveTable, Noticed, Partition};
 
 /// One live table, whatever its row type.
 pub trait TableEngine: Send + Sync {
@@ -32,7 +32,12 @@ pub trait TableEngine: Send + Sync {
     /// These rows changed; keys as capture read them. Returns false when a
     /// key does not parse as this table's key type (the caller then treats
     /// the whole table as changed).
-    fn changed(&self, keys: Vec<serde_json::Value>, noticed: Option<Noticed>) -> bool;
+    fn changed(
+        &self,
+        keys: Vec<serde_json::Value>,
+        noticed: Option<Noticed>,
+        parts: Option<Partition>,
+    ) -> bool;
     /// Any row may have changed.
     fn changed_all(&self, noticed: Option<Noticed>);
     /// Completes once the table's reader has handled every change recorded
@@ -64,11 +69,16 @@ impl<T: Listed> TableEngine for Table<T> {
         Some(self.groups.join(ctx, query, member))
     }
 
-    fn changed(&self, keys: Vec<serde_json::Value>, noticed: Option<Noticed>) -> bool {
+    fn changed(
+        &self,
+        keys: Vec<serde_json::Value>,
+        noticed: Option<Noticed>,
+        parts: Option<Partition>,
+    ) -> bool {
         let parsed: Result<Vec<Key<T>>, _> = keys.into_iter().map(serde_json::from_value).collect();
         match parsed {
             Ok(keys) => {
-                self.reader.mark(keys, noticed);
+                self.reader.mark(keys, noticed, parts);
                 true
             }
             Err(_) => {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 pub use pglive_schema::live::{Listed, LiveTable};
+pub use pglive_schema::notice::Partition;
 
 /// A table's key type.
 pub type Key<T> = <T as LiveTable>::Key;
@@ -19,6 +20,23 @@ pub struct Context {
     pub role: Option<Arc<str>>,
     /// The claims visible to SQL as `request.jwt.claims` (canonical JSON).
     pub claims: Option<Arc<str>>,
+}
+
+impl Context {
+    /// The claim `name` as text (a string as it is, a number or boolean as
+    /// JSON writes it), as a partition hint compares it with a column's
+    /// text; `None` when the context has no such scalar claim.
+    pub fn claim_text(&self, name: &str) -> Option<String> {
+        let claims: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(self.claims.as_deref()?).ok()?;
+        match claims.get(name)? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            value @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => {
+                Some(value.to_string())
+            }
+            _ => None,
+        }
+    }
 }
 
 /// When the server learned of a change: milliseconds since the Unix epoch
@@ -54,6 +72,9 @@ pub enum Change {
     Rows {
         table: &'static str,
         keys: Vec<serde_json::Value>,
+        /// The partitions the rows are in, old and new, when the table has
+        /// a partition hint (NOTIFY capture only); `None`: unknown.
+        parts: Option<Partition>,
     },
     /// Any row of `table` may have changed.
     Table { table: &'static str },
