@@ -264,3 +264,24 @@ async fn a_group_everyone_left_lingers_for_those_who_come_back() {
     server.wait_metric("pglive_groups", 0).await;
     server.stop().await;
 }
+
+/// Shutdown ends lingering groups at once: nobody is left to leave them,
+/// and the server must not wait out its 5 s drain deadline for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_for_lingering_groups() {
+    let db = TestDb::new().await;
+    let mut config = Config::new(db.url.clone());
+    config.group_linger_secs = 600;
+    let server = TestServer::with_config(config).await;
+    let mut client = Client::connect(&server).await;
+    client
+        .subscribe("a", json!({"table":"items","order":{"by":"id"}}))
+        .await;
+    assert!(client.until(|c| c.has("a")).await);
+    drop(client);
+    server.wait_metric("pglive_connections", 0).await;
+    assert_eq!(server.metric("pglive_groups").await, 1, "it lingers");
+    tokio::time::timeout(Duration::from_secs(4), server.stop())
+        .await
+        .expect("the server stops before the engine's drain deadline");
+}

@@ -561,7 +561,12 @@ impl<T: LiveTable> GroupTask<T> {
         let mut backoff = retry_backoff();
         tracing::debug!(table = T::NAME, group = %shared.key, "group started");
         loop {
-            shared.wake.notified().await;
+            // A lingering group has no member whose leaving would close it:
+            // shutdown ends it directly.
+            tokio::select! {
+                () = shared.wake.notified() => {}
+                () = reads.shutdown.cancelled() => break,
+            }
             if shared.is_closed() {
                 break;
             }
