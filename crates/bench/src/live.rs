@@ -2,13 +2,15 @@
 //! RECONNECT (see `tenants.rs`).
 //!
 //! Unlike the marker-scanning client of S1–S6, this client decodes every
-//! frame as JSON (rows typed as the contract's `Item`), keeps its
+//! frame as JSON (rows as `items` rows, their text borrowed from the frame,
+//! timestamps compared as the server wrote them), keeps its
 //! subscription's rows (key → hash of the row's content), checks that every
 //! row of every frame belongs to its tenant, tracks the epoch and version it
 //! could resume from, and can drop its connection and come back with
 //! `since`. Its frame rates are low (RLS: a tenant's writes only; RECONNECT:
 //! 20 diffs/s per client), so decoding costs little next to the server.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use futures_util::{SinkExt, StreamExt};
-use pglive_schema::{Int8, Item};
+use pglive_schema::Int8;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -39,14 +41,29 @@ pub const STAGE_DROP: u8 = 1;
 pub const STAGE_RECONNECT: u8 = 2;
 pub const STAGE_STOP: u8 = 3;
 
+/// An `items` row as it travels (the contract's `Item`), its text borrowed
+/// from the frame when it has no escapes.
+#[derive(Debug, Deserialize)]
+pub struct Row<'a> {
+    pub id: Int8,
+    #[serde(borrow)]
+    pub name: Cow<'a, str>,
+    #[serde(borrow)]
+    pub tenant: Cow<'a, str>,
+    #[serde(borrow)]
+    pub created_at: Cow<'a, str>,
+    #[serde(borrow)]
+    pub updated_at: Cow<'a, str>,
+}
+
 /// A row's key and content, hashed: two rows are equal when their hashes are.
-pub fn row_sig(item: &Item) -> u64 {
+pub fn row_sig(row: &Row<'_>) -> u64 {
     let mut h = std::hash::DefaultHasher::new();
-    item.id.0.hash(&mut h);
-    item.name.hash(&mut h);
-    item.tenant.hash(&mut h);
-    item.created_at.timestamp_micros().hash(&mut h);
-    item.updated_at.timestamp_micros().hash(&mut h);
+    row.id.0.hash(&mut h);
+    row.name.hash(&mut h);
+    row.tenant.hash(&mut h);
+    row.created_at.hash(&mut h);
+    row.updated_at.hash(&mut h);
     h.finish()
 }
 
@@ -168,9 +185,9 @@ pub struct LiveOutcome {
 }
 
 #[derive(Deserialize)]
-struct Frame {
-    #[serde(rename = "type")]
-    kind: String,
+struct Frame<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
     #[serde(default)]
     epoch: Option<String>,
     #[serde(default)]
@@ -179,10 +196,10 @@ struct Frame {
     from: Option<u64>,
     #[serde(default)]
     to: Option<u64>,
-    #[serde(default)]
-    rows: Option<Vec<Item>>,
-    #[serde(default)]
-    upserts: Option<Vec<Placed>>,
+    #[serde(default, borrow)]
+    rows: Option<Vec<Row<'a>>>,
+    #[serde(default, borrow)]
+    upserts: Option<Vec<Placed<'a>>>,
     #[serde(default)]
     deletes: Option<Vec<Int8>>,
     #[serde(default)]
@@ -192,8 +209,9 @@ struct Frame {
 }
 
 #[derive(Deserialize)]
-struct Placed {
-    row: Item,
+struct Placed<'a> {
+    #[serde(borrow)]
+    row: Row<'a>,
 }
 
 struct State {
@@ -221,9 +239,9 @@ impl State {
         }
     }
 
-    fn check_tenant(&mut self, item: &Item) {
+    fn check_tenant(&mut self, item: &Row<'_>) {
         if let Some(t) = &self.tenant
-            && &item.tenant != t
+            && item.tenant != t.as_str()
         {
             self.out.foreign_rows += 1;
             if self.out.foreign_example.is_none() {
@@ -275,7 +293,7 @@ impl State {
                 return;
             }
         };
-        match f.kind.as_str() {
+        match f.kind.as_ref() {
             "snapshot" => {
                 let rows = f.rows.unwrap_or_default();
                 self.out.rows.clear();

@@ -750,7 +750,12 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
         std::fs::write(&md_path, &markdown)
             .with_context(|| format!("writing {}", md_path.display()))?;
     }
-    let strict_tenants = results.tenant_scenarios.iter().any(|t| t.params.smoke);
+    // A smoke variant always fails the run when something is wrong; a
+    // tenant scenario that could not run (e.g. --partition-hint without the
+    // partition hint in the database) fails it too.
+    let strict_tenants = results.tenant_scenarios.iter().any(|t| {
+        t.params.smoke || t.rls.as_ref().is_some_and(|r| !r.ok) || t.reconnect.iter().any(|r| !r.ok)
+    });
     println!(
         "results: {} (tables: {})",
         out_path.display(),

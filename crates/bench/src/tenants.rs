@@ -309,10 +309,12 @@ async fn final_rows(db_url: &str, tenants: &[String]) -> Result<Vec<HashMap<i64,
         .collect();
     let mut want = vec![HashMap::new(); tenants.len()];
     for v in values {
-        let item: pglive_schema::Item =
-            serde_json::from_value(v).context("decoding a row of the final read")?;
-        if let Some(&t) = index.get(item.tenant.as_str()) {
-            want[t].insert(item.id.0, live::row_sig(&item));
+        // As a client decodes it: the server's own serialization of the row.
+        let text = v.to_string();
+        let row: live::Row<'_> =
+            serde_json::from_str(&text).context("decoding a row of the final read")?;
+        if let Some(&t) = index.get(row.tenant.as_ref()) {
+            want[t].insert(row.id.0, live::row_sig(&row));
         }
     }
     Ok(want)
@@ -1063,6 +1065,9 @@ fn render(labels_cols: &[(String, Vec<String>)], header: &[String], markdown: bo
     out
 }
 
+/// A table row: its label and how to render one report's cell.
+type Cell<'a, R> = (&'static str, Box<dyn Fn(&R) -> String + 'a>);
+
 fn opt(v: Option<f64>, f: fn(f64) -> String) -> String {
     v.map_or_else(|| "n/a".to_string(), f)
 }
@@ -1081,7 +1086,7 @@ pub fn rls_table(reports: &[&RlsReport], markdown: bool) -> String {
         .map(|r| format!("pglive ({})", r.mode))
         .collect();
     let per_write = |r: &RlsReport, v: f64| v / r.writes.max(1) as f64;
-    let rows: Vec<(&str, Box<dyn Fn(&RlsReport) -> String>)> = vec![
+    let rows: Vec<Cell<'_, RlsReport>> = vec![
         (
             "clients ready / tenants",
             Box::new(|r| format!("{}/{} / {}", r.ready, r.clients, r.tenants)),
@@ -1212,7 +1217,7 @@ pub fn reconnect_table(reports: &[&ReconnectReport], markdown: bool) -> String {
         .iter()
         .map(|r| format!("pglive ({})", r.mode))
         .collect();
-    let rows: Vec<(&str, Box<dyn Fn(&ReconnectReport) -> String>)> = vec![
+    let rows: Vec<Cell<'_, ReconnectReport>> = vec![
         (
             "clients ready",
             Box::new(|r| format!("{}/{}", r.ready, r.clients)),
