@@ -426,6 +426,9 @@ pub struct RlsReport {
     pub db: DbDelta,
     pub metrics: BTreeMap<String, f64>,
     pub server_cpu_seconds: Option<f64>,
+    /// The load generator's own CPU over the same window (it decodes every
+    /// frame, on the same cores).
+    pub bench_cpu_seconds: Option<f64>,
     pub server_rss_peak_mib: Option<f64>,
     pub commit_round_trip_ms: Percentiles,
 }
@@ -721,6 +724,7 @@ async fn rls_inner(ctx: &Ctx, p: &TParams, db_name: &str, rep: &mut RlsReport) -
     let before = db::read_stats(&ctx.admin, &db_url, db_name).await?;
     let m_before = metrics(server.port).await;
     let cpu_before = server::cpu_seconds(server.pid);
+    let bench_before = server::cpu_seconds(std::process::id());
     shared.phase.store(PHASE_WRITES, Ordering::Release);
     let t_writes = Instant::now();
     let ops = writer.write(p.writes, p.rate).await?;
@@ -736,6 +740,9 @@ async fn rls_inner(ctx: &Ctx, p: &TParams, db_name: &str, rep: &mut RlsReport) -
     let m_after = metrics(server.port).await;
     rep.server_cpu_seconds = server::cpu_seconds(server.pid)
         .zip(cpu_before)
+        .map(|(a, b)| a - b);
+    rep.bench_cpu_seconds = server::cpu_seconds(std::process::id())
+        .zip(bench_before)
         .map(|(a, b)| a - b);
     rep.server_rss_peak_mib = server::status_mib(server.pid, "VmHWM");
     rep.metrics = metric_deltas(m_before.as_ref(), m_after.as_ref());
@@ -811,6 +818,9 @@ pub struct ReconnectReport {
     /// pglive's full reads (refreshes − keyed) over the reconnect phase.
     pub full_queries: Option<f64>,
     pub server_cpu_seconds: Option<f64>,
+    /// The load generator's own CPU over the reconnect phase (it decodes
+    /// every frame, snapshots included, on the same cores).
+    pub bench_cpu_seconds: Option<f64>,
 }
 
 impl ReconnectReport {
@@ -914,6 +924,7 @@ async fn reconnect_inner(
     let before = db::read_stats(&ctx.admin, &db_url, db_name).await?;
     let m_before = metrics(server.port).await;
     let cpu_before = server::cpu_seconds(server.pid);
+    let bench_before = server::cpu_seconds(std::process::id());
     shared.phase.store(PHASE_RECONNECT, Ordering::Release);
     let first_b = ops.len();
     let t_drop = Instant::now();
@@ -953,6 +964,9 @@ async fn reconnect_inner(
     let m_after = metrics(server.port).await;
     rep.server_cpu_seconds = server::cpu_seconds(server.pid)
         .zip(cpu_before)
+        .map(|(a, b)| a - b);
+    rep.bench_cpu_seconds = server::cpu_seconds(std::process::id())
+        .zip(bench_before)
         .map(|(a, b)| a - b);
     rep.metrics = metric_deltas(m_before.as_ref(), m_after.as_ref());
     rep.full_queries = rep
@@ -1165,6 +1179,10 @@ pub fn rls_table(reports: &[&RlsReport], markdown: bool) -> String {
             Box::new(|r| opt(r.server_cpu_seconds, |v| format!("{v:.2}"))),
         ),
         (
+            "bench CPU s (writes + tail)",
+            Box::new(|r| opt(r.bench_cpu_seconds, |v| format!("{v:.2}"))),
+        ),
+        (
             "server peak RSS",
             Box::new(|r| opt(r.server_rss_peak_mib, |v| format!("{v:.0} MiB"))),
         ),
@@ -1329,6 +1347,10 @@ pub fn reconnect_table(reports: &[&ReconnectReport], markdown: bool) -> String {
         (
             "server CPU s, reconnect phase",
             Box::new(|r| opt(r.server_cpu_seconds, |v| format!("{v:.2}"))),
+        ),
+        (
+            "bench CPU s, reconnect phase",
+            Box::new(|r| opt(r.bench_cpu_seconds, |v| format!("{v:.2}"))),
         ),
         (
             "error frames / version gaps / closed early",
