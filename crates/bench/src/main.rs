@@ -10,12 +10,14 @@
 mod client;
 mod db;
 mod floor;
+mod live;
 mod report;
 mod run;
 mod scan;
 mod scenario;
 mod server;
 mod shared;
+mod tenants;
 mod writer;
 mod writers;
 
@@ -38,15 +40,24 @@ use crate::writer::Mix;
     about = "Load generator: pglive side by side with the fan-out floor and the article's Node.js server",
     after_help = "Scenarios: S1 100 clients/1,000 rows/20 writes/s; S2 1,000 clients/10,000 rows/20 writes/s; \
 S3 100 clients/2,000 writes as fast as possible; S4 5,000 clients/10 writes/s; S5 10,000 clients/10 writes/s; \
-S6 2,000 clients on distinct filtered task queries; all = S1..S6; smoke = 4 clients, 20 writes (for `just test`); \
+S6 2,000 clients on distinct filtered task queries; all = S1..S6; smoke = 4 clients, 20 writes, then RLS-SMOKE and RECONNECT-SMOKE (for `just test`); \
+RLS (pglive only) = 1,000 clients in 100 tenants with their own JWTs under row-level security, 20 writes/s (--partition-hint: pglive_watch('items', partition => 'tenant') first); \
+RECONNECT (pglive only) = 1,000 clients on 10,000 items drop and reconnect during writes, resume (since) vs snapshot; \
 W (writers) = writer throughput on an unwatched copy of items vs watched by pglive (NOTIFY, WAL), \
 1 and 8 writers, INSERT and UPDATE, with 0 and --clients (1,000) subscribers, --duration (10) s per case.\n\
 Targets by default: pglive,floor,peer for S2, S4, S5; pglive,peer otherwise.\n\
 Database: --database-url / PGLIVE_BENCH_DATABASE_URL, else DATABASE_URL, else `dev/pg.sh start`."
 )]
 struct Cli {
-    /// S1, S2, S3, S4, S5, S6, all, smoke, or W (writers).
+    /// S1, S2, S3, S4, S5, S6, all, smoke, W (writers), RLS, RLS-SMOKE, RECONNECT or RECONNECT-SMOKE.
     scenario: String,
+    /// RLS: number of tenants (clients are spread evenly over them).
+    #[arg(long)]
+    tenants: Option<usize>,
+    /// RLS: run `SELECT pglive_watch('items', partition => 'tenant')` before
+    /// the server starts (fails when the migrations lack the partition hint).
+    #[arg(long)]
+    partition_hint: bool,
     /// Number of WebSocket clients (W: subscribers of its "with subscribers" cases).
     #[arg(long)]
     clients: Option<usize>,
@@ -159,6 +170,18 @@ struct Results {
     /// Scenario W, when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     writers: Option<writers::WritersResult>,
+    /// Scenarios RLS and RECONNECT (and their smoke variants).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tenant_scenarios: Vec<TenantResult>,
+}
+
+#[derive(Debug, Serialize)]
+struct TenantResult {
+    params: tenants::TParams,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rls: Option<tenants::RlsReport>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    reconnect: Vec<tenants::ReconnectReport>,
 }
 
 fn main() -> ExitCode {
@@ -368,9 +391,37 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
     let writers_scenario = matches!(which.as_str(), "w" | "writers");
     let names: Vec<String> = match which.as_str() {
         "all" => scenario::NAMES.iter().map(|s| s.to_string()).collect(),
-        _ if writers_scenario => Vec::new(),
+        _ if writers_scenario || tenants::is_name(&which) => Vec::new(),
         _ => vec![cli.scenario.clone()],
     };
+    let tenant_names: Vec<&str> = match which.as_str() {
+        "smoke" => vec!["RLS-SMOKE", "RECONNECT-SMOKE"],
+        w if tenants::is_name(w) => vec![w],
+        _ => Vec::new(),
+    };
+    let toverrides = tenants::TOverrides {
+        clients: cli.clients,
+        tenants: cli.tenants,
+        rows: cli.rows,
+        rate: cli.rate,
+        writes: cli.writes,
+        duration: cli.duration,
+        seed: cli.seed,
+        connect_concurrency: cli.connect_concurrency,
+        settle: cli.settle,
+        quiet: cli.quiet,
+        tail_timeout: cli.tail_timeout,
+        deadline: cli.deadline,
+        partition_hint: cli.partition_hint,
+    };
+    let tplans: Vec<tenants::TParams> = tenant_names
+        .iter()
+        .map(|n| tenants::params(n, &toverrides))
+        .collect::<Result<_>>()?;
+    anyhow::ensure!(
+        !cli.partition_hint || tplans.iter().any(|p| p.kind == tenants::Kind::Rls),
+        "--partition-hint applies to the RLS scenarios only"
+    );
     let overrides = Overrides {
         clients: cli.clients,
         rows: cli.rows,
@@ -422,6 +473,7 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
         .iter()
         .map(|(p, _)| p.clients)
         .chain(wconfig.iter().map(|w| w.subscribers))
+        .chain(tplans.iter().map(|p| p.clients))
         .max()
         .unwrap_or(1) as u64;
     raise_nofile(max_clients + 1024);
@@ -433,6 +485,13 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
         .map(|(p, ts)| p.deadline_s * ts.len() as f64)
         .sum::<f64>()
         + wconfig.as_ref().map_or(0.0, writers::Config::deadline_s)
+        + tplans
+            .iter()
+            .map(|p| match p.kind {
+                tenants::Kind::Rls => p.deadline_s,
+                tenants::Kind::Reconnect => 2.0 * p.deadline_s,
+            })
+            .sum::<f64>()
         + if wants(&plan, Target::Floor) {
             900.0
         } else {
@@ -466,10 +525,10 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
         Some(p) => Err(format!("--pglive-bin {} does not exist", p.display())),
         None => find_pglive(&root),
     };
-    if wants(&plan, Target::Pglive) || writers_scenario {
+    if wants(&plan, Target::Pglive) || writers_scenario || !tplans.is_empty() {
         match &pglive_bin {
             Ok(p) => eprintln!("pglive-bench: pglive binary {}", p.display()),
-            Err(e) if smoke || writers_scenario => anyhow::bail!("{e}"),
+            Err(e) if smoke || writers_scenario || !tplans.is_empty() => anyhow::bail!("{e}"),
             Err(e) => eprintln!("pglive-bench: warning: {e}"),
         }
     }
@@ -543,6 +602,7 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
         git: git_revision(&root),
         scenarios: Vec::new(),
         writers: None,
+        tenant_scenarios: Vec::new(),
     };
     let out_path = cli
         .out
@@ -648,12 +708,60 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
         std::fs::write(&md_path, &markdown)
             .with_context(|| format!("writing {}", md_path.display()))?;
     }
+    for p in tplans {
+        eprintln!("pglive-bench: {} — {}", p.name, p.description);
+        let mut res = TenantResult {
+            params: p.clone(),
+            rls: None,
+            reconnect: Vec::new(),
+        };
+        let table = match p.kind {
+            tenants::Kind::Rls => {
+                let rep = tenants::run_rls(&ctx, &p).await;
+                failed |= rep.failed();
+                let t = (
+                    tenants::rls_table(&[&rep], false),
+                    tenants::rls_table(&[&rep], true),
+                );
+                res.rls = Some(rep);
+                t
+            }
+            tenants::Kind::Reconnect => {
+                for resume in [true, false] {
+                    let rep = tenants::run_reconnect(&ctx, &p, resume).await;
+                    // Every resubscribe must be answered `resumed` in the smoke.
+                    failed |= rep.failed(resume && p.smoke);
+                    res.reconnect.push(rep);
+                }
+                let reps: Vec<&tenants::ReconnectReport> = res.reconnect.iter().collect();
+                (
+                    tenants::reconnect_table(&reps, false),
+                    tenants::reconnect_table(&reps, true),
+                )
+            }
+        };
+        println!("\n== {}: {}\n{}", p.name, p.description, table.0);
+        markdown.push_str(&format!(
+            "\n### {}: {}\n\n{}",
+            p.name, p.description, table.1
+        ));
+        results.tenant_scenarios.push(res);
+        write_json(&out_path, &results)?;
+        std::fs::write(&md_path, &markdown)
+            .with_context(|| format!("writing {}", md_path.display()))?;
+    }
+    // A smoke variant always fails the run when something is wrong; a
+    // tenant scenario that could not run (e.g. --partition-hint without the
+    // partition hint in the database) fails it too.
+    let strict_tenants = results.tenant_scenarios.iter().any(|t| {
+        t.params.smoke || t.rls.as_ref().is_some_and(|r| !r.ok) || t.reconnect.iter().any(|r| !r.ok)
+    });
     println!(
         "results: {} (tables: {})",
         out_path.display(),
         md_path.display()
     );
-    if (smoke || cli.strict) && failed {
+    if (smoke || cli.strict || strict_tenants) && failed {
         eprintln!("pglive-bench: FAILED: errors or missing deliveries (see above)");
         return Ok(ExitCode::from(1));
     }

@@ -252,7 +252,7 @@ impl TargetReport {
     }
 }
 
-fn ms(v: f64) -> String {
+pub fn ms(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0} ms")
     } else if v >= 10.0 {
@@ -262,7 +262,7 @@ fn ms(v: f64) -> String {
     }
 }
 
-fn bytes(v: f64) -> String {
+pub fn bytes(v: f64) -> String {
     if v >= 1e6 {
         format!("{:.2} MB", v / 1e6)
     } else if v >= 1e4 {
@@ -272,7 +272,7 @@ fn bytes(v: f64) -> String {
     }
 }
 
-fn num(v: f64) -> String {
+pub fn num(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 10.0 {
