@@ -21,7 +21,8 @@ function stampOf(task: Task): number {
   return Number.isNaN(t) ? 0 : t
 }
 
-export function providePlacement(): Placement {
+/** A placement for one board (outside a component: see `providePlacement`). */
+export function createPlacement(): Placement {
   const byColumn = shallowReactive(new Map<TaskStatus, readonly Task[]>())
   const newest = computed(() => {
     const map = new Map<RowKey<'tasks'>, { status: TaskStatus; stamp: number }>()
@@ -34,13 +35,18 @@ export function providePlacement(): Placement {
     }
     return map
   })
-  const placement: Placement = {
+  return {
     report: (status, rows) => byColumn.set(status, rows),
     superseded: (task) => {
       const winner = newest.value.get(task.id)
       return winner !== undefined && winner.status !== task.status && winner.stamp > stampOf(task)
     },
   }
+}
+
+/** Makes a placement for the board being set up, for its columns to inject. */
+export function providePlacement(): Placement {
+  const placement = createPlacement()
   provide(KEY, placement)
   return placement
 }
