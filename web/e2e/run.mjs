@@ -852,6 +852,26 @@ test('(g) comments: uuid keys live from psql and the UI in the open panel', asyn
   assertEqual(sql(`SELECT count(*) FROM comments WHERE id = '${mine}'`), ['0'], 'comment deleted in the database')
   await pageA.screenshot({ path: path.join(RESULTS, 'dashboard-comments.png') })
 
+  // An edit whose comment psql edits, then deletes, says so and keeps the
+  // typed text; Escape then closes the editor, not the panel.
+  const [other] = sql(
+    `INSERT INTO comments (task_id, author, body) VALUES (${taskId}, 'psql', 'to be edited elsewhere') RETURNING id`,
+  )
+  await until(async () => (await comment(pageB, other).count()) === 1, 'the comment to edit in page B')
+  await comment(pageB, other).getByTestId('comment-edit').click()
+  const editInput = panel(pageB).getByTestId('comment-edit-input')
+  await editInput.fill('my version')
+  const conflict = panel(pageB).getByTestId('comment-edit-conflict')
+  sql(`UPDATE comments SET body = 'their version' WHERE id = '${other}'`)
+  await until(async () => (await conflict.getAttribute('data-conflict')) === 'changed', 'the "changed" notice')
+  assertEqual(await editInput.inputValue(), 'my version', 'typed text after their edit')
+  sql(`DELETE FROM comments WHERE id = '${other}'`)
+  await until(async () => (await conflict.getAttribute('data-conflict')) === 'deleted', 'the "deleted" notice')
+  assertEqual(await editInput.inputValue(), 'my version', 'typed text after their delete')
+  await editInput.press('Escape')
+  await until(async () => (await panel(pageB).getByTestId('comment-editor').count()) === 0, 'the editor closed')
+  assertEqual(await panel(pageB).count(), 1, 'comment panels open in page B after Escape in the editor')
+
   // Deleting the task takes its comments with it (ON DELETE CASCADE).
   sql(`DELETE FROM tasks WHERE id = ${taskId}`)
   await until(async () => (await comment(pageA, old).count()) === 0, 'cascaded comment gone from page A')
