@@ -133,6 +133,24 @@ describe('per-subscription status', () => {
     expect(client.inspect()[0]?.status).toBeNull()
   })
 
+  it('forgets the status of a subscription the server ended, once it subscribes again', () => {
+    const { client, factory } = setup()
+    const seen: (SubscriptionStatus | null)[] = []
+    client.subscribe({ table: 'items' }, { next: () => {}, status: (s) => seen.push(s) })
+    factory.last.accept()
+    const first = subId(factory.last)
+    factory.last.receive({ type: 'status', id: first, state: 'delayed', reason: 'query_failing' })
+    factory.last.receive({ type: 'error', id: first, code: 'query_failed', message: 'the query failed 3 times' })
+    expect(client.inspect()[0]).toMatchObject({ status: { state: 'delayed' }, error: { code: 'query_failed' } })
+    // query_failed is retried: a new wire subscription, whose group has said nothing yet.
+    vi.runOnlyPendingTimers()
+    const second = subId(factory.last)
+    expect(second).not.toBe(first)
+    expect(seen.at(-1)).toBeNull()
+    factory.last.receive({ type: 'snapshot', epoch: 'e1', id: second, version: 1, table: 'items', rows: [] })
+    expect(client.inspect()[0]).toMatchObject({ status: null, error: null, wireId: second })
+  })
+
   it('ignores a status for an id it does not know', () => {
     const { client, factory } = setup()
     const seen: unknown[] = []

@@ -571,6 +571,9 @@ export class LiveClient {
   private sendSubscribe(sub: Subscription): void {
     if (sub.wireId !== null) this.byWireId.delete(sub.wireId)
     const id = `s${(this.nextWireId += 1)}`
+    // What the server said about the previous wire subscription (a group
+    // that kept failing, say) does not hold for the new one.
+    this.setSubStatus(sub, null)
     sub.wireId = id
     sub.attached = false
     sub.catchUpTo = null
