@@ -1359,6 +1359,55 @@ test('(o) the live-query inspector shows each subscription, its version advancin
   sql(`DELETE FROM items WHERE name = '${name}'`)
 })
 
+test('(q) a query the database keeps refusing shows as delayed — query_failing in the inspector, then live', async ({
+  bin,
+}) => {
+  // A database of this test's own: breaking a column would break every
+  // other page's items.
+  const dbName = `pglive_e2e_qf_${rand()}`
+  const u = new URL(state.adminUrl)
+  u.pathname = `/${dbName}`
+  const dbUrl = u.toString()
+  const created = psqlRaw(state.adminUrl, `CREATE DATABASE "${dbName}"`)
+  if (created.status !== 0) throw new Error(`CREATE DATABASE failed: ${created.stderr}`)
+  let server = null
+  const context = await state.browser.newContext()
+  const q = (query) => {
+    const r = psqlRaw(dbUrl, query)
+    if (r.status !== 0) throw new Error(`psql failed: ${r.stderr}`)
+    return r.stdout.split('\n').filter((l) => l !== '')
+  }
+  try {
+    run(bin, ['migrate', '--database-url', dbUrl])
+    q(`INSERT INTO items (name) VALUES ('Anvil'), ('Bicycle')`)
+    // Many failures allowed: the group keeps retrying, and says so, instead of giving up.
+    server = await startExtraServer(bin, { dbUrl, args: ['--max-query-failures', '1000'] })
+    const page = await openPage(context, 'query failing', server.base)
+    await page.getByTestId('inspector-toggle').click()
+    const itemsSub = page.locator(`[data-testid="inspector-sub"][data-table="items"][data-query*="limit"]`).first()
+    const subStatus = () => itemsSub.getByTestId('inspector-sub-status').textContent()
+    await until(async () => (await subStatus()) === 'live', 'the items subscription live')
+    q('ALTER TABLE items RENAME COLUMN name TO name_renamed')
+    q(`INSERT INTO items (name_renamed) VALUES ('while failing')`)
+    await until(async () => (await subStatus()) === 'delayed — query_failing', 'delayed — query_failing', 20_000)
+    // One subscription's trouble is not the connection's.
+    assertEqual(await status(page), 'live', 'the connection status meanwhile')
+    assertEqual(await itemNames(page), ['Anvil', 'Bicycle'], 'rows kept meanwhile')
+    // The items panel says so too.
+    const warning = page.getByTestId('items-panel').getByTestId('live-warning')
+    await until(async () => (await warning.getAttribute('data-reason')) === 'query_failing', 'the panel says delayed')
+    await page.screenshot({ path: path.join(RESULTS, 'dashboard-query-failing.png') })
+    q('ALTER TABLE items RENAME COLUMN name_renamed TO name')
+    await until(async () => (await subStatus()) === 'live', 'live again', 30_000)
+    await until(async () => (await itemNames(page)).includes('while failing'), 'the row written meanwhile')
+    await until(async () => (await warning.count()) === 0, 'the panel warning gone')
+  } finally {
+    await context.close().catch(() => {})
+    if (server) await stopProcess(server)
+    psqlRaw(state.adminUrl, `DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`)
+  }
+})
+
 test('dashboard screenshot', async ({ pageA }) => {
   await pageA.setViewportSize({ width: 1440, height: 900 })
   await pageA.getByTestId('assignee-filter').selectOption('all')
