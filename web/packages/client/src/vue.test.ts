@@ -247,10 +247,7 @@ describe('useLiveQuery', () => {
       setup() {
         const { data, liveStatus } = useLiveQuery({ table: 'items' })
         return () =>
-          h(
-            'p',
-            `${data.value?.length ?? '-'}|${liveStatus.value?.state ?? '-'}|${liveStatus.value?.reason ?? '-'}`,
-          )
+          h('p', `${data.value?.length ?? '-'}|${liveStatus.value?.state ?? '-'}|${liveStatus.value?.reason ?? '-'}`)
       },
     })
     const wrapper = mount(Comp, { global: { plugins } })
