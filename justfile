@@ -42,7 +42,13 @@ dev:
     pids+=("$!")
     (cd web && exec npx vite --host 127.0.0.1 --port 5173 --strictPort </dev/null) &
     pids+=("$!")
-    echo "pglive: open http://127.0.0.1:5173 (Vite, HMR) — server http://127.0.0.1:8080"
+    # The one URL to open is Vite's: the server's own (:8080) serves only a
+    # built web/dist. Printed once both answer, so it is the last line seen.
+    for _ in $(seq 1 120); do
+        if curl -fsS -o /dev/null http://127.0.0.1:5173/ 2>/dev/null && curl -fsS -o /dev/null http://127.0.0.1:8080/healthz 2>/dev/null; then break; fi
+        sleep 0.5
+    done
+    echo "pglive: open http://127.0.0.1:5173 (Vite with HMR; it forwards /api and /ws to the server)"
     # When either one exits, stop the other.
     wait -n
 

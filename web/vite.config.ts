@@ -1,6 +1,6 @@
 import { fileURLToPath, URL } from 'node:url'
 import vue from '@vitejs/plugin-vue'
-import { defaultClientConditions, defaultServerConditions } from 'vite'
+import { createLogger, defaultClientConditions, defaultServerConditions } from 'vite'
 import { defineConfig } from 'vitest/config'
 
 // `npm run dev` serves the app with HMR and forwards the API and the live
@@ -13,7 +13,27 @@ const server = process.env.PGLIVE_SERVER ?? 'http://127.0.0.1:8080'
 // same condition for vue-tsc). Other consumers get the built `dist/`.
 const SOURCE = '@pglive/source'
 
+// Closing a tab resets the proxied WebSocket (ECONNRESET, EPIPE), and a
+// pglive server that is not running yet refuses /api (ECONNREFUSED). Vite
+// logs each with a stack trace that says nothing useful; these get one
+// quiet line instead, and every other error still prints in full.
+const QUIET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED'])
+const logger = createLogger()
+const logError = logger.error.bind(logger)
+logger.error = (message, options) => {
+  const code = (options?.error as NodeJS.ErrnoException | undefined)?.code
+  if (message.includes('proxy') && code !== undefined) {
+    if (QUIET_CODES.has(code)) return // a browser went away: nothing to do
+    if (code === 'ECONNREFUSED') {
+      logger.warnOnce(`pglive server at ${server} is not reachable (yet); /api and /ws fail until it is`)
+      return
+    }
+  }
+  logError(message, options)
+}
+
 export default defineConfig({
+  customLogger: logger,
   plugins: [vue()],
   resolve: {
     alias: { '@': fileURLToPath(new URL('./src', import.meta.url)) },

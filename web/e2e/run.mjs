@@ -428,6 +428,38 @@ function assertEqual(actual, expected, what) {
 const tests = []
 const test = (name, fn) => tests.push({ name, fn })
 
+// First, while the database holds only the seeded rows.
+test('(p) README screenshots: desktop 1280×800 and phone 375×700 in docs/screenshots', async () => {
+  const dir = path.join(ROOT, 'docs', 'screenshots')
+  mkdirSync(dir, { recursive: true })
+  for (const [file, viewport, inspector] of [
+    ['desktop.png', { width: 1280, height: 800 }, false],
+    ['desktop-inspector.png', { width: 1280, height: 800 }, true],
+    ['phone.png', { width: 375, height: 700 }, false],
+  ]) {
+    const context = await state.browser.newContext({ viewport, deviceScaleFactor: viewport.width < 600 ? 2 : 1 })
+    try {
+      const page = await openPage(context, `screenshot ${file}`)
+      await page.getByTestId('task-card').first().waitFor({ state: 'visible' })
+      if (inspector) {
+        await page.getByTestId('inspector-toggle').click()
+        await page.getByTestId('inspector-sub').first().waitFor({ state: 'visible' })
+        // A change, so that the inspector shows a version, a last change and a latency.
+        sql(`UPDATE items SET name = name WHERE id = (SELECT min(id) FROM items)`)
+        await until(
+          async () => /\d+ ms/.test((await page.getByTestId('inspector-latency').allTextContents()).join(' ')),
+          'a latency to show',
+        )
+      }
+      await sleep(1800) // let highlight animations finish
+      await page.screenshot({ path: path.join(dir, file) })
+      log(`   screenshot: docs/screenshots/${file}`)
+    } finally {
+      await context.close().catch(() => {})
+    }
+  }
+})
+
 test('(a) add, rename and delete in one page show in the other', async ({ pageA, pageB }) => {
   const name = `e2e item ${rand()}`
   const renamed = `${name} renamed`
@@ -469,12 +501,31 @@ test('(e) tasks board: add, move and filter by assignee, live across pages', asy
   const assignee = await card(pageB, 'todo', title).getByTestId('task-assignee').textContent()
   if (!assignee?.includes('bob')) throw new Error(`assignee shown as ${assignee}`)
 
+  // While it moves, page B must never show the card in two columns at once.
+  const cardId = await card(pageB, 'todo', title).getAttribute('data-id')
+  await pageB.evaluate((id) => {
+    const copies = () => document.querySelectorAll(`[data-testid="task-card"][data-id="${id}"]`).length
+    window.__maxCopies = copies()
+    const check = () => (window.__maxCopies = Math.max(window.__maxCopies, copies()))
+    window.__copiesObserver = new MutationObserver(check)
+    window.__copiesObserver.observe(document.body, { childList: true, subtree: true })
+  }, cardId)
   await card(pageA, 'todo', title).getByTestId('task-move-next').click()
   await until(
     async () => (await card(pageB, 'in_progress', title).count()) === 1,
     'task moved to in progress in page B',
   )
   await until(async () => (await card(pageB, 'todo', title).count()) === 0, 'task left todo in page B')
+  await card(pageA, 'in_progress', title).getByTestId('task-move-prev').click()
+  await until(async () => (await card(pageB, 'todo', title).count()) === 1, 'task back in todo in page B')
+  await card(pageA, 'todo', title).getByTestId('task-move-next').click()
+  await until(async () => (await card(pageB, 'in_progress', title).count()) === 1, 'task in progress again')
+  await sleep(400)
+  const maxCopies = await pageB.evaluate(() => {
+    window.__copiesObserver.disconnect()
+    return window.__maxCopies
+  })
+  assertEqual(maxCopies, 1, 'most copies of the moving card on screen at once')
   await card(pageB, 'in_progress', title).getByTestId('task-move-next').click()
   await until(async () => (await card(pageA, 'done', title).count()) === 1, 'task done in page A')
 
@@ -575,45 +626,94 @@ test('(c2) the second page converged too and writes work after the restart', asy
   await until(() => hasItem(pageA, name), 'write after restart reaches page A')
 })
 
-test('(d) an invalid write shows the server error message', async ({ pageA }) => {
-  // The server's own message for the same request, asked directly.
+test('(d) names the server would refuse are refused in the page first, by the same rules', async ({ pageA }) => {
+  // The server's own verdicts, asked directly: the page must agree with them.
   const long = 'x'.repeat(201)
   const direct = await api('POST', '/api/items', { name: long })
   if (direct.status !== 400 || typeof direct.body?.message !== 'string') {
     throw new Error(`expected a 400 ApiError, got ${direct.status} ${JSON.stringify(direct.body)}`)
   }
+  // U+0085 is whitespace to the server (Rust's trim), though JavaScript's trim() keeps it.
+  for (const blank of ['   ', '\u0085 \u3000']) {
+    const r = await api('POST', '/api/items', { name: blank })
+    assertEqual(r.status, 400, `the server's answer to ${JSON.stringify(blank)}`)
+  }
   const countBefore = Number(sql('SELECT count(*) FROM items')[0])
-  await pageA.getByTestId('item-name-input').fill(long)
-  await pageA.getByTestId('item-add').click()
-  const err = pageA.getByTestId('error')
-  await until(
-    async () => (await err.filter({ hasText: direct.body.message }).count()) === 1,
-    `error "${direct.body.message}" shown`,
-  )
-  await err.first().waitFor({ state: 'visible' })
-
-  // Whitespace only: a different message from the server.
-  const blank = await api('POST', '/api/items', { name: '   ' })
-  await pageA.getByTestId('item-name-input').fill('   ')
-  await pageA.getByTestId('item-add').click()
-  await until(
-    async () => (await err.filter({ hasText: blank.body.message }).count()) === 1,
-    `error "${blank.body.message}" shown`,
-  )
+  const posts = []
+  const onRequest = (r) => r.method() === 'POST' && r.url().includes('/api/items') && posts.push(r.url())
+  pageA.on('request', onRequest)
+  const add = pageA.getByTestId('item-add')
+  const problem = pageA.getByTestId('item-name-problem')
+  try {
+    await pageA.getByTestId('item-name-input').fill(long)
+    await until(async () => await add.isDisabled(), 'Add disabled for 201 characters')
+    const said = await problem.textContent()
+    if (!/too long: 201 of at most 200/.test(said ?? '')) throw new Error(`the form says: ${said}`)
+    await add.click({ force: true })
+    for (const blank of ['   ', '\u0085 \u3000']) {
+      await pageA.getByTestId('item-name-input').fill(blank)
+      await until(async () => await add.isDisabled(), `Add disabled for ${JSON.stringify(blank)}`)
+      await until(async () => /only spaces/.test((await problem.textContent()) ?? ''), 'the blank name message')
+    }
+    await pageA.screenshot({ path: path.join(RESULTS, 'dashboard-error.png') })
+    // 200 characters, exactly the limit, are fine (200 emoji too: code points are counted, as the server does).
+    for (const ok of ['y'.repeat(200), '😀'.repeat(200)]) {
+      await pageA.getByTestId('item-name-input').fill(ok)
+      await until(async () => !(await add.isDisabled()), 'Add enabled at the limit')
+      assertEqual(await problem.count(), 0, 'no message at the limit')
+    }
+    await pageA.getByTestId('item-name-input').fill('')
+    await sleep(300)
+  } finally {
+    pageA.off('request', onRequest)
+  }
+  assertEqual(posts, [], 'POSTs sent for names the page refused')
   assertEqual(sql('SELECT count(*) FROM items')[0], String(countBefore), 'no row written')
 
-  // Renaming to an invalid name shows the error and keeps the edit open.
+  // A task title: the same rule (text(max = 200)) on another table.
+  await pageA.getByTestId('task-title-input').fill('t'.repeat(201))
+  await until(async () => await pageA.getByTestId('task-add').isDisabled(), 'Add task disabled for 201 characters')
+  await pageA.getByTestId('task-title-problem').waitFor({ state: 'visible' })
+  await pageA.getByTestId('task-title-input').fill('')
+
+  // Renaming to an invalid name: Save is disabled and says why; Escape closes; the name stays.
   const first = (await itemNames(pageA))[0]
   await itemRow(pageA, first).getByTestId('item-rename').click()
   await pageA.getByTestId('item-rename-input').fill('y'.repeat(300))
-  await pageA.getByTestId('item-rename-input').press('Enter')
-  await until(
-    async () => (await err.filter({ hasText: 'Could not rename the item' }).count()) === 1,
-    'rename error shown',
-  )
-  await pageA.screenshot({ path: path.join(RESULTS, 'dashboard-error.png') })
+  await until(async () => await pageA.getByTestId('item-rename-save').isDisabled(), 'Save disabled')
+  await pageA.getByTestId('item-rename-problem').waitFor({ state: 'visible' })
   await pageA.getByTestId('item-rename-input').press('Escape')
-  if (!(await hasItem(pageA, first))) throw new Error('original name lost after a failed rename')
+  await until(async () => (await pageA.getByTestId('item-editor').count()) === 0, 'the editor closed')
+  if (!(await hasItem(pageA, first))) throw new Error('original name lost after a refused rename')
+})
+
+test('(d2) an edit whose row someone else renames, then deletes, says so and keeps the typed text', async ({
+  pageA,
+}) => {
+  const name = `edited elsewhere ${rand()}`
+  const [id] = sql(`INSERT INTO items (name) VALUES ('${name}') RETURNING id`)
+  await until(() => hasItem(pageA, name), `"${name}" in page A`)
+  await itemRow(pageA, name).getByTestId('item-rename').click()
+  const input = pageA.getByTestId('item-rename-input')
+  const mine = `${name} (mine)`
+  await input.fill(mine)
+  const conflict = pageA.getByTestId('item-edit-conflict')
+
+  sql(`UPDATE items SET name = '${name} (theirs)' WHERE id = ${id}`)
+  await until(async () => (await conflict.getAttribute('data-conflict')) === 'changed', 'the "changed" notice')
+  const said = await conflict.textContent()
+  if (!said?.includes(`${name} (theirs)`)) throw new Error(`the notice does not name the new value: ${said}`)
+  assertEqual(await input.inputValue(), mine, 'typed text after their rename')
+
+  sql(`DELETE FROM items WHERE id = ${id}`)
+  await until(async () => (await conflict.getAttribute('data-conflict')) === 'deleted', 'the "deleted" notice')
+  assertEqual(await pageA.getByTestId('item-editor').count(), 1, 'editors open after the delete')
+  assertEqual(await input.inputValue(), mine, 'typed text after their delete')
+  // The typed name can still become an item.
+  await pageA.getByTestId('item-edit-add-new').click()
+  await until(() => hasItem(pageA, mine), `"${mine}" added as a new item`)
+  await until(async () => (await pageA.getByTestId('item-editor').count()) === 0, 'the editor closed')
+  sql(`DELETE FROM items WHERE name = '${mine}'`)
 })
 
 test('(f) bigint keys above 2^53 round-trip from psql to the page and back', async ({ pageA, pageB }) => {
@@ -752,6 +852,26 @@ test('(g) comments: uuid keys live from psql and the UI in the open panel', asyn
   assertEqual(sql(`SELECT count(*) FROM comments WHERE id = '${mine}'`), ['0'], 'comment deleted in the database')
   await pageA.screenshot({ path: path.join(RESULTS, 'dashboard-comments.png') })
 
+  // An edit whose comment psql edits, then deletes, says so and keeps the
+  // typed text; Escape then closes the editor, not the panel.
+  const [other] = sql(
+    `INSERT INTO comments (task_id, author, body) VALUES (${taskId}, 'psql', 'to be edited elsewhere') RETURNING id`,
+  )
+  await until(async () => (await comment(pageB, other).count()) === 1, 'the comment to edit in page B')
+  await comment(pageB, other).getByTestId('comment-edit').click()
+  const editInput = panel(pageB).getByTestId('comment-edit-input')
+  await editInput.fill('my version')
+  const conflict = panel(pageB).getByTestId('comment-edit-conflict')
+  sql(`UPDATE comments SET body = 'their version' WHERE id = '${other}'`)
+  await until(async () => (await conflict.getAttribute('data-conflict')) === 'changed', 'the "changed" notice')
+  assertEqual(await editInput.inputValue(), 'my version', 'typed text after their edit')
+  sql(`DELETE FROM comments WHERE id = '${other}'`)
+  await until(async () => (await conflict.getAttribute('data-conflict')) === 'deleted', 'the "deleted" notice')
+  assertEqual(await editInput.inputValue(), 'my version', 'typed text after their delete')
+  await editInput.press('Escape')
+  await until(async () => (await panel(pageB).getByTestId('comment-editor').count()) === 0, 'the editor closed')
+  assertEqual(await panel(pageB).count(), 1, 'comment panels open in page B after Escape in the editor')
+
   // Deleting the task takes its comments with it (ON DELETE CASCADE).
   sql(`DELETE FROM tasks WHERE id = ${taskId}`)
   await until(async () => (await comment(pageA, old).count()) === 0, 'cascaded comment gone from page A')
@@ -844,6 +964,33 @@ test("(h) two users side by side each see only their tenant's rows, live", async
 
     await alice.screenshot({ path: path.join(RESULTS, 'dashboard-alice.png') })
     await bob.screenshot({ path: path.join(RESULTS, 'dashboard-bob.png') })
+
+    // The anonymous role cannot write: a refused write shows a notice over
+    // the page (the layout does not move), and after a refused save Escape
+    // still closes the editor (the Save button that had the focus was
+    // disabled while saving, which drops the focus).
+    const layoutTop = () => anon.evaluate(() => document.querySelector('main.layout').getBoundingClientRect().top)
+    const topBefore = await layoutTop()
+    await anon.getByTestId('item-name-input').fill(`anonymous write ${rand()}`)
+    await anon.getByTestId('item-add').click()
+    await anon.getByTestId('error').first().waitFor({ state: 'visible' })
+    assertEqual(await layoutTop(), topBefore, 'the layout top with a notice shown')
+    const publicName = (await itemNames(anon))[0]
+    await itemRow(anon, publicName).getByTestId('item-rename').click()
+    await anon.getByTestId('item-rename-input').fill(`${publicName} renamed anonymously`)
+    await anon.getByTestId('item-rename-save').click()
+    await until(
+      async () => (await anon.getByTestId('error').filter({ hasText: 'Could not rename the item' }).count()) === 1,
+      'the refused rename notice',
+    )
+    assertEqual(
+      await anon.getByTestId('item-rename-input').inputValue(),
+      `${publicName} renamed anonymously`,
+      'typed text after a refused save',
+    )
+    await anon.keyboard.press('Escape')
+    await until(async () => (await anon.getByTestId('item-editor').count()) === 0, 'Escape closed the editor')
+    if (!(await hasItem(anon, publicName))) throw new Error('the name changed although the save was refused')
 
     // Switching user in place: bob's page becomes alice's, without a reload.
     await signIn(bob, 'alice')
@@ -1036,6 +1183,228 @@ test('(k) the React example frontend: a psql write arrives live', async ({ bin }
   } finally {
     await context.close().catch(() => {})
     await stopProcess(server)
+  }
+})
+
+/** Whether the page scrolls sideways (the document is wider than the viewport). */
+const overflowX = (page) =>
+  page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth }))
+
+/** Whether `locator`'s box is inside the viewport. */
+const inViewport = (locator) =>
+  locator.evaluate((el) => {
+    const r = el.getBoundingClientRect()
+    return r.bottom > 0 && r.top < window.innerHeight && r.height > 0
+  })
+
+test('(l) phones: no sideways scrolling at 375 and 320 px with 200-character names; the status stays in sight', async () => {
+  const long = `${'W'.repeat(150)}${rand()}`.padEnd(200, 'W')
+  const longTitle = `Long${'T'.repeat(190)}${rand()}`.slice(0, 200)
+  const [itemId] = sql(`INSERT INTO items (name) VALUES ('${long}') RETURNING id`)
+  const [taskId] = sql(`INSERT INTO tasks (title, status, priority) VALUES ('${longTitle}', 'todo', 3) RETURNING id`)
+  const context = await state.browser.newContext({
+    viewport: { width: 375, height: 700 },
+    isMobile: true,
+    hasTouch: true,
+  })
+  try {
+    const page = await openPage(context, 'phone')
+    await until(
+      async () => (await page.locator(`[data-testid="item-row"][data-id="${itemId}"]`).count()) === 1,
+      'long item',
+    )
+    await until(
+      async () => (await page.locator(`[data-testid="task-card"][data-id="${taskId}"]`).count()) === 1,
+      'long task',
+    )
+    for (const [width, height] of [
+      [375, 700],
+      [320, 640],
+    ]) {
+      await page.setViewportSize({ width, height })
+      await sleep(300)
+      const o = await overflowX(page)
+      if (o.scrollWidth > o.innerWidth) {
+        const wide = await page.evaluate(() =>
+          [...document.querySelectorAll('body *')]
+            .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 0.5)
+            .slice(0, 5)
+            .map((el) => `${el.tagName.toLowerCase()}.${el.className}`),
+        )
+        throw new Error(`at ${width}×${height} the page is ${o.scrollWidth} px wide (${wide.join(', ')})`)
+      }
+      // The long name stays inside its row.
+      const row = await page.locator(`[data-testid="item-row"][data-id="${itemId}"]`).boundingBox()
+      if (!row || row.x < 0 || row.x + row.width > width)
+        throw new Error(`the long item's row is ${JSON.stringify(row)}`)
+      // Scrolled to the bottom, the status pill is still on screen.
+      await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight))
+      await sleep(200)
+      const scrolled = await page.evaluate(() => window.scrollY)
+      if (scrolled < 200) throw new Error(`the page did not scroll (scrollY ${scrolled})`)
+      if (!(await inViewport(page.getByTestId('conn')))) throw new Error(`at ${width} px the status left the screen`)
+      await page.evaluate(() => window.scrollTo(0, 0))
+    }
+  } finally {
+    await context.close().catch(() => {})
+    sql(`DELETE FROM items WHERE id = ${itemId}`)
+    sql(`DELETE FROM tasks WHERE id = ${taskId}`)
+  }
+})
+
+test('(m) a change that lands below the fold shows "new below", which scrolls to it', async () => {
+  const context = await state.browser.newContext({ viewport: { width: 375, height: 700 } })
+  try {
+    const page = await openPage(context, 'phone cue')
+    await page.getByTestId('column-done').waitFor({ state: 'attached' })
+    if (await inViewport(page.getByTestId('column-done'))) throw new Error('the done column is not below the fold')
+    assertEqual(await page.getByTestId('new-below').count(), 0, '"new below" chips before the change')
+    const title = `below the fold ${rand()}`
+    const [id] = sql(`INSERT INTO tasks (title, status, priority) VALUES ('${title}', 'done', 0) RETURNING id`)
+    const chip = page.getByTestId('new-below')
+    await chip.waitFor({ state: 'visible' })
+    const text = await chip.textContent()
+    if (!/\d+ new below/.test(text ?? '')) throw new Error(`the chip says ${text}`)
+    const newCard = page.locator(`[data-testid="task-card"][data-id="${id}"]`)
+    if (await inViewport(newCard)) throw new Error('the new card is on screen already')
+    // The chip takes the reader to the nearest change below; a few clicks at most reach this one.
+    for (let i = 0; i < 5 && !(await inViewport(newCard)); i++) {
+      if ((await chip.count()) === 0) break
+      await chip.click()
+      await sleep(900)
+    }
+    await until(() => inViewport(newCard), 'the new card scrolled into view', 5_000)
+    sql(`DELETE FROM tasks WHERE id = ${id}`)
+  } finally {
+    await context.close().catch(() => {})
+  }
+})
+
+test('(n) a 2,000-row column renders one window of cards; "show more" raises the live limit', async ({ pageA }) => {
+  await pageA.getByTestId('assignee-filter').selectOption('all')
+  const tag = `bulk ${rand()}`
+  sql(`INSERT INTO tasks (title, status, priority) SELECT '${tag} ' || g, 'todo', 0 FROM generate_series(1, 2000) AS g`)
+  const todo = pageA.getByTestId('column-todo')
+  const cards = todo.getByTestId('task-card')
+  try {
+    await until(
+      async () => (await pageA.getByTestId('count-todo').getAttribute('data-more')) === 'true',
+      'a full window',
+    )
+    const query = JSON.parse(await todo.getAttribute('data-query'))
+    assertEqual([query.limit, query.order], [50, { by: 'priority', dir: 'desc' }], 'the column subscribes with')
+    const first = await cards.count()
+    if (first > 50) throw new Error(`${first} cards rendered, more than one window of 50`)
+    if (first < 10) throw new Error(`only ${first} cards rendered`)
+    assertEqual(await pageA.getByTestId('count-todo').textContent(), `${first}+`, 'the count says there are more')
+    await pageA.getByTestId('more-todo').click()
+    await until(async () => (await cards.count()) > first, 'more cards after "show more"')
+    await until(async () => (await cards.count()) === 100, 'a second window of cards')
+    assertEqual(JSON.parse(await todo.getAttribute('data-query')).limit, 100, 'the raised limit')
+    // The window is live: a more urgent task enters it at the top.
+    const urgent = `urgent among bulk ${rand()}`
+    sql(`INSERT INTO tasks (title, status, priority) VALUES ('${urgent}', 'todo', 3)`)
+    await until(async () => (await card(pageA, 'todo', urgent).count()) === 1, 'the urgent task in the window')
+    if ((await cards.count()) > 100) throw new Error(`${await cards.count()} cards in a window of 100`)
+    sql(`DELETE FROM tasks WHERE title = '${urgent}'`)
+  } finally {
+    sql(`DELETE FROM tasks WHERE title LIKE '${tag} %'`)
+  }
+  await until(
+    async () => (await pageA.getByTestId('count-todo').getAttribute('data-more')) === 'false',
+    'back under one window',
+  )
+})
+
+test('(o) the live-query inspector shows each subscription, its version advancing with a psql write', async ({
+  pageA,
+}) => {
+  await pageA.getByTestId('inspector-toggle').click()
+  const inspector = pageA.getByTestId('inspector')
+  await inspector.waitFor({ state: 'visible' })
+  const itemsSub = inspector.locator(`[data-testid="inspector-sub"][data-table="items"][data-query*="limit"]`).first()
+  await itemsSub.waitFor({ state: 'visible' })
+  const query = JSON.parse(await itemsSub.getAttribute('data-query'))
+  assertEqual(query.limit, 50, "the items subscription's limit")
+  const tables = await inspector.getByTestId('inspector-sub').evaluateAll((els) => els.map((e) => e.dataset.table))
+  for (const t of ['items', 'tasks']) if (!tables.includes(t)) throw new Error(`no ${t} subscription listed: ${tables}`)
+  const version = async () => Number(await itemsSub.getByTestId('inspector-version').textContent())
+  const before = await version()
+  const rows = Number(await itemsSub.getByTestId('inspector-rows').textContent())
+  const name = `inspected ${rand()}`
+  sql(`INSERT INTO items (name) VALUES ('${name}')`)
+  await until(async () => (await version()) > before, 'the version shown advances')
+  await until(
+    async () => Number(await itemsSub.getByTestId('inspector-rows').textContent()) === rows + 1,
+    'the row count shown grows',
+  )
+  // The diff carried noticed_at: a latency from the server noticing it to the page painting it.
+  const latency = await until(async () => {
+    const t = await itemsSub.getByTestId('inspector-latency').textContent()
+    return /^\d+ ms$/.test(t ?? '') ? t : null
+  }, 'a measured latency')
+  const ms = Number(latency.split(' ')[0])
+  if (ms > 10_000) throw new Error(`latency ${latency}`)
+  log(`   inspector: items version ${before} → ${await version()}, latency ${latency}`)
+  const history = await inspector
+    .getByTestId('inspector-history')
+    .locator('li')
+    .evaluateAll((els) => els.map((e) => e.dataset.state))
+  // Newest first: live now, after the restart test's reconnecting.
+  assertEqual(history[0], 'live', 'the latest connection status')
+  if (!history.includes('reconnecting')) throw new Error(`no reconnecting in the history: ${history}`)
+  await pageA.screenshot({ path: path.join(RESULTS, 'dashboard-inspector.png') })
+  await pageA.getByTestId('inspector-close').click()
+  await until(async () => (await inspector.count()) === 0, 'the inspector closed')
+  sql(`DELETE FROM items WHERE name = '${name}'`)
+})
+
+test('(q) a query the database keeps refusing shows as delayed — query_failing in the inspector, then live', async ({
+  bin,
+}) => {
+  // A database of this test's own: breaking a column would break every
+  // other page's items.
+  const dbName = `pglive_e2e_qf_${rand()}`
+  const u = new URL(state.adminUrl)
+  u.pathname = `/${dbName}`
+  const dbUrl = u.toString()
+  const created = psqlRaw(state.adminUrl, `CREATE DATABASE "${dbName}"`)
+  if (created.status !== 0) throw new Error(`CREATE DATABASE failed: ${created.stderr}`)
+  let server = null
+  const context = await state.browser.newContext()
+  const q = (query) => {
+    const r = psqlRaw(dbUrl, query)
+    if (r.status !== 0) throw new Error(`psql failed: ${r.stderr}`)
+    return r.stdout.split('\n').filter((l) => l !== '')
+  }
+  try {
+    run(bin, ['migrate', '--database-url', dbUrl])
+    q(`INSERT INTO items (name) VALUES ('Anvil'), ('Bicycle')`)
+    // Many failures allowed: the group keeps retrying, and says so, instead of giving up.
+    server = await startExtraServer(bin, { dbUrl, args: ['--max-query-failures', '1000'] })
+    const page = await openPage(context, 'query failing', server.base)
+    await page.getByTestId('inspector-toggle').click()
+    const itemsSub = page.locator(`[data-testid="inspector-sub"][data-table="items"][data-query*="limit"]`).first()
+    const subStatus = () => itemsSub.getByTestId('inspector-sub-status').textContent()
+    await until(async () => (await subStatus()) === 'live', 'the items subscription live')
+    q('ALTER TABLE items RENAME COLUMN name TO name_renamed')
+    q(`INSERT INTO items (name_renamed) VALUES ('while failing')`)
+    await until(async () => (await subStatus()) === 'delayed — query_failing', 'delayed — query_failing', 20_000)
+    // One subscription's trouble is not the connection's.
+    assertEqual(await status(page), 'live', 'the connection status meanwhile')
+    assertEqual(await itemNames(page), ['Anvil', 'Bicycle'], 'rows kept meanwhile')
+    // The items panel says so too.
+    const warning = page.getByTestId('items-panel').getByTestId('live-warning')
+    await until(async () => (await warning.getAttribute('data-reason')) === 'query_failing', 'the panel says delayed')
+    await page.screenshot({ path: path.join(RESULTS, 'dashboard-query-failing.png') })
+    q('ALTER TABLE items RENAME COLUMN name_renamed TO name')
+    await until(async () => (await subStatus()) === 'live', 'live again', 30_000)
+    await until(async () => (await itemNames(page)).includes('while failing'), 'the row written meanwhile')
+    await until(async () => (await warning.count()) === 0, 'the panel warning gone')
+  } finally {
+    await context.close().catch(() => {})
+    if (server) await stopProcess(server)
+    psqlRaw(state.adminUrl, `DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`)
   }
 })
 

@@ -3,6 +3,7 @@ import { createApp } from 'vue'
 import { LiveClient } from '@pglive/client'
 import { createLive } from '@pglive/client/vue'
 import App from './App.vue'
+import { installInspector } from './inspector'
 import { clearNotices, reportError } from './notices'
 import { getToken, probeDevTokens } from './session'
 import './style.css'
@@ -25,6 +26,8 @@ const queryClient = new QueryClient({
 // Every connection authenticates as the user picked in the switcher (none
 // for anonymous), with a fresh token on every reconnect.
 const live = new LiveClient({ getToken })
+// From the start, so that the inspector's history and latencies are complete when it is opened.
+installInspector(live)
 void probeDevTokens()
 
 createApp(App).use(VueQueryPlugin, { queryClient }).use(createLive(live)).mount('#app')

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { columnRule, textLength } from './model'
+import { columnRule, isBlank, textLength, textProblem } from './model'
 import { rangeStart } from './time'
 
 describe('column rules', () => {
@@ -14,6 +14,42 @@ describe('column rules', () => {
     expect(textLength('abc')).toBe(3)
     expect('😀😀'.length).toBe(4)
     expect(textLength('😀😀')).toBe(2)
+  })
+})
+
+describe('text checks', () => {
+  const name = columnRule('items', 'name')
+  const assignee = columnRule('tasks', 'assignee')
+
+  it('take the limit from the declarations', () => {
+    expect(name.text_max).toBe(200)
+    expect(textProblem('a'.repeat(200), name)).toBeNull()
+    expect(textProblem('a'.repeat(201), name, 'The name')).toBe('The name is too long: 201 of at most 200 characters.')
+    // Code points, not UTF-16 units: 200 emoji fit.
+    expect(textProblem('😀'.repeat(200), name)).toBeNull()
+    expect(textProblem('😀'.repeat(201), name)).toMatch(/too long/)
+  })
+
+  it('refuse blank text as the server does (Unicode White_Space)', () => {
+    expect(textProblem('   ', name, 'The name')).toBe('The name cannot be only spaces.')
+    expect(textProblem('\t\n\u00a0\u3000', name)).toMatch(/only spaces/)
+    // U+0085 is White_Space (Rust trims it) though JavaScript's trim() keeps it.
+    expect(isBlank('\u0085')).toBe(true)
+    expect('\u0085'.trim()).not.toBe('')
+    // U+FEFF is not White_Space (Rust keeps it) though JavaScript's trim() strips it.
+    expect(isBlank('\ufeff')).toBe(false)
+    expect(textProblem(' a ', name)).toBeNull()
+  })
+
+  it('require non-nullable text, and let a nullable column be empty', () => {
+    expect(name.nullable).toBe(false)
+    expect(textProblem('', name, 'The name')).toBe('The name is required.')
+    expect(assignee.nullable).toBe(true)
+    expect(textProblem('', assignee)).toBeNull()
+  })
+
+  it('pass columns without a text rule', () => {
+    expect(textProblem('', columnRule('items', 'created_at'))).toBeNull()
   })
 })
 

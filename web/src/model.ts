@@ -48,6 +48,34 @@ export function textLength(text: string): number {
   return [...text].length
 }
 
+/**
+ * Whether `text` is blank the way the server judges it: Rust's
+ * `str::trim().is_empty()`, which strips the Unicode White_Space property.
+ * JavaScript's `trim()` differs at the edges (it strips U+FEFF, keeps
+ * U+0085), so this uses the property itself.
+ */
+export function isBlank(text: string): boolean {
+  return /^\p{White_Space}*$/u.test(text)
+}
+
+/**
+ * What is wrong with `text` as a value of a column with `rule`, as a short
+ * sentence for the form, or null when the server would accept it.
+ *
+ * `meta.ts` gives `text_max` and `nullable` but says nothing about blank
+ * text: the rule comes from the server (`check_value` in
+ * crates/schema/src/live.rs), which refuses blank text in every column that
+ * has a `text(max = N)` rule. The server checks again either way.
+ */
+export function textProblem(text: string, rule: ColumnRule, label = 'It'): string | null {
+  if (rule.text_max === null) return null
+  if (text === '') return rule.nullable ? null : `${label} is required.`
+  if (isBlank(text)) return `${label} cannot be only spaces.`
+  const length = textLength(text)
+  if (length > rule.text_max) return `${label} is too long: ${length} of at most ${rule.text_max} characters.`
+  return null
+}
+
 /** Which comments the panel shows by creation time. */
 export const COMMENT_RANGES = {
   all: 'All time',

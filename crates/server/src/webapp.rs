@@ -17,6 +17,33 @@ fn not_found() -> Response {
     warp::reply::with_status("not found\n", StatusCode::NOT_FOUND).into_response()
 }
 
+/// The answer to the app's routes when `--web-dir` names a directory without
+/// a built app (a fresh clone before `npm run build`): a newcomer who opens
+/// the server's URL learns what to do instead of seeing a bare 404.
+fn no_app(dir: &Path) -> Response {
+    let dir = html_escape(&dir.display().to_string());
+    let body = format!(
+        "<!doctype html><meta charset=\"utf-8\"><title>pglive: no web app built</title>\
+         <h1>pglive is running, but the web app is not built</h1>\
+         <p>There is no <code>index.html</code> in <code>{dir}</code> (<code>--web-dir</code>).</p>\
+         <ul><li>During development (<code>just dev</code>), open the Vite dev server instead: \
+         <a href=\"http://127.0.0.1:5173\">http://127.0.0.1:5173</a>.</li>\
+         <li>To have this server serve the app, build it: <code>cd web &amp;&amp; npm run build</code> \
+         (or run <code>just serve</code>).</li></ul>\
+         <p>The API is at <code>/api</code>, the WebSocket at <code>/ws</code>.</p>"
+    );
+    let mut response = warp::reply::html(body).into_response();
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// The content type a file's extension implies.
 fn content_type(path: &Path) -> &'static str {
     match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
@@ -71,15 +98,20 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 async fn serve(root: PathBuf, tail: Tail, method: Method) -> Response {
-    let decoded = percent_decode(tail.as_str()).unwrap_or_default();
-    let file = match resolve(&root, tail.as_str()) {
+    serve_path(root, tail.as_str(), method).await
+}
+
+/// The answer for the path `tail` (below `/`, still percent-encoded).
+async fn serve_path(root: PathBuf, tail: &str, method: Method) -> Response {
+    let decoded = percent_decode(tail).unwrap_or_default();
+    let file = match resolve(&root, tail) {
         Some(file) => file,
         // The app's own routes (no extension, no dotted segment) get the
         // app; anything else that is not a file here is not found.
         None if !decoded.split('/').any(|s| s.contains('.')) => {
             match resolve(&root, "index.html") {
                 Some(index) => index,
-                None => return not_found(),
+                None => return no_app(&root),
             }
         }
         None => return not_found(),
@@ -170,5 +202,50 @@ mod tests {
             "a symlink out of the directory"
         );
         assert!(resolve(&root, "assets").is_none(), "a directory");
+    }
+
+    async fn body_of(response: Response) -> (StatusCode, String, String) {
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let mut body = Box::pin(response.into_body());
+        let mut bytes = Vec::new();
+        while let Some(frame) =
+            std::future::poll_fn(|cx| warp::hyper::body::Body::poll_frame(body.as_mut(), cx)).await
+        {
+            if let Ok(data) = frame.unwrap().into_data() {
+                bytes.extend_from_slice(&data);
+            }
+        }
+        (status, content_type, String::from_utf8(bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_missing_app_explains_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("dist");
+        let (status, content_type, body) =
+            body_of(serve_path(missing.clone(), "", Method::GET).await).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(content_type.starts_with("text/html"), "{content_type}");
+        assert!(body.contains("npm run build"), "{body}");
+        assert!(body.contains("http://127.0.0.1:5173"), "{body}");
+        assert!(body.contains(&*missing.display().to_string()), "{body}");
+        // A file that is not there is still a plain 404.
+        let (status, _, body) =
+            body_of(serve_path(missing.clone(), "assets/app.js", Method::GET).await).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body, "not found\n");
+
+        // With the app built, the same routes are the app.
+        std::fs::create_dir(&missing).unwrap();
+        std::fs::write(missing.join("index.html"), "<p>app").unwrap();
+        let root = missing.canonicalize().unwrap();
+        let (status, _, body) = body_of(serve_path(root, "tasks", Method::GET).await).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, "<p>app");
     }
 }

@@ -8,7 +8,17 @@
 // connection's state machine and the status the app shows. This file wires
 // them together: identity (tokens, refresh, expiry), subscribing and
 // resuming, and the server's messages.
-import type { Authenticated, ErrorCode, ErrorMessage, LiveQuery, Resumed, ServerMessage, Status } from './generated'
+import type {
+  Authenticated,
+  DelayReason,
+  ErrorCode,
+  ErrorMessage,
+  LiveQuery,
+  LiveState,
+  Resumed,
+  ServerMessage,
+  Status,
+} from './generated'
 import { backoffDelay } from './backoff'
 import { isAuthErrorCode, LiveAuthError, LiveConnectionError, LiveSubscriptionError, type LiveError } from './errors'
 import { keyColumn } from './keys'
@@ -46,7 +56,72 @@ export interface LiveSubscriber<R> {
   next(rows: R[], version: number): void
   /** The server refused or dropped the subscription. */
   error?(error: LiveSubscriptionError): void
+  /**
+   * The server's status of this subscription alone: `delayed` (with a
+   * reason, e.g. `query_failing` while its query keeps failing and is being
+   * retried), then `live` again. Null when a new connection starts.
+   */
+  status?(status: SubscriptionStatus | null): void
 }
+
+/** What the server last said about one subscription (a `status` message with its id). */
+export interface SubscriptionStatus {
+  readonly state: LiveState
+  readonly reason: DelayReason | null
+  /** When the client received it (ms since the epoch, client clock). */
+  readonly at: number
+}
+
+/**
+ * One subscription as a diagnostics view (a live-query inspector) shows it.
+ * Times are ms since the epoch; `lastNoticedAt` is by the server's clock.
+ */
+export interface SubscriptionInfo {
+  /** Stable for the subscription's life (wire ids change with every connection). */
+  readonly key: number
+  readonly query: LiveQuery
+  /** The id on the current connection, or null while not subscribed there. */
+  readonly wireId: string | null
+  readonly epoch: string | null
+  readonly version: number | null
+  /** Rows held, or null before the first snapshot. */
+  readonly rows: number | null
+  /** Snapshots received (the first load, and each resync or resume that fell back to one). */
+  readonly snapshots: number
+  /** Times a diff did not fit and the client asked for a fresh snapshot. */
+  readonly resyncs: number
+  /** Reconnects that resumed without a snapshot. */
+  readonly resumes: number
+  /** Diffs applied. */
+  readonly diffs: number
+  /** When the rows last changed (snapshot or diff), client clock; null before the first snapshot. */
+  readonly lastChangeAt: number | null
+  /** The last applied diff's `noticed_at`: when the server learned of the change (server clock). */
+  readonly lastNoticedAt: number | null
+  /** What the server last said about this subscription alone, if anything on this connection. */
+  readonly status: SubscriptionStatus | null
+  readonly error: LiveSubscriptionError | null
+}
+
+/** A change the inspector may want to show; `noticedAt` is set for diffs that carried `noticed_at`. */
+export interface InspectEvent {
+  readonly key: number
+  readonly kind: 'subscribed' | 'snapshot' | 'diff' | 'resumed' | 'resync' | 'status' | 'error' | 'unsubscribed'
+  /** Client clock, ms since the epoch. */
+  readonly at: number
+  /** The diff's `noticed_at` (server clock), when it had one. */
+  readonly noticedAt?: number
+}
+
+/** One entry of the connection's status history. */
+export interface StatusChange {
+  /** Client clock, ms since the epoch. */
+  readonly at: number
+  readonly status: ConnectionStatus
+}
+
+/** How many status changes `getStatusHistory()` keeps. */
+const STATUS_HISTORY = 50
 
 /** Counters for diagnostics and tests. */
 export interface LiveStats {
@@ -92,6 +167,7 @@ const CLOSE_UNAUTHENTICATED = 4401
 const MIN_REFRESH_MS = 1000
 
 interface Subscription {
+  readonly key: number
   readonly query: LiveQuery
   /** The query's table: frames for another table are not this subscription's. */
   readonly table: Table
@@ -109,6 +185,11 @@ interface Subscription {
   error: LiveSubscriptionError | null
   retries: number
   retryTimer: unknown
+  /** Counters and times for `inspect()`. */
+  readonly stats: { snapshots: number; resyncs: number; resumes: number; diffs: number }
+  lastChangeAt: number | null
+  lastNoticedAt: number | null
+  serverStatus: SubscriptionStatus | null
 }
 
 export class LiveClient {
@@ -145,11 +226,15 @@ export class LiveClient {
   private readonly statusListeners = new Set<(status: ConnectionStatus) => void>()
   private readonly errorListeners = new Set<(error: LiveError) => void>()
   private readonly statsListeners = new Set<(stats: Readonly<LiveStats>) => void>()
+  private readonly inspectListeners = new Set<(event: InspectEvent) => void>()
+  private readonly statusHistory: StatusChange[] = []
+  private nextSubKey = 0
 
   constructor(options: LiveClientOptions = {}) {
     this.getToken = options.getToken ?? null
     this.refreshBeforeMs = options.refreshBeforeMs ?? 30_000
     this.now = options.now ?? Date.now
+    this.statusHistory.push({ at: this.now(), status: this.status })
     this.transport = new Transport(options, {
       opening: () => this.step({ type: 'opening' }),
       open: () => this.handleOpen(),
@@ -216,6 +301,38 @@ export class LiveClient {
     return () => this.statsListeners.delete(listener)
   }
 
+  /**
+   * Every subscription as it is now, in the order they were made: query,
+   * version, rows held, counters, last change, the server's per-subscription
+   * status. For diagnostics (a live-query inspector); the objects are copies.
+   */
+  inspect(): SubscriptionInfo[] {
+    return [...this.subs].map((sub) => ({
+      key: sub.key,
+      query: sub.query,
+      wireId: sub.wireId,
+      epoch: sub.view.epoch,
+      version: sub.view.version,
+      rows: sub.view.rows?.length ?? null,
+      ...sub.stats,
+      lastChangeAt: sub.lastChangeAt,
+      lastNoticedAt: sub.lastNoticedAt,
+      status: sub.serverStatus,
+      error: sub.error,
+    }))
+  }
+
+  /** Calls `listener` whenever anything `inspect()` shows changes; returns a function that stops it. */
+  onInspect(listener: (event: InspectEvent) => void): () => void {
+    this.inspectListeners.add(listener)
+    return () => this.inspectListeners.delete(listener)
+  }
+
+  /** The connection's last status changes (at most 50), oldest first, with when each happened. */
+  getStatusHistory(): readonly StatusChange[] {
+    return this.statusHistory.slice()
+  }
+
   /** Calls `listener` for errors that concern the whole connection (identity included). */
   onError(listener: (error: LiveError) => void): () => void {
     this.errorListeners.add(listener)
@@ -231,6 +348,7 @@ export class LiveClient {
    */
   subscribe<Q extends LiveQuery>(query: Q, subscriber: LiveSubscriber<RowOf<Q['table']>>): () => void {
     const sub: Subscription = {
+      key: (this.nextSubKey += 1),
       query,
       table: query.table,
       // A subscription only ever receives rows of its own query's table.
@@ -243,8 +361,13 @@ export class LiveClient {
       error: null,
       retries: 0,
       retryTimer: null,
+      stats: { snapshots: 0, resyncs: 0, resumes: 0, diffs: 0 },
+      lastChangeAt: null,
+      lastNoticedAt: null,
+      serverStatus: null,
     }
     this.subs.add(sub)
+    this.inspected(sub, 'subscribed')
     if (this.phase === 'idle') this.connect()
     else if (this.canSubscribe()) this.sendSubscribe(sub)
     let active = true
@@ -305,6 +428,8 @@ export class LiveClient {
     sub.attached = false
     sub.catchUpTo = null
     this.clearRetry(sub)
+    // What the server said about it held for that connection only.
+    this.setSubStatus(sub, null)
   }
 
   /** Subscriptions are sent now (not held for an identity or a connection). */
@@ -446,6 +571,9 @@ export class LiveClient {
   private sendSubscribe(sub: Subscription): void {
     if (sub.wireId !== null) this.byWireId.delete(sub.wireId)
     const id = `s${(this.nextWireId += 1)}`
+    // What the server said about the previous wire subscription (a group
+    // that kept failing, say) does not hold for the new one.
+    this.setSubStatus(sub, null)
     sub.wireId = id
     sub.attached = false
     sub.catchUpTo = null
@@ -460,6 +588,8 @@ export class LiveClient {
   /** Drops the current server-side subscription and asks for a fresh snapshot. */
   private resync(sub: Subscription): void {
     this.count('resyncs')
+    sub.stats.resyncs += 1
+    this.inspected(sub, 'resync')
     sub.needsSnapshot = true
     if (sub.wireId !== null) {
       this.byWireId.delete(sub.wireId)
@@ -480,6 +610,7 @@ export class LiveClient {
       sub.wireId = null
     }
     this.settle(sub)
+    this.inspected(sub, 'unsubscribed')
   }
 
   /** `sub` answered (or went away): it no longer holds up `live`. */
@@ -524,7 +655,11 @@ export class LiveClient {
 
   private handleStatus(msg: Status): void {
     // A status with an id concerns one subscription, not the connection.
-    if (msg.id !== undefined) return
+    if (msg.id !== undefined && msg.id !== null) {
+      const sub = this.byWireId.get(msg.id)
+      if (sub) this.setSubStatus(sub, { state: msg.state, reason: msg.reason ?? null, at: this.now() })
+      return
+    }
     this.server = { state: msg.state, ...(msg.reason ? { reason: msg.reason } : {}) }
     this.updateStatus()
   }
@@ -542,7 +677,10 @@ export class LiveClient {
     // Rows arrived: whatever identity the connection has, it may read.
     this.authError = null
     this.count('snapshots')
+    sub.stats.snapshots += 1
+    sub.lastChangeAt = this.now()
     this.emit(sub)
+    this.inspected(sub, 'snapshot')
     this.settle(sub)
   }
 
@@ -558,6 +696,8 @@ export class LiveClient {
     sub.retries = 0
     this.authError = null
     this.count('resumes')
+    sub.stats.resumes += 1
+    this.inspected(sub, 'resumed')
     if (sub.error) {
       // The rows did not change, but the subscription is healthy again.
       sub.error = null
@@ -578,7 +718,11 @@ export class LiveClient {
       this.resync(sub)
       return
     }
+    sub.stats.diffs += 1
+    sub.lastChangeAt = this.now()
+    if (typeof msg.noticed_at === 'number') sub.lastNoticedAt = msg.noticed_at
     this.emit(sub)
+    this.inspected(sub, 'diff', typeof msg.noticed_at === 'number' ? msg.noticed_at : undefined)
     if (sub.catchUpTo !== null && msg.to >= sub.catchUpTo) {
       sub.catchUpTo = null
       this.settle(sub)
@@ -601,6 +745,7 @@ export class LiveClient {
     const error = new LiveSubscriptionError(frame)
     sub.error = error
     deliver(() => sub.subscriber.error?.(error))
+    this.inspected(sub, 'error')
     if (error.code === 'unauthenticated' || error.code === 'token_expired') {
       // The connection has no identity to read as.
       this.authError = new LiveAuthError(error.code, error.message)
@@ -647,6 +792,22 @@ export class LiveClient {
 
   // --- helpers -------------------------------------------------------------
 
+  private setSubStatus(sub: Subscription, status: SubscriptionStatus | null): void {
+    if (sub.serverStatus === null && status === null) return
+    sub.serverStatus = status
+    deliver(() => sub.subscriber.status?.(status))
+    this.inspected(sub, 'status')
+  }
+
+  private inspected(sub: Subscription, kind: InspectEvent['kind'], noticedAt?: number): void {
+    if (this.inspectListeners.size === 0) return
+    const event: InspectEvent =
+      noticedAt === undefined
+        ? { key: sub.key, kind, at: this.now() }
+        : { key: sub.key, kind, at: this.now(), noticedAt }
+    for (const listener of [...this.inspectListeners]) deliver(() => listener(event))
+  }
+
   private count(counter: keyof LiveStats): void {
     this.counters[counter] += 1
     if (this.statsListeners.size === 0) return
@@ -668,6 +829,8 @@ export class LiveClient {
     })
     if (sameStatus(this.status, next)) return
     this.status = next
+    this.statusHistory.push({ at: this.now(), status: next })
+    if (this.statusHistory.length > STATUS_HISTORY) this.statusHistory.shift()
     for (const listener of [...this.statusListeners]) deliver(() => listener(next))
   }
 

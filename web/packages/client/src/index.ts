@@ -5,7 +5,17 @@ export * from './generated'
 export { applyDiff, DiffError } from './applyDiff'
 export { keyColumn, rowKey } from './keys'
 export { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff'
-export { LiveClient, type LiveClientOptions, type LiveIdentity, type LiveStats, type LiveSubscriber } from './client'
+export {
+  LiveClient,
+  type InspectEvent,
+  type LiveClientOptions,
+  type LiveIdentity,
+  type LiveStats,
+  type LiveSubscriber,
+  type StatusChange,
+  type SubscriptionInfo,
+  type SubscriptionStatus,
+} from './client'
 export {
   isAuthErrorCode,
   LiveAuthError,

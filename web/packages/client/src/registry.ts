@@ -9,7 +9,7 @@
 // it. The Vue and React adapters give this registry their QueryClient
 // through the small `LiveQueryCache` interface.
 import type { LiveQuery } from './generated'
-import type { LiveClient } from './client'
+import type { LiveClient, SubscriptionStatus } from './client'
 import type { LiveSubscriptionError } from './errors'
 import type { AnyRow } from './types'
 
@@ -83,6 +83,8 @@ interface Entry {
   readonly key: LiveQueryKey
   rows: AnyRow[] | null
   error: LiveSubscriptionError | null
+  /** What the server last said about this subscription alone (e.g. delayed, query_failing). */
+  status: SubscriptionStatus | null
   waiters: { resolve(rows: AnyRow[]): void; reject(error: unknown): void }[]
   unsubscribe: () => void
   lingerTimer: ReturnType<typeof setTimeout> | null
@@ -126,7 +128,12 @@ export class LiveQueryRegistry {
     return this.entries.get(this.cache.hash(key))?.error ?? null
   }
 
-  /** Calls `listener` whenever any query's error changes; returns a function that stops it. */
+  /** The server's status of the query's subscription alone, while it said one on this connection. */
+  statusOf(key: LiveQueryKey): SubscriptionStatus | null {
+    return this.entries.get(this.cache.hash(key))?.status ?? null
+  }
+
+  /** Calls `listener` whenever any query's error or per-subscription status changes; returns a function that stops it. */
   onErrorsChange(listener: () => void): () => void {
     this.errorListeners.add(listener)
     return () => this.errorListeners.delete(listener)
@@ -156,7 +163,15 @@ export class LiveQueryRegistry {
       }
       return existing
     }
-    const entry: Entry = { key, rows: null, error: null, waiters: [], unsubscribe: () => {}, lingerTimer: null }
+    const entry: Entry = {
+      key,
+      rows: null,
+      error: null,
+      status: null,
+      waiters: [],
+      unsubscribe: () => {},
+      lingerTimer: null,
+    }
     this.entries.set(hash, entry)
     entry.unsubscribe = this.live.subscribe(key[1], {
       next: (rows) => {
@@ -174,6 +189,11 @@ export class LiveQueryRegistry {
         if (this.entries.get(hash) !== entry) return
         this.setError(entry, error)
         for (const w of entry.waiters.splice(0)) w.reject(error)
+      },
+      status: (status) => {
+        if (this.entries.get(hash) !== entry || entry.status === status) return
+        entry.status = status
+        this.errorsChanged()
       },
     })
     return entry

@@ -241,6 +241,31 @@ describe('useLiveQuery', () => {
     wrapper.unmount()
   })
 
+  it("surfaces the server's per-subscription status as liveStatus, rows kept", async () => {
+    const { factory, plugins } = setup()
+    const Comp = defineComponent({
+      setup() {
+        const { data, liveStatus } = useLiveQuery({ table: 'items' })
+        return () =>
+          h('p', `${data.value?.length ?? '-'}|${liveStatus.value?.state ?? '-'}|${liveStatus.value?.reason ?? '-'}`)
+      },
+    })
+    const wrapper = mount(Comp, { global: { plugins } })
+    factory.last.accept()
+    await flushPromises()
+    const [sub] = subscribes(factory)
+    factory.last.receive({ type: 'snapshot', epoch: 'e1', id: sub!.id, version: 1, table: 'items', rows: [item(1)] })
+    await flushPromises()
+    expect(wrapper.text()).toBe('1|-|-')
+    factory.last.receive({ type: 'status', id: sub!.id, state: 'delayed', reason: 'query_failing' })
+    await flushPromises()
+    expect(wrapper.text()).toBe('1|delayed|query_failing')
+    factory.last.receive({ type: 'status', id: sub!.id, state: 'live' })
+    await flushPromises()
+    expect(wrapper.text()).toBe('1|live|-')
+    wrapper.unmount()
+  })
+
   it('hashes equal queries alike, whatever their key order', () => {
     expect(hashKey(liveQueryKey({ table: 'tasks', limit: 3, filter: { assignee_eq: 'a', status_in: ['todo'] } }))).toBe(
       hashKey(liveQueryKey({ filter: { status_in: ['todo'], assignee_eq: 'a' }, limit: 3, table: 'tasks' })),

@@ -15,7 +15,7 @@ import {
   type Ref,
 } from 'vue'
 import type { LiveQuery } from './generated'
-import type { LiveClient, LiveStats } from './client'
+import type { LiveClient, LiveStats, SubscriptionStatus } from './client'
 import type { LiveSubscriptionError } from './errors'
 import { liveQueryKey, LiveQueryRegistry, registryFor, tanstackCache, type LiveQueryKey } from './registry'
 import type { ConnectionStatus } from './state'
@@ -83,6 +83,12 @@ export function liveQueryRegistry(queryClient: QueryClient, live: LiveClient, li
 export type UseLiveQueryReturn<Q extends LiveQuery> = UseQueryReturnType<RowsOf<Q>, Error> & {
   /** The subscription's latest error while it has one (data may be stale then). */
   liveError: Readonly<Ref<LiveSubscriptionError | null>>
+  /**
+   * The server's status of this query's subscription alone, e.g. `delayed`
+   * with `query_failing` while the database keeps refusing the query and
+   * the server retries it (rows may be stale then); null when it said none.
+   */
+  liveStatus: Readonly<Ref<SubscriptionStatus | null>>
 }
 
 /**
@@ -104,13 +110,17 @@ export function useLiveQuery<Q extends LiveQuery>(query: MaybeRefOrGetter<Q>): U
     refetchOnWindowFocus: false,
     refetchOnReconnect: false,
   })
-  // Registry errors are not reactive by themselves: a counter bumped on
-  // every change makes `liveError` recompute.
+  // Registry errors and statuses are not reactive by themselves: a counter
+  // bumped on every change makes `liveError` and `liveStatus` recompute.
   const errorsVersion = shallowRef(0)
   onScopeDispose(registry.onErrorsChange(() => (errorsVersion.value += 1)))
   const liveError = computed(() => {
     void errorsVersion.value
     return registry.errorOf(key.value)
   })
-  return Object.assign(result, { liveError })
+  const liveStatus = computed(() => {
+    void errorsVersion.value
+    return registry.statusOf(key.value)
+  })
+  return Object.assign(result, { liveError, liveStatus })
 }
