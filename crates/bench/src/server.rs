@@ -67,6 +67,12 @@ pub async fn start_pglive(
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log_file.try_clone().context("log file")?))
         .kill_on_drop(true);
+    // The default cap (10,000 WebSockets) equals S5's clients: the typed
+    // check's extra client would be refused. The environment (not a flag)
+    // so that builds from before the cap still start.
+    if std::env::var_os("PGLIVE_MAX_CONNECTIONS").is_none() {
+        cmd.env("PGLIVE_MAX_CONNECTIONS", "100000");
+    }
     if std::env::var_os("PGLIVE_LOG").is_none() && std::env::var_os("RUST_LOG").is_none() {
         // Per-connection info logs would cost CPU at 10,000 clients.
         cmd.env("PGLIVE_LOG", "warn");

@@ -77,6 +77,68 @@ pub fn diff<R: PartialEq, K: Hash + Eq>(
     Changes { upserts, deletes }
 }
 
+/// The diff from `old` to `new` when only the rows whose keys are in
+/// `touched` may have changed, entered or left, and every other row kept
+/// its relative order: what an unlimited query's result becomes after a
+/// batch. It scans both results once and compares keys only with the few
+/// touched ones, where [`diff`] hashes every row of both: with a 10,000-row
+/// result and one changed row, that hashing was most of a change's cost.
+///
+/// Every touched row of `new` is sent (unless none of them changed content
+/// or position): applying removes them and the untouched rows keep their
+/// order, so inserting them at their new indices rebuilds `new` exactly.
+pub fn diff_touched<R: PartialEq, K: Hash + Eq>(
+    old: &[Arc<R>],
+    new: &[Arc<R>],
+    touched: &HashSet<K>,
+    key: impl Fn(&R) -> K,
+) -> Changes<R, K> {
+    // Up to a handful of keys, comparing is cheaper than hashing each row.
+    let small: Option<Vec<&K>> = (touched.len() <= 8).then(|| touched.iter().collect());
+    let is_touched = |k: &K| match &small {
+        Some(keys) => keys.contains(&k),
+        None => touched.contains(k),
+    };
+    let before: Vec<(usize, K)> = old
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let k = key(r);
+            is_touched(&k).then_some((i, k))
+        })
+        .collect();
+    let mut upserts: Vec<(u32, Arc<R>)> = Vec::new();
+    let mut unchanged = true;
+    let mut seen: Vec<bool> = vec![false; before.len()];
+    for (j, row) in new.iter().enumerate() {
+        let k = key(row);
+        if !is_touched(&k) {
+            continue;
+        }
+        match before.iter().position(|(_, b)| *b == k) {
+            Some(n) => {
+                seen[n] = true;
+                let i = before[n].0;
+                if i != j || !(Arc::ptr_eq(&old[i], row) || *old[i] == **row) {
+                    unchanged = false;
+                }
+            }
+            None => unchanged = false,
+        }
+        upserts.push((index(j), Arc::clone(row)));
+    }
+    let deletes: Vec<K> = before
+        .into_iter()
+        .zip(seen)
+        .filter(|(_, seen)| !seen)
+        .map(|((_, k), _)| k)
+        .collect();
+    if unchanged && deletes.is_empty() {
+        upserts.clear();
+    }
+    Changes { upserts, deletes }
+}
+
 fn index(j: usize) -> u32 {
     u32::try_from(j).unwrap_or(u32::MAX)
 }
@@ -195,6 +257,37 @@ mod tests {
             apply(&mut applied, &d, key);
             prop_assert_eq!(applied, b.clone());
             prop_assert!(d.len() <= a.len() + b.len());
+        }
+
+        /// When only touched rows change, enter or leave (untouched rows
+        /// keep their order), the touched diff rebuilds the new result, and
+        /// is empty exactly when nothing changed.
+        #[test]
+        fn touched_diff_reproduces_new(
+            old in proptest::collection::btree_map(0i64..60, 0u8..3, 0..40),
+            changes in proptest::collection::btree_map(0i64..60, proptest::option::of(0u8..3), 0..12),
+        ) {
+            // Ordered by value, then key, as a query's order breaks ties.
+            let sorted = |m: &std::collections::BTreeMap<i64, u8>| {
+                let mut v: Vec<(Key, u8)> = m.iter().map(|(k, v)| (*k, *v)).collect();
+                v.sort_by_key(|(id, val)| (*val, *id));
+                rows(&v)
+            };
+            let mut next = old.clone();
+            for (k, v) in &changes {
+                match v {
+                    Some(v) => { next.insert(*k, *v); }
+                    None => { next.remove(k); }
+                }
+            }
+            let a = sorted(&old);
+            let b = sorted(&next);
+            let touched: HashSet<Key> = changes.keys().copied().collect();
+            let d = diff_touched(&a, &b, &touched, key);
+            let mut applied = a.clone();
+            apply(&mut applied, &d, key);
+            prop_assert_eq!(&applied, &b);
+            prop_assert_eq!(d.is_empty(), a == b);
         }
     }
 }

@@ -527,9 +527,10 @@ struct Current<T> {
 }
 
 /// What applying changed rows did to a group's window.
-enum Applied<T> {
+enum Applied<T: LiveTable> {
     Unchanged,
-    Changed(Window<T>),
+    /// The new window, and the keys of the batches that changed it.
+    Changed(Window<T>, HashSet<Key<T>>),
     /// A limited query lost rows it cannot replace from memory.
     NeedsQuery,
 }
@@ -573,12 +574,21 @@ impl<T: LiveTable> GroupTask<T> {
             let pending = shared.take_pending();
             let mut full = current.is_none() || pending.all;
             let mut next: Option<Window<T>> = None;
+            // The keys the batches touched, when they alone changed the
+            // result (not a re-run): the diff need only look at them.
+            let mut touched: Option<HashSet<Key<T>>> = None;
             if let (false, Some(now)) = (full, current.as_ref()) {
                 match apply::<T>(&query, limit, &now.window, &pending.batches) {
                     Applied::Unchanged => {}
-                    Applied::Changed(window) => next = Some(window),
+                    Applied::Changed(window, keys) => {
+                        next = Some(window);
+                        touched = Some(keys);
+                    }
                     Applied::NeedsQuery => full = true,
                 }
+            }
+            if full {
+                touched = None;
             }
             if full {
                 match load::<T>(&reads, &shared.ctx, &query).await {
@@ -651,12 +661,15 @@ impl<T: LiveTable> GroupTask<T> {
                 }
                 reads.metrics.rows_held.set(reads.budget.rows() as i64);
                 held = want;
+                // A limited result also loses rows no batch touched (pushed
+                // past the limit): only an unlimited one takes the short cut.
+                let touched = touched.as_ref().filter(|_| limit.is_none());
                 current = Some(publish::<T>(
                     &shared,
                     &reads,
                     current.take(),
-                    window,
-                    rows,
+                    (window, rows),
+                    touched,
                     pending.noticed,
                 ));
             }
@@ -735,6 +748,7 @@ fn apply<T: LiveTable>(
             .as_ref()
             .is_none_or(|b| T::compare(query, row, b).is_le())
     };
+    let mut touched: HashSet<Key<T>> = HashSet::new();
     for batch in batches {
         let base = prefix.as_deref().unwrap_or(&window.prefix);
         let entering: Vec<&Arc<T>> = batch
@@ -746,6 +760,7 @@ fn apply<T: LiveTable>(
         if entering.is_empty() && !present {
             continue;
         }
+        touched.extend(batch.keys.iter().cloned());
         prefix = Some(merge::<T>(query, base, &batch.keys, entering));
     }
     let Some(mut prefix) = prefix else {
@@ -764,7 +779,7 @@ fn apply<T: LiveTable>(
             boundary = prefix.last().cloned();
         }
     }
-    Applied::Changed(Window { prefix, boundary })
+    Applied::Changed(Window { prefix, boundary }, touched)
 }
 
 /// `old` with the rows whose keys are `touched` replaced by `entering`
@@ -794,8 +809,8 @@ fn publish<T: LiveTable>(
     shared: &GroupShared<T>,
     reads: &Reads,
     previous: Option<Current<T>>,
-    window: Window<T>,
-    rows: Vec<Arc<T>>,
+    (window, rows): (Window<T>, Vec<Arc<T>>),
+    touched: Option<&HashSet<Key<T>>>,
     noticed: Option<Noticed>,
 ) -> Current<T> {
     let Some(mut previous) = previous else {
@@ -807,7 +822,10 @@ fn publish<T: LiveTable>(
             history: History::default(),
         };
     };
-    let changes: Changes<T, Key<T>> = diff::diff(&previous.rows, &rows, T::key);
+    let changes: Changes<T, Key<T>> = match touched {
+        Some(touched) => diff::diff_touched(&previous.rows, &rows, touched, T::key),
+        None => diff::diff(&previous.rows, &rows, T::key),
+    };
     if changes.is_empty() {
         // The rows past the window may have changed; the result did not.
         return Current { window, ..previous };
@@ -1191,7 +1209,7 @@ mod tests {
                 });
                 window = match apply::<Task>(&query, query.limit, &window, &[batch]) {
                     Applied::Unchanged => window,
-                    Applied::Changed(w) => w,
+                    Applied::Changed(w, _) => w,
                     Applied::NeedsQuery => load(&query, &db),
                 };
                 let fresh = naive(&query, &db);
