@@ -77,6 +77,31 @@ pub fn diff<R: PartialEq, K: Hash + Eq>(
     Changes { upserts, deletes }
 }
 
+/// A set of keys asked about once per row of a result: a few keys are
+/// compared directly, which costs less than hashing every row's key (a
+/// write usually changes one row, and a result may hold thousands).
+pub enum Touched<'a, K> {
+    Few(Vec<&'a K>),
+    Many(&'a HashSet<K>),
+}
+
+impl<'a, K: std::hash::Hash + Eq> Touched<'a, K> {
+    pub fn new(keys: &'a HashSet<K>) -> Touched<'a, K> {
+        if keys.len() <= 8 {
+            Touched::Few(keys.iter().collect())
+        } else {
+            Touched::Many(keys)
+        }
+    }
+
+    pub fn contains(&self, key: &K) -> bool {
+        match self {
+            Touched::Few(keys) => keys.contains(&key),
+            Touched::Many(keys) => keys.contains(key),
+        }
+    }
+}
+
 /// The diff from `old` to `new` when only the rows whose keys are in
 /// `touched` may have changed, entered or left, and every other row kept
 /// its relative order: what an unlimited query's result becomes after a
@@ -93,12 +118,8 @@ pub fn diff_touched<R: PartialEq, K: Hash + Eq>(
     touched: &HashSet<K>,
     key: impl Fn(&R) -> K,
 ) -> Changes<R, K> {
-    // Up to a handful of keys, comparing is cheaper than hashing each row.
-    let small: Option<Vec<&K>> = (touched.len() <= 8).then(|| touched.iter().collect());
-    let is_touched = |k: &K| match &small {
-        Some(keys) => keys.contains(&k),
-        None => touched.contains(k),
-    };
+    let touched = Touched::new(touched);
+    let is_touched = |k: &K| touched.contains(k);
     let before: Vec<(usize, K)> = old
         .iter()
         .enumerate()

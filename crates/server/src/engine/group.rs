@@ -26,7 +26,7 @@ use pglive_schema::wire::{DelayReason, LiveState, Resumed, Status};
 use pglive_schema::{ErrorCode, ServerMessage};
 use tokio::sync::Notify;
 
-use super::diff::{self, Changes};
+use super::diff::{self, Changes, Touched};
 use super::frame::{self, Frame, Kind};
 use super::outbox::{Member, MemberId, MemberState, Slot};
 use super::reads::{ReadError, Reads};
@@ -756,12 +756,13 @@ fn apply<T: LiveTable>(
             .iter()
             .filter(|r| T::matches(query, r) && within(r))
             .collect();
-        let present = base.iter().any(|r| batch.keys.contains(&r.key()));
+        let keys = Touched::new(&batch.keys);
+        let present = base.iter().any(|r| keys.contains(&r.key()));
         if entering.is_empty() && !present {
             continue;
         }
         touched.extend(batch.keys.iter().cloned());
-        prefix = Some(merge::<T>(query, base, &batch.keys, entering));
+        prefix = Some(merge::<T>(query, base, &keys, entering));
     }
     let Some(mut prefix) = prefix else {
         return Applied::Unchanged;
@@ -788,7 +789,7 @@ fn apply<T: LiveTable>(
 fn merge<T: LiveTable>(
     query: &T::Query,
     old: &[Arc<T>],
-    touched: &HashSet<Key<T>>,
+    touched: &Touched<'_, Key<T>>,
     entering: Vec<&Arc<T>>,
 ) -> Vec<Arc<T>> {
     let mut rows: Vec<Arc<T>> = old
