@@ -186,6 +186,36 @@ describe('useLiveQuery (React)', () => {
     expect(liveQueryRegistry(queryClient, live).size).toBe(0)
   })
 
+  it("surfaces the server's per-subscription status as liveStatus, rows kept", async () => {
+    const { factory, wrap } = setup()
+    const rendered: string[] = []
+    function Status() {
+      const { data, liveStatus } = useLiveQuery({ table: 'items' })
+      const text = `${data?.length ?? '-'}|${liveStatus?.state ?? '-'}|${liveStatus?.reason ?? '-'}`
+      rendered.push(text)
+      return createElement('p', null, text)
+    }
+    const el = render(wrap(createElement(Status)))
+    act(() => factory.last.accept())
+    await settle()
+    const [sub] = sentOf(factory.last, 'subscribe')
+    act(() =>
+      factory.last.receive({
+        type: 'snapshot',
+        epoch: 'e1',
+        id: sub!.id,
+        version: 1,
+        table: 'items',
+        rows: [item(1, 'a')],
+      }),
+    )
+    await expectText(el, '1|-|-')
+    act(() => factory.last.receive({ type: 'status', id: sub!.id, state: 'delayed', reason: 'query_failing' }))
+    await expectText(el, '1|delayed|query_failing')
+    act(() => factory.last.receive({ type: 'status', id: sub!.id, state: 'live' }))
+    await expectText(el, '1|live|-')
+  })
+
   it('surfaces a subscription error as liveError and the query error', async () => {
     const { factory, wrap } = setup()
     const rendered: string[] = []

@@ -13,7 +13,7 @@ import {
   type ReactNode,
 } from 'react'
 import type { LiveQuery } from './generated'
-import type { LiveClient } from './client'
+import type { LiveClient, SubscriptionStatus } from './client'
 import type { LiveSubscriptionError } from './errors'
 import { liveQueryKey, LiveQueryRegistry, registryFor, tanstackCache } from './registry'
 import type { ConnectionStatus } from './state'
@@ -77,6 +77,12 @@ export function liveQueryRegistry(queryClient: QueryClient, live: LiveClient, li
 export type UseLiveQueryResult<Q extends LiveQuery> = UseQueryResult<RowsOf<Q>, Error> & {
   /** The subscription's latest error while it has one (data may be stale then). */
   liveError: LiveSubscriptionError | null
+  /**
+   * The server's status of this query's subscription alone, e.g. `delayed`
+   * with `query_failing` while the database keeps refusing the query and
+   * the server retries it (rows may be stale then); null when it said none.
+   */
+  liveStatus: SubscriptionStatus | null
 }
 
 /**
@@ -104,5 +110,12 @@ export function useLiveQuery<Q extends LiveQuery>(query: Q): UseLiveQueryResult<
     () => registry.errorOf(queryKey),
     () => null,
   )
-  return { ...result, liveError }
+  // The registry keeps the status object it was told, so the snapshot is
+  // stable between changes, as useSyncExternalStore requires.
+  const liveStatus = useSyncExternalStore(
+    subscribe,
+    () => registry.statusOf(queryKey),
+    () => null,
+  )
+  return { ...result, liveError, liveStatus }
 }
