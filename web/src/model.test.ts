@@ -7,6 +7,8 @@ describe('column rules', () => {
     expect(columnRule('comments', 'author').text_max).toBe(100)
     expect(columnRule('comments', 'body').text_max).toBe(2000)
     expect(columnRule('comments', 'edited_at').nullable).toBe(true)
+    expect(columnRule('comments', 'body').not_blank).toBe(true)
+    expect(columnRule('comments', 'edited_at').not_blank).toBe(false)
     expect(() => columnRule('comments', 'nope')).toThrow(/not a declared column/)
   })
 

@@ -33,6 +33,8 @@ export interface ColumnRule {
   readonly nullable: boolean
   /** Longest text allowed, in characters (code points, as PostgreSQL counts). */
   readonly text_max: number | null
+  /** Whether blank text (only White_Space) is refused. */
+  readonly not_blank: boolean
 }
 
 /** The declared rules of `table.column`; throws for a column that is not declared. */
@@ -62,15 +64,15 @@ export function isBlank(text: string): boolean {
  * What is wrong with `text` as a value of a column with `rule`, as a short
  * sentence for the form, or null when the server would accept it.
  *
- * `meta.ts` gives `text_max` and `nullable` but says nothing about blank
- * text: the rule comes from the server (`check_value` in
- * crates/schema/src/live.rs), which refuses blank text in every column that
- * has a `text(max = N)` rule. The server checks again either way.
+ * The rules (`text_max`, `not_blank`, `nullable`) come from the generated
+ * `meta.ts`, made from the same declarations as the server's `check_value`
+ * (crates/schema/src/live.rs). The server checks again either way.
  */
 export function textProblem(text: string, rule: ColumnRule, label = 'It'): string | null {
-  if (rule.text_max === null) return null
+  if (rule.text_max === null && !rule.not_blank) return null
   if (text === '') return rule.nullable ? null : `${label} is required.`
-  if (isBlank(text)) return `${label} cannot be only spaces.`
+  if (rule.not_blank && isBlank(text)) return `${label} cannot be only spaces.`
+  if (rule.text_max === null) return null
   const length = textLength(text)
   if (length > rule.text_max) return `${label} is too long: ${length} of at most ${rule.text_max} characters.`
   return null

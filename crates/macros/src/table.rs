@@ -357,6 +357,8 @@ impl<'a> Gen<'a> {
                 Some(n) => quote!(::std::option::Option::Some(#n)),
                 None => quote!(::std::option::Option::None),
             };
+            // check_value refuses blank text exactly where a text rule is.
+            let not_blank = c.text_max.is_some();
             let (min, max) = match c.range {
                 Some((a, b)) => (
                     quote!(::std::option::Option::Some(#a)),
@@ -379,6 +381,7 @@ impl<'a> Gen<'a> {
                     write: #write,
                     patchable: #patchable,
                     text_max: #text_max,
+                    not_blank: #not_blank,
                     min: #min,
                     max: #max,
                 }

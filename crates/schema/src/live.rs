@@ -133,8 +133,11 @@ pub struct Column {
     pub order: bool,
     pub write: Write,
     pub patchable: bool,
-    /// Text: not blank, at most this many characters.
+    /// Text: at most this many characters (code points).
     pub text_max: Option<u32>,
+    /// Text that is blank (only Unicode White_Space) is refused: true for
+    /// every column with a text rule, as [`check_value`] checks it.
+    pub not_blank: bool,
     pub min: Option<i64>,
     pub max: Option<i64>,
 }
@@ -212,6 +215,7 @@ pub fn check_value<V: Scalar>(
         .check()
         .map_err(|m| invalid(format!("{field}: {m}")))?;
     if let (Some(max), Some(text)) = (text_max, value.text()) {
+        // Column::not_blank tells clients this rule; keep the two in step.
         if text.trim().is_empty() {
             return Err(invalid(format!("{field} must not be empty")));
         }

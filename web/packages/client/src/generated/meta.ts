@@ -18,6 +18,7 @@ export const liveTables = {
         "write": "generated",
         "patchable": false,
         "text_max": null,
+        "not_blank": false,
         "min": null,
         "max": null
       },
@@ -35,6 +36,7 @@ export const liveTables = {
         "write": "required",
         "patchable": false,
         "text_max": null,
+        "not_blank": false,
         "min": null,
         "max": null
       },
@@ -51,6 +53,7 @@ export const liveTables = {
         "write": "required",
         "patchable": true,
         "text_max": 100,
+        "not_blank": true,
         "min": null,
         "max": null
       },
@@ -67,6 +70,7 @@ export const liveTables = {
         "write": "required",
         "patchable": true,
         "text_max": 2000,
+        "not_blank": true,
         "min": null,
         "max": null
       },
@@ -84,6 +88,7 @@ export const liveTables = {
         "write": "generated",
         "patchable": false,
         "text_max": null,
+        "not_blank": false,
         "min": null,
         "max": null
       },
@@ -100,6 +105,7 @@ export const liveTables = {
         "write": "generated",
         "patchable": false,
         "text_max": null,
+        "not_blank": false,
         "min": null,
         "max": null
       }
@@ -122,6 +128,7 @@ export const liveTables = {
         "write": "generated",
         "patchable": false,
         "text_max": null,
+        "not_blank": false,
         "min": null,
         "max": null
       },
@@ -139,6 +146,7 @@ export const liveTables = {
         "write": "required",
         "patchable": true,
         "text_max": 200,
+        "not_blank": true,
         "min": null,
         "max": null
       },
@@ -156,6 +164,7 @@ export const liveTables = {
         "write": "generated",
         "patchable": false,
         "text_max": null,
+        "not_blank": false,
         "min": null,
         "max": null
       },
@@ -170,6 +179,7 @@ export const liveTables = {
         "write": "generated",
         "patchable": false,
         "text_max": null,
+        "not_blank": false,
         "min": null,
         "max": null
       },
@@ -186,6 +196,7 @@ export const liveTables = {
         "write": "default",
         "patchable": false,
         "text_max": 100,
+        "not_blank": true,
         "min": null,
         "max": null
       }
@@ -208,6 +219,7 @@ export const liveTables = {
         "write": "generated",
         "patchable": false,
         "text_max": null,
+        "not_blank": false,
         "min": null,
         "max": null
       },
@@ -225,6 +237,7 @@ export const liveTables = {
         "write": "required",
         "patchable": true,
         "text_max": 200,
+        "not_blank": true,
         "min": null,
         "max": null
       },
@@ -246,6 +259,7 @@ export const liveTables = {
         "write": "default",
         "patchable": true,
         "text_max": null,
+        "not_blank": false,
         "min": null,
         "max": null
       },
@@ -264,6 +278,7 @@ export const liveTables = {
         "write": "default",
         "patchable": true,
         "text_max": null,
+        "not_blank": false,
         "min": 0,
         "max": 3
       },
@@ -281,6 +296,7 @@ export const liveTables = {
         "write": "default",
         "patchable": true,
         "text_max": 100,
+        "not_blank": true,
         "min": null,
         "max": null
       },
@@ -299,6 +315,7 @@ export const liveTables = {
         "write": "default",
         "patchable": true,
         "text_max": null,
+        "not_blank": false,
         "min": null,
         "max": null
       },
@@ -313,6 +330,7 @@ export const liveTables = {
         "write": "generated",
         "patchable": false,
         "text_max": null,
+        "not_blank": false,
         "min": null,
         "max": null
       },
@@ -327,6 +345,7 @@ export const liveTables = {
         "write": "generated",
         "patchable": false,
         "text_max": null,
+        "not_blank": false,
         "min": null,
         "max": null
       },
@@ -343,6 +362,7 @@ export const liveTables = {
         "write": "default",
         "patchable": false,
         "text_max": 100,
+        "not_blank": true,
         "min": null,
         "max": null
       }
