@@ -1092,6 +1092,23 @@ fn render(labels_cols: &[(String, Vec<String>)], header: &[String], markdown: bo
 /// A table row: its label and how to render one report's cell.
 type Cell<'a, R> = (&'static str, Box<dyn Fn(&R) -> String + 'a>);
 
+/// Renders `rows` with one column per report (both scenarios' tables).
+fn table<R>(rows: &[Cell<'_, R>], reports: &[&R], header: &[String], markdown: bool) -> String {
+    let cols: Vec<(String, Vec<String>)> = rows
+        .iter()
+        .map(|(l, f)| (l.to_string(), reports.iter().map(|r| f(r)).collect()))
+        .collect();
+    render(&cols, header, markdown)
+}
+
+/// The "error frames / version gaps / closed early" cell.
+fn problems_cell(p: &ClientProblems) -> String {
+    format!(
+        "{} / {} / {}",
+        p.error_frames, p.version_gaps, p.closed_early
+    )
+}
+
 fn opt(v: Option<f64>, f: fn(f64) -> String) -> String {
     v.map_or_else(|| "n/a".to_string(), f)
 }
@@ -1208,19 +1225,10 @@ pub fn rls_table(reports: &[&RlsReport], markdown: bool) -> String {
         ),
         (
             "error frames / version gaps / closed early",
-            Box::new(|r| {
-                format!(
-                    "{} / {} / {}",
-                    r.problems.error_frames, r.problems.version_gaps, r.problems.closed_early
-                )
-            }),
+            Box::new(|r| problems_cell(&r.problems)),
         ),
     ];
-    let cols: Vec<(String, Vec<String>)> = rows
-        .iter()
-        .map(|(l, f)| (l.to_string(), reports.iter().map(|r| f(r)).collect()))
-        .collect();
-    let mut out = render(&cols, &header, markdown);
+    let mut out = table(&rows, reports, &header, markdown);
     for r in reports {
         if let Some(e) = &r.error {
             out.push_str(&format!("- {}: ERROR: {e}\n", r.mode));
@@ -1364,19 +1372,10 @@ pub fn reconnect_table(reports: &[&ReconnectReport], markdown: bool) -> String {
         ),
         (
             "error frames / version gaps / closed early",
-            Box::new(|r| {
-                format!(
-                    "{} / {} / {}",
-                    r.problems.error_frames, r.problems.version_gaps, r.problems.closed_early
-                )
-            }),
+            Box::new(|r| problems_cell(&r.problems)),
         ),
     ];
-    let cols: Vec<(String, Vec<String>)> = rows
-        .iter()
-        .map(|(l, f)| (l.to_string(), reports.iter().map(|r| f(r)).collect()))
-        .collect();
-    let mut out = render(&cols, &header, markdown);
+    let mut out = table(&rows, reports, &header, markdown);
     let resume = reports.iter().find(|r| r.mode == "resume");
     let snap = reports.iter().find(|r| r.mode == "snapshot");
     if let (Some(a), Some(b)) = (resume, snap)
