@@ -2,8 +2,8 @@
 //! routing and hyper's upgrade, then tungstenite directly.
 //!
 //! We do not use `warp::ws` because its `Message` type cannot send raw
-//! fragments, and fragments are how a group's shared body reaches every
-//! member without a per-client copy (see `frame`).
+//! fragments, and fragments are how a group's large shared bodies reach
+//! every member without a per-client copy (see `frame`).
 
 use std::sync::Arc;
 

@@ -2,9 +2,12 @@
 //!
 //! A group encodes each snapshot or diff body once and every member gets the
 //! same [`Bytes`]. The only per-client part of a message is its subscription
-//! id, so the wire message is sent as a fragmented WebSocket text message: a
-//! small per-subscription first fragment (`{"type":"diff","id":"a",`) and the
-//! shared body as the final fragment. Clients see one ordinary JSON message.
+//! id, so a frame carries a small per-subscription header
+//! (`{"type":"diff","id":"a",`) and the shared body. The connection's writer
+//! joins the two into one WebSocket frame when the message is small, and
+//! sends a large one as a fragmented text message (the header, then the body
+//! in continuation fragments) so that no per-client copy of it is made.
+//! Clients see one ordinary JSON message either way.
 
 use std::sync::Arc;
 

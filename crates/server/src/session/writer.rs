@@ -127,6 +127,25 @@ where
 {
     tally.frames += 1;
     match frame {
+        Frame::Shared { header, body } if header.len() + body.len() <= frame::FRAGMENT => {
+            // A small message goes out as one frame: tungstenite copies every
+            // payload into its write buffer anyway, so joining the two parts
+            // here costs one short copy and saves a second frame's trip
+            // through the sink and the framing. A plain `Vec` costs one malloc
+            // and free from the thread's cache; reusing a `BytesMut` instead
+            // profiled at about 3 % of pglive's CPU in S2 (its split, reclaim
+            // and shared drop go through atomics).
+            tally.bytes += (header.len() + body.len()) as u64;
+            let mut whole = Vec::with_capacity(header.len() + body.len());
+            whole.extend_from_slice(&header);
+            whole.extend_from_slice(&body);
+            sink.feed(Message::Frame(WsFrame::message(
+                whole,
+                OpCode::Data(Data::Text),
+                true,
+            )))
+            .await
+        }
         Frame::Shared { header, body } => {
             tally.bytes += (header.len() + body.len()) as u64;
             sink.feed(Message::Frame(WsFrame::message(
@@ -164,5 +183,81 @@ where
             })))
             .await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use futures_util::StreamExt;
+    use tokio::io::AsyncReadExt;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    use super::*;
+    use crate::engine::outbox;
+
+    /// The frames a server wrote, as (first byte, payload): servers do not
+    /// mask, so each is two header bytes, an extended length, the payload.
+    fn frames(mut wire: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut out = Vec::new();
+        while wire.len() >= 2 {
+            let (head, len) = (wire[0], wire[1] & 0x7f);
+            let (len, skip) = match len {
+                126 => (u16::from_be_bytes([wire[2], wire[3]]) as usize, 4),
+                127 => (
+                    u64::from_be_bytes(wire[2..10].try_into().unwrap()) as usize,
+                    10,
+                ),
+                n => (n as usize, 2),
+            };
+            out.push((head, wire[skip..skip + len].to_vec()));
+            wire = &wire[skip + len..];
+        }
+        out
+    }
+
+    /// A small snapshot or diff leaves as one final text frame (one socket
+    /// write, one frame header), a large one as a first fragment and
+    /// continuation fragments of at most `FRAGMENT` bytes.
+    #[tokio::test]
+    async fn small_shared_messages_are_one_frame_large_ones_fragments() {
+        let (server, mut client) = tokio::io::duplex(1 << 20);
+        let ws = WebSocketStream::from_raw_socket(server, Role::Server, None).await;
+        let (sink, stream) = ws.split();
+        let (tx, rx) = mpsc::channel(8);
+        let header = Bytes::from_static(br#"{"type":"diff","id":"a","#);
+        let small = Bytes::from_static(br#""from":1,"to":2}"#);
+        let large = Bytes::from(vec![b' '; frame::FRAGMENT * 2]);
+        for body in [&small, &large] {
+            tx.try_send(Frame::Shared {
+                header: header.clone(),
+                body: body.clone(),
+            })
+            .unwrap();
+        }
+        drop(tx);
+        let end = run(
+            sink,
+            rx,
+            outbox::new_connection(),
+            Duration::from_secs(5),
+            Arc::new(Metrics::default()),
+        )
+        .await;
+        assert_eq!(end, WriteEnd::Drained);
+        // Both halves gone: the client side reads to the end of the stream.
+        drop(stream);
+        let mut wire = Vec::new();
+        client.read_to_end(&mut wire).await.unwrap();
+        let frames = frames(&wire);
+        let heads: Vec<u8> = frames.iter().map(|f| f.0).collect();
+        // 0x81 final text; 0x01 first text fragment (the header); 0x00 and
+        // 0x80 the body's two continuation fragments; 0x88 the close frame.
+        assert_eq!(heads, [0x81, 0x01, 0x00, 0x80, 0x88]);
+        assert_eq!(frames[0].1, [&header[..], &small[..]].concat());
+        assert_eq!(frames[1].1, header);
+        let rest: Vec<u8> = frames[2..4].iter().flat_map(|f| f.1.clone()).collect();
+        assert_eq!(rest, large);
+        assert!(frames[2..4].iter().all(|f| f.1.len() <= frame::FRAGMENT));
     }
 }
