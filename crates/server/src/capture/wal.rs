@@ -55,6 +55,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 const EVENT_BUFFER: usize = 1024;
 /// Messages handled in a row before the loop looks at its timers again.
 const BURST: usize = 256;
+/// How long the stream may gather while commits wait to be published
+/// (half of `UNSEEN_WAIT`: a publication is delayed by at most this).
+const GATHER: Duration = Duration::from_millis(1);
 /// How soon a confirmed position reaches the server.
 const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -507,6 +510,7 @@ impl Session<'_> {
                     // Then whatever else is ready, without going round the
                     // select (and its timers) per message.
                     let mut event = event?;
+                    let mut caught_up = false;
                     for _ in 0..BURST {
                         if let Some(ended) = self
                             .on_event(event, &mut open, &mut unseen, &mut emitted, shutdown)
@@ -516,8 +520,20 @@ impl Session<'_> {
                         }
                         match client.recv().now_or_never() {
                             Some(next) => event = next?,
-                            None => break,
+                            None => {
+                                caught_up = true;
+                                break;
+                            }
                         }
+                    }
+                    // Commits wait at least `UNSEEN_WAIT` before they are
+                    // published, so while some wait, let the stream gather
+                    // for `GATHER` instead of waking for every message: under
+                    // steady writes the walsender sends each message on its
+                    // own, and waking per message was most of this task's
+                    // CPU (the writers' CPU, on a small machine).
+                    if caught_up && !unseen.is_empty() {
+                        tokio::time::sleep(GATHER).await;
                     }
                 }
                 () = tokio::time::sleep_until(unseen.check_at()), if !unseen.is_empty() => {
