@@ -13,7 +13,8 @@
 #   dev/pg.sh psql [ARGS...]       psql on the default cluster
 #
 # Defaults: DIR = $PGLIVE_PG_DIR or <repo>/.pglive/pg, PORT = $PGLIVE_PG_PORT
-# or 54329. Listens on 127.0.0.1 only, trust auth, unix socket inside DIR,
+# or 54329 (when another socket holds PORT, the next free one: callers use
+# the printed URL). Listens on 127.0.0.1 only, trust auth, unix socket inside DIR,
 # log in DIR/pglive-server.log. Never touches the system's own clusters.
 #
 # Settings pg.sh owns live in DIR/pglive.conf, rewritten at every `start`;
@@ -311,14 +312,33 @@ cmd_start() {
         chown -R "$PG_OS_USER:" "$dir"
     fi
 
-    write_conf "$dir" "$port" >/dev/null
-
-    log "starting PostgreSQL in $dir on 127.0.0.1:$port"
-    if ! as_owner "$BIN/pg_ctl" start -D "$dir" -l "$dir/pglive-server.log" -w -t 60 -s >&2; then
-        log "pg_ctl start failed; last lines of $dir/pglive-server.log:"
-        tail -n 30 "$dir/pglive-server.log" >&2 || true
+    # The probe above sees only listening servers. A port can also be held
+    # by a client connection's local end (ports here are inside Linux's
+    # ephemeral range, so a busy machine's outgoing connections land on
+    # them now and then); PostgreSQL then cannot bind it. When that is why
+    # it did not start, try the next ports: every caller takes the URL
+    # printed below, never the port it asked for.
+    local log_file="$dir/pglive-server.log" tries=0 seen
+    while :; do
+        write_conf "$dir" "$port" >/dev/null
+        seen=0
+        if [ -f "$log_file" ]; then seen="$(wc -l <"$log_file")"; fi
+        log "starting PostgreSQL in $dir on 127.0.0.1:$port"
+        if as_owner "$BIN/pg_ctl" start -D "$dir" -l "$log_file" -w -t 60 -s >&2; then
+            break
+        fi
+        if [ "$tries" -lt 10 ] \
+            && tail -n "+$((seen + 1))" "$log_file" 2>/dev/null | grep -q 'could not bind.*Address already in use'; then
+            tries=$((tries + 1))
+            log "note: 127.0.0.1:$port is held by another socket; trying $((port + 1))"
+            port=$((port + 1))
+            while port_in_use "$port"; do port=$((port + 1)); done
+            continue
+        fi
+        log "pg_ctl start failed; last lines of $log_file:"
+        tail -n 30 "$log_file" >&2 || true
         exit 1
-    fi
+    done
     url_for_port "$port"
 }
 
