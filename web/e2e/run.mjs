@@ -13,6 +13,7 @@
 //   PGLIVE_E2E_SKIP_BUILD=1   use web/dist as it is (default: npm run build)
 //   PGLIVE_E2E_TIMEOUT_MS     hard limit for the whole run (default 600000)
 //   PGLIVE_E2E_HEADFUL=1      show the browser (debugging)
+//   PGLIVE_E2E_ONLY=REGEX     run only the tests whose name matches (debugging)
 //
 // A fresh database `pglive_e2e_<random>` is created, migrated with
 // `pglive migrate`, served with `pglive --addr 127.0.0.1:0`, and dropped at
@@ -425,8 +426,22 @@ function assertEqual(actual, expected, what) {
 
 // --- tests ---------------------------------------------------------------------------
 
+/**
+ * The next request the page sends that matches. Started before the action that
+ * sends it; if the test fails before awaiting it, its later rejection (when the
+ * page closes) must not abort the whole run as an unhandled rejection.
+ */
+function nextRequest(page, predicate) {
+  const request = page.waitForRequest(predicate)
+  request.catch(() => {})
+  return request
+}
+
 const tests = []
-const test = (name, fn) => tests.push({ name, fn })
+const ONLY = process.env.PGLIVE_E2E_ONLY ? new RegExp(process.env.PGLIVE_E2E_ONLY) : null
+const test = (name, fn) => {
+  if (ONLY === null || ONLY.test(name)) tests.push({ name, fn })
+}
 
 // First, while the database holds only the seeded rows.
 test('(p) README screenshots: desktop 1280×800 and phone 375×700 in docs/screenshots', async () => {
@@ -705,9 +720,24 @@ test('(d2) an edit whose row someone else renames, then deletes, says so and kee
   if (!said?.includes(`${name} (theirs)`)) throw new Error(`the notice does not name the new value: ${said}`)
   assertEqual(await input.inputValue(), mine, 'typed text after their rename')
 
+  // Marks the editor's element, to tell the same editor from a new one later.
+  await pageA.getByTestId('item-editor').evaluate((el) => (el.dataset.e2eMark = 'before the delete'))
   sql(`DELETE FROM items WHERE id = ${id}`)
   await until(async () => (await conflict.getAttribute('data-conflict')) === 'deleted', 'the "deleted" notice')
   assertEqual(await pageA.getByTestId('item-editor').count(), 1, 'editors open after the delete')
+  // The same row element, marked as gone, holds the editor: no copy of the
+  // row stays in the list, fading out with a second editor in it.
+  assertEqual(
+    await pageA.locator(`[data-testid="item-row-ghost"][data-id="${id}"] [data-testid="item-editor"]`).count(),
+    1,
+    'the editor in the row marked as gone',
+  )
+  assertEqual(
+    await pageA.getByTestId('item-editor').getAttribute('data-e2e-mark'),
+    'before the delete',
+    'the same editor element as before the delete',
+  )
+  assertEqual(await pageA.locator(`[data-testid="item-row"][data-id="${id}"]`).count(), 0, 'the row in the list')
   assertEqual(await input.inputValue(), mine, 'typed text after their delete')
   // The typed name can still become an item.
   await pageA.getByTestId('item-edit-add-new').click()
@@ -736,7 +766,7 @@ test('(f) bigint keys above 2^53 round-trip from psql to the page and back', asy
   }
 
   // Rename through the UI: the PATCH goes to the exact key.
-  const patch = pageA.waitForRequest((r) => r.method() === 'PATCH' && r.url().includes('/api/items/'))
+  const patch = nextRequest(pageA, (r) => r.method() === 'PATCH' && r.url().includes('/api/items/'))
   await row(pageA, id).getByTestId('item-rename').click()
   await pageA.getByTestId('item-rename-input').fill(`${name} renamed`)
   await pageA.getByTestId('item-rename-input').press('Enter')
@@ -751,7 +781,7 @@ test('(f) bigint keys above 2^53 round-trip from psql to the page and back', asy
   assertEqual(sql(`SELECT name FROM items WHERE id = ${twin}`), [`${name} twin`], 'twin untouched')
 
   // Delete through the UI: only that row goes.
-  const del = pageA.waitForRequest((r) => r.method() === 'DELETE' && r.url().includes('/api/items/'))
+  const del = nextRequest(pageA, (r) => r.method() === 'DELETE' && r.url().includes('/api/items/'))
   await row(pageA, id).getByTestId('item-delete').click()
   const delReq = await del
   assertEqual(new URL(delReq.url()).pathname, `/api/items/${id}`, 'DELETE path')
@@ -834,7 +864,7 @@ test('(g) comments: uuid keys live from psql and the UI in the open panel', asyn
     throw new Error('the comment form was not cleared')
   }
 
-  const patch = pageB.waitForRequest((r) => r.method() === 'PATCH' && r.url().includes('/api/comments/'))
+  const patch = nextRequest(pageB, (r) => r.method() === 'PATCH' && r.url().includes('/api/comments/'))
   await comment(pageB, mine).getByTestId('comment-edit').click()
   await panel(pageB).getByTestId('comment-edit-input').fill(`${text} (fixed)`)
   await panel(pageB).getByTestId('comment-edit-save').click()
@@ -845,7 +875,7 @@ test('(g) comments: uuid keys live from psql and the UI in the open panel', asyn
   )
   await until(async () => (await comment(pageA, mine).getByTestId('comment-edited').count()) === 1, 'edited in page A')
 
-  const del = pageB.waitForRequest((r) => r.method() === 'DELETE' && r.url().includes('/api/comments/'))
+  const del = nextRequest(pageB, (r) => r.method() === 'DELETE' && r.url().includes('/api/comments/'))
   await comment(pageB, mine).getByTestId('comment-delete').click()
   assertEqual(new URL((await del).url()).pathname, `/api/comments/${mine}`, 'comment DELETE path')
   await until(async () => (await comment(pageA, mine).count()) === 0, 'UI delete in page A')
@@ -865,8 +895,25 @@ test('(g) comments: uuid keys live from psql and the UI in the open panel', asyn
   sql(`UPDATE comments SET body = 'their version' WHERE id = '${other}'`)
   await until(async () => (await conflict.getAttribute('data-conflict')) === 'changed', 'the "changed" notice')
   assertEqual(await editInput.inputValue(), 'my version', 'typed text after their edit')
+  await panel(pageB)
+    .getByTestId('comment-editor')
+    .evaluate((el) => (el.dataset.e2eMark = 'before the delete'))
   sql(`DELETE FROM comments WHERE id = '${other}'`)
   await until(async () => (await conflict.getAttribute('data-conflict')) === 'deleted', 'the "deleted" notice')
+  assertEqual(await panel(pageB).getByTestId('comment-editor').count(), 1, 'editors open after the delete')
+  assertEqual(
+    await panel(pageB)
+      .locator(`[data-testid="comment-ghost"][data-id="${other}"] [data-testid="comment-editor"]`)
+      .count(),
+    1,
+    'the editor in the comment marked as gone',
+  )
+  assertEqual(
+    await panel(pageB).getByTestId('comment-editor').getAttribute('data-e2e-mark'),
+    'before the delete',
+    'the same editor element as before the delete',
+  )
+  assertEqual(await comment(pageB, other).count(), 0, 'the deleted comment in the list')
   assertEqual(await editInput.inputValue(), 'my version', 'typed text after their delete')
   await editInput.press('Escape')
   await until(async () => (await panel(pageB).getByTestId('comment-editor').count()) === 0, 'the editor closed')
