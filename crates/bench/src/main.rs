@@ -134,6 +134,11 @@ struct Cli {
     /// Exit non-zero when a run has errors or missing deliveries (always on for smoke).
     #[arg(long)]
     strict: bool,
+    /// S1–S6: run each scenario this many times, the servers' order
+    /// alternating from run to run, and report the median and range of the
+    /// pglive ÷ floor ratios over the runs.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    repeat: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -149,6 +154,8 @@ struct Machine {
 #[derive(Debug, Serialize)]
 struct ScenarioResult {
     params: Params,
+    /// Which of `--repeat` runs this was (1-based).
+    round: u32,
     pglive: Option<TargetReport>,
     floor: Option<TargetReport>,
     peer: Option<TargetReport>,
@@ -167,6 +174,9 @@ struct Results {
     /// under crates/ or migrations/.
     git: Option<String>,
     scenarios: Vec<ScenarioResult>,
+    /// With `--repeat`: each scenario's ratios to the floor over its runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    floor_ratio_spreads: Vec<report::FloorRatioSpread>,
     /// Scenario W, when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     writers: Option<writers::WritersResult>,
@@ -453,6 +463,21 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
             anyhow::Ok((p, t))
         })
         .collect::<Result<_>>()?;
+    // Repeated runs of a scenario follow each other; every other one runs
+    // the servers in reverse order, so that neither always goes first
+    // (a drifting machine would otherwise favour one of them).
+    let mut plan: Vec<(Params, Vec<Target>, u32)> = plan
+        .drain(..)
+        .flat_map(|(p, t)| {
+            (1..=cli.repeat).map(move |round| {
+                let mut t = t.clone();
+                if round % 2 == 0 {
+                    t.reverse();
+                }
+                (p.clone(), t, round)
+            })
+        })
+        .collect();
     let wconfig = if writers_scenario {
         Some(writers::Config::from_flags(
             cli.writers.as_str(),
@@ -471,7 +496,7 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
 
     let max_clients = plan
         .iter()
-        .map(|(p, _)| p.clients)
+        .map(|(p, _, _)| p.clients)
         .chain(wconfig.iter().map(|w| w.subscribers))
         .chain(tplans.iter().map(|p| p.clients))
         .max()
@@ -482,7 +507,7 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
     // few minutes at most on a cold cache) comes on top of the runs.
     let total: f64 = plan
         .iter()
-        .map(|(p, ts)| p.deadline_s * ts.len() as f64)
+        .map(|(p, ts, _)| p.deadline_s * ts.len() as f64)
         .sum::<f64>()
         + wconfig.as_ref().map_or(0.0, writers::Config::deadline_s)
         + tplans
@@ -601,6 +626,7 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
         pglive_bin: pglive_bin.as_ref().ok().map(|p| p.display().to_string()),
         git: git_revision(&root),
         scenarios: Vec::new(),
+        floor_ratio_spreads: Vec::new(),
         writers: None,
         tenant_scenarios: Vec::new(),
     };
@@ -630,14 +656,19 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
         std::fs::write(&md_path, &markdown)
             .with_context(|| format!("writing {}", md_path.display()))?;
     }
-    for (p, targets) in plan {
+    for (p, targets, round) in plan {
         if targets.is_empty() {
             eprintln!("pglive-bench: {}: no target can run; skipped", p.name);
             continue;
         }
+        let run_name = if cli.repeat > 1 {
+            format!("{} (run {round} of {})", p.name, cli.repeat)
+        } else {
+            p.name.clone()
+        };
         eprintln!(
             "pglive-bench: {} — {} clients, {} rows, {} writes at {}, batch {}, mix {}; targets {}",
-            p.name,
+            run_name,
             p.clients,
             p.rows,
             p.writes,
@@ -656,6 +687,7 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
         );
         let mut res = ScenarioResult {
             params: p.clone(),
+            round,
             pglive: None,
             floor: None,
             peer: None,
@@ -686,14 +718,14 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
             .unwrap_or_default();
         let text = format!(
             "\n== {}: {}\n{}{summary}",
-            p.name,
+            run_name,
             p.description,
             report::table(&reports, false)
         );
         println!("{text}");
         markdown.push_str(&format!(
             "\n### {}: {}\n\n{}{}",
-            p.name,
+            run_name,
             p.description,
             report::table(&reports, true),
             if summary.is_empty() {
@@ -703,6 +735,20 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
             }
         ));
         results.scenarios.push(res);
+        if cli.repeat > 1 && round == cli.repeat {
+            let runs: Vec<&report::FloorRatios> = results
+                .scenarios
+                .iter()
+                .filter(|r| r.params.name == p.name)
+                .filter_map(|r| r.floor_ratios.as_ref())
+                .collect();
+            if !runs.is_empty() {
+                let spread = report::FloorRatioSpread::of(&p.name, &runs);
+                println!("{}\n", spread.summary());
+                markdown.push_str(&format!("\n{}\n", spread.summary()));
+                results.floor_ratio_spreads.push(spread);
+            }
+        }
         // Written after every scenario, so a long `all` leaves partial results.
         write_json(&out_path, &results)?;
         std::fs::write(&md_path, &markdown)
@@ -769,13 +815,13 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
 }
 
 /// Whether some scenario of the plan runs `t`.
-fn wants(plan: &[(Params, Vec<Target>)], t: Target) -> bool {
-    plan.iter().any(|(_, ts)| ts.contains(&t))
+fn wants(plan: &[(Params, Vec<Target>, u32)], t: Target) -> bool {
+    plan.iter().any(|(_, ts, _)| ts.contains(&t))
 }
 
 /// Removes `t` from every scenario of the plan (it cannot run).
-fn drop_target(plan: &mut [(Params, Vec<Target>)], t: Target) {
-    for (_, ts) in plan.iter_mut() {
+fn drop_target(plan: &mut [(Params, Vec<Target>, u32)], t: Target) {
+    for (_, ts, _) in plan.iter_mut() {
         ts.retain(|x| *x != t);
     }
 }
