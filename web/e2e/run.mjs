@@ -719,6 +719,11 @@ test('(d2) an edit whose row someone else renames, then deletes, says so and kee
   const said = await conflict.textContent()
   if (!said?.includes(`${name} (theirs)`)) throw new Error(`the notice does not name the new value: ${said}`)
   assertEqual(await input.inputValue(), mine, 'typed text after their rename')
+  // Two rows after it, so that when it leaves the list its element must move
+  // past them to the end (with none after it, it would not move at all).
+  const after = [`${name} after 1`, `${name} after 2`]
+  sql(`INSERT INTO items (name) VALUES ('${after[0]}'), ('${after[1]}')`)
+  for (const n of after) await until(() => hasItem(pageA, n), `"${n}" in page A`)
 
   // Marks the editor's element, to tell the same editor from a new one later.
   await pageA.getByTestId('item-editor').evaluate((el) => (el.dataset.e2eMark = 'before the delete'))
@@ -739,11 +744,15 @@ test('(d2) an edit whose row someone else renames, then deletes, says so and kee
   )
   assertEqual(await pageA.locator(`[data-testid="item-row"][data-id="${id}"]`).count(), 0, 'the row in the list')
   assertEqual(await input.inputValue(), mine, 'typed text after their delete')
+  // The focus stayed in the editor: typing goes on where it was.
+  await pageA.keyboard.type(' and more')
+  const typed = `${mine} and more`
+  assertEqual(await input.inputValue(), typed, 'typing on after their delete')
   // The typed name can still become an item.
   await pageA.getByTestId('item-edit-add-new').click()
-  await until(() => hasItem(pageA, mine), `"${mine}" added as a new item`)
+  await until(() => hasItem(pageA, typed), `"${typed}" added as a new item`)
   await until(async () => (await pageA.getByTestId('item-editor').count()) === 0, 'the editor closed')
-  sql(`DELETE FROM items WHERE name = '${mine}'`)
+  sql(`DELETE FROM items WHERE name IN ('${typed}', '${after[0]}', '${after[1]}')`)
 })
 
 test('(f) bigint keys above 2^53 round-trip from psql to the page and back', async ({ pageA, pageB }) => {
@@ -895,6 +904,12 @@ test('(g) comments: uuid keys live from psql and the UI in the open panel', asyn
   sql(`UPDATE comments SET body = 'their version' WHERE id = '${other}'`)
   await until(async () => (await conflict.getAttribute('data-conflict')) === 'changed', 'the "changed" notice')
   assertEqual(await editInput.inputValue(), 'my version', 'typed text after their edit')
+  // Two newer comments above it, so that when it leaves the list its element
+  // must move past them to the top.
+  const newer = sql(
+    `INSERT INTO comments (task_id, author, body) VALUES (${taskId}, 'psql', 'newer 1'), (${taskId}, 'psql', 'newer 2') RETURNING id`,
+  )
+  for (const n of newer) await until(async () => (await comment(pageB, n).count()) === 1, `comment ${n} in page B`)
   await panel(pageB)
     .getByTestId('comment-editor')
     .evaluate((el) => (el.dataset.e2eMark = 'before the delete'))
@@ -915,6 +930,9 @@ test('(g) comments: uuid keys live from psql and the UI in the open panel', asyn
   )
   assertEqual(await comment(pageB, other).count(), 0, 'the deleted comment in the list')
   assertEqual(await editInput.inputValue(), 'my version', 'typed text after their delete')
+  // The focus stayed in the editor: typing goes on where it was.
+  await pageB.keyboard.type(' and more')
+  assertEqual(await editInput.inputValue(), 'my version and more', 'typing on after their delete')
   await editInput.press('Escape')
   await until(async () => (await panel(pageB).getByTestId('comment-editor').count()) === 0, 'the editor closed')
   assertEqual(await panel(pageB).count(), 1, 'comment panels open in page B after Escape in the editor')
