@@ -453,7 +453,7 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
         .collect::<Result<_>>()?;
     let explicit_targets = cli.targets.as_deref().map(parse_targets).transpose()?;
     // Each scenario's targets: --targets, else the scenario's defaults.
-    let mut plan: Vec<(Params, Vec<Target>)> = params
+    let plan: Vec<(Params, Vec<Target>)> = params
         .into_iter()
         .map(|p| {
             let t = match &explicit_targets {
@@ -467,7 +467,7 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
     // the servers in reverse order, so that neither always goes first
     // (a drifting machine would otherwise favour one of them).
     let mut plan: Vec<(Params, Vec<Target>, u32)> = plan
-        .drain(..)
+        .into_iter()
         .flat_map(|(p, t)| {
             (1..=cli.repeat).map(move |round| {
                 let mut t = t.clone();
