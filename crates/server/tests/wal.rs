@@ -95,6 +95,10 @@ async fn wal_mode_detaches_triggers_and_keeps_the_publication() {
     // The lag is measured every 5 s.
     let mut c = Client::connect(&server).await;
     c.subscribe("a", json!({"table":"items"})).await;
+    // The snapshot comes first, so that the rows below can only arrive
+    // through the capture (which counts their transaction before it hands
+    // them on), not in a snapshot read after their commit.
+    assert!(c.until(|c| c.has("a")).await);
     db.exec("INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 20) g")
         .await;
     assert!(c.until(|c| c.len("a") == 20).await);
