@@ -186,12 +186,26 @@ pub fn params(name: &str, o: &Overrides) -> anyhow::Result<Params> {
     } else {
         writes as f64 * 0.02 + 10.0
     };
+    // The heading names what actually runs: a scenario's own description
+    // counts its defaults, so an override says so beside it.
+    let description = if o.clients.is_some()
+        || o.rows.is_some()
+        || o.rate.is_some()
+        || o.writes.is_some()
+        || o.duration.is_some()
+    {
+        format!(
+            "{description} [overridden: {clients} clients, {rows} rows, {writes} writes at {rate} writes/s]"
+        )
+    } else {
+        description.to_string()
+    };
     let deadline_s = o.deadline.unwrap_or(
         connect_timeout_s + settle_s + write_s + tail_timeout_s + if smoke { 15.0 } else { 60.0 },
     );
     Ok(Params {
         name: upper,
-        description: description.to_string(),
+        description,
         clients,
         rows,
         rate,
@@ -229,6 +243,13 @@ mod tests {
         )?;
         assert_eq!(s6.table, Table::Tasks { groups: 10 });
         assert_eq!(s6.writes, 40);
+        assert!(
+            s6.description
+                .ends_with("[overridden: 10 clients, 10000 rows, 40 writes at 20 writes/s]"),
+            "{}",
+            s6.description
+        );
+        assert!(!s1.description.contains("overridden"), "{}", s1.description);
         assert!(params("S9", &Overrides::default()).is_err());
         Ok(())
     }
