@@ -170,6 +170,23 @@ impl TestServer {
         }
     }
 
+    /// Waits until a counter has reached at least `min`, and returns it:
+    /// for counts that other work may push past `min` meanwhile.
+    pub async fn wait_metric_at_least(&self, name: &str, min: u64) -> u64 {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let now = self.metric(name).await;
+            if now >= min {
+                return now;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} stayed {now}, wanted at least {min}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.addr)
     }
