@@ -6,6 +6,7 @@
 
 mod api;
 mod auth;
+mod backoff;
 mod capture;
 pub mod config;
 mod connections;

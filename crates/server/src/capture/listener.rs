@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::StreamExt;
 use pglive_schema::notice::{CHANNEL, ChangeNotice};
@@ -71,17 +70,6 @@ pub fn parse(payload: &str, hub: &Hub, metrics: &Metrics) -> Option<Change> {
     }
 }
 
-/// Reconnect delays: 100 ms doubling to 10 s, with jitter so that many
-/// servers losing the database together do not reconnect together.
-fn reconnect_backoff() -> backon::ExponentialBackoff {
-    ExponentialBuilder::new()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(10))
-        .with_jitter()
-        .without_max_times()
-        .build()
-}
-
 /// Listens until `shutdown` flips, reconnecting as often as needed.
 pub async fn run(
     database_url: String,
@@ -91,7 +79,7 @@ pub async fn run(
 ) {
     let url = listener_url(&database_url);
     let metrics = Arc::clone(hub.metrics());
-    let mut backoff = reconnect_backoff();
+    let mut backoff = crate::backoff::policy();
     let mut connected_before = false;
     loop {
         if *shutdown.borrow() {
@@ -108,7 +96,7 @@ pub async fn run(
                     tracing::info!(channel = CHANNEL, "listening for changes");
                 }
                 connected_before = true;
-                backoff = reconnect_backoff();
+                backoff = crate::backoff::policy();
                 // Everything may have changed while no one was listening.
                 hub.changed(Change::Everything);
                 let ended = listen(&mut conn, &hub, &metrics, &mut shutdown).await;

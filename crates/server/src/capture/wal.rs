@@ -24,7 +24,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use futures_util::FutureExt;
 use pglive_schema::live::{Listed, TableVisitor};
@@ -185,16 +184,6 @@ fn live_tables(hub: &Hub) -> Vec<((String, String), LiveTable)> {
         .collect()
 }
 
-/// Reconnect delays, as the listener's: 100 ms doubling to 10 s, jittered.
-fn reconnect_backoff() -> backon::ExponentialBackoff {
-    ExponentialBuilder::new()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(10))
-        .with_jitter()
-        .without_max_times()
-        .build()
-}
-
 #[derive(Debug, PartialEq, Eq)]
 enum Ended {
     Lost,
@@ -213,7 +202,7 @@ pub async fn run(
 ) {
     let metrics = Arc::clone(hub.metrics());
     let mut decoder = Decoder::new(live_tables(&hub));
-    let mut backoff = reconnect_backoff();
+    let mut backoff = crate::backoff::policy();
     let mut connected_before = false;
     let mut fresh_slot = false;
     loop {
@@ -443,7 +432,7 @@ impl Session<'_> {
             tracing::info!(slot = %self.settings.slot, publication = PUBLICATION, "streaming changes from the replication slot");
         }
         *connected_before = true;
-        *backoff = reconnect_backoff();
+        *backoff = crate::backoff::policy();
         self.decoder.reset();
         // Everything may have changed while no one was reading.
         self.hub.changed(Change::Everything);

@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use bytes::Bytes;
 use pglive_schema::wire::{DelayReason, LiveState, Resumed, Status};
 use pglive_schema::{ErrorCode, ServerMessage};
@@ -565,7 +564,7 @@ impl<T: LiveTable> GroupTask<T> {
         let mut current: Option<Current<T>> = None;
         let mut held = 0usize;
         let mut failures: u32 = 0;
-        let mut backoff = retry_backoff();
+        let mut backoff = crate::backoff::policy();
         tracing::debug!(table = T::NAME, group = %shared.key, "group started");
         loop {
             // A lingering group has no member whose leaving would close it:
@@ -603,7 +602,7 @@ impl<T: LiveTable> GroupTask<T> {
                             shared.tell_status(&reads, None);
                         }
                         failures = 0;
-                        backoff = retry_backoff();
+                        backoff = crate::backoff::policy();
                         next = Some(window);
                     }
                     Err(err) => {
@@ -690,17 +689,6 @@ impl<T: LiveTable> GroupTask<T> {
         }
         tracing::debug!(table = T::NAME, group = %shared.key, "group ended");
     }
-}
-
-/// Retry delays for a failing query: 100 ms doubling to 5 s, with jitter so
-/// that many groups failing together do not retry together.
-fn retry_backoff() -> backon::ExponentialBackoff {
-    ExponentialBuilder::new()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(5))
-        .with_jitter()
-        .without_max_times()
-        .build()
 }
 
 /// Runs the group's whole query: the window, and a few rows past it for a
