@@ -14,6 +14,8 @@
 extern crate self as pglive_schema;
 
 pub mod api;
+pub mod decoding;
+pub mod error_code;
 pub mod live;
 pub mod notice;
 pub mod ops;
