@@ -11,6 +11,10 @@
 #   dev/pg.sh database [NAME]      start the default cluster and ensure NAME
 #                                  (default pglive); prints its URL
 #   dev/pg.sh psql [ARGS...]       psql on the default cluster
+#   dev/pg.sh as ROLE URL          URL with its user replaced by ROLE (e.g.
+#                                  pglive_authenticator, the least-privileged
+#                                  role the server logs in as; trust auth, so
+#                                  no password)
 #
 # Defaults: DIR = $PGLIVE_PG_DIR or <repo>/.pglive/pg, PORT = $PGLIVE_PG_PORT
 # or 54329 (when another socket holds PORT, the next free one: callers use
@@ -395,6 +399,20 @@ with_db() {
     printf '%s/%s%s\n' "$base" "$(urlencode "$db")" "$query"
 }
 
+# with_user URL ROLE: URL with its user (and any password) replaced by ROLE.
+with_user() {
+    local url="$1" role="$2" scheme rest
+    scheme="${url%%://*}"
+    rest="${url#*://}"
+    case "${rest%%/*}" in *@*) rest="${rest#*@}" ;; esac
+    printf '%s://%s@%s\n' "$scheme" "$(urlencode "$role")" "$rest"
+}
+
+cmd_as() {
+    [ $# -eq 2 ] || die "usage: dev/pg.sh as ROLE URL"
+    with_user "$2" "$1"
+}
+
 cmd_ensure_db() {
     [ $# -eq 2 ] || die "usage: dev/pg.sh ensure-db URL DBNAME"
     local url="$1" db="$2" psql
@@ -420,7 +438,7 @@ cmd_psql() {
 }
 
 usage() {
-    sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -434,6 +452,7 @@ main() {
         ensure-db) cmd_ensure_db "$@" ;;
         database) cmd_database "$@" ;;
         psql) cmd_psql "$@" ;;
+        as) cmd_as "$@" ;;
         -h|--help|help|"") usage ;;
         *) log "unknown command: $cmd"; usage ;;
     esac
