@@ -1,0 +1,165 @@
+//! A group's task: it waits for changes, applies them to the window or
+//! re-runs the query, publishes the result, and serves snapshots, until the
+//! group ends. A failing query is retried with the server's backoff policy
+//! and, after too many failures in a row, ends the group.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pglive_schema::ErrorCode;
+use pglive_schema::wire::DelayReason;
+
+use crate::engine::reads::{ReadError, Reads};
+use crate::engine::table::{Key, LiveTable};
+
+use super::current::{Current, publish, serve_snapshots};
+use super::shared::GroupShared;
+use super::window::{Applied, Rows, Window, apply, load};
+
+/// What a group's task owns: the group it keeps current, the engine's reads,
+/// and the query it runs.
+pub(super) struct GroupTask<T: LiveTable> {
+    pub(super) shared: Arc<GroupShared<T>>,
+    pub(super) reads: Arc<Reads>,
+    pub(super) query: T::Query,
+}
+
+impl<T: LiveTable> GroupTask<T> {
+    /// Keeps the group's result current until the group ends.
+    pub(super) async fn run(self) {
+        let GroupTask {
+            shared,
+            reads,
+            query,
+        } = self;
+        let limit = T::limit(&query);
+        let mut current: Option<Current<T>> = None;
+        let mut held = 0usize;
+        let mut failures: u32 = 0;
+        let mut backoff = crate::backoff::policy();
+        tracing::debug!(table = T::NAME, group = %shared.key, "group started");
+        loop {
+            // A lingering group has no member whose leaving would close it:
+            // shutdown ends it directly.
+            tokio::select! {
+                () = shared.wake.notified() => {}
+                () = reads.shutdown.cancelled() => break,
+            }
+            if shared.is_closed() {
+                break;
+            }
+            let pending = shared.take_pending();
+            let mut full = current.is_none() || pending.all;
+            let mut next: Option<Window<T>> = None;
+            // The keys the batches touched, when they alone changed the
+            // result (not a re-run): the diff need only look at them.
+            let mut touched: Option<HashSet<Key<T>>> = None;
+            if let (false, Some(now)) = (full, current.as_ref()) {
+                match apply::<T>(&query, limit, &now.window, &pending.batches) {
+                    Applied::Unchanged => {}
+                    Applied::Changed(window, keys) => {
+                        next = Some(window);
+                        touched = Some(keys);
+                    }
+                    Applied::NeedsQuery => full = true,
+                }
+            }
+            if full {
+                touched = None;
+            }
+            if full {
+                match load::<T>(&reads, &shared.ctx, &query).await {
+                    Ok(window) => {
+                        if failures > 0 {
+                            shared.tell_status(&reads, None);
+                        }
+                        failures = 0;
+                        backoff = crate::backoff::policy();
+                        next = Some(window);
+                    }
+                    Err(err) => {
+                        if matches!(err, ReadError::ShuttingDown) || shared.is_closed() {
+                            break;
+                        }
+                        let unavailable =
+                            matches!(err, ReadError::Unavailable(_)) || !reads.probe().await;
+                        if !unavailable {
+                            failures += 1;
+                            if failures == 1 {
+                                shared.tell_status(&reads, Some(DelayReason::QueryFailing));
+                            }
+                            tracing::debug!(table = T::NAME, group = %shared.key, error = %err, failures, "query refused");
+                            if failures >= reads.limits.max_query_failures {
+                                reads.metrics.query_failures.inc();
+                                tracing::info!(table = T::NAME, error = %err, "a live query kept failing; its subscribers were told query_failed");
+                                let message = format!(
+                                    "the query failed {failures} times in a row ({}); the subscription was stopped",
+                                    err.class()
+                                );
+                                shared.end(&reads, ErrorCode::QueryFailed, &message);
+                                break;
+                            }
+                        }
+                        // Nothing is lost: the whole query runs again after a
+                        // capped backoff. Members keep their last state meanwhile.
+                        shared.mark_all(pending.noticed);
+                        let delay = backoff.next().unwrap_or(Duration::from_secs(5));
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            () = reads.shutdown.cancelled() => break,
+                        }
+                        continue;
+                    }
+                }
+            }
+            if let Some(window) = next {
+                let rows: Rows<T> = match limit {
+                    None => Arc::clone(&window.prefix),
+                    Some(limit) => {
+                        Arc::new(window.prefix.iter().take(limit as usize).cloned().collect())
+                    }
+                };
+                if rows.len() > reads.limits.max_rows as usize {
+                    shared.end(
+                        &reads,
+                        ErrorCode::ResultTooLarge,
+                        "the query's result has more rows than the server serves live; add a filter or a limit",
+                    );
+                    break;
+                }
+                let want = window.prefix.len();
+                if !reads.budget.try_rows(held, want) {
+                    shared.end(
+                        &reads,
+                        ErrorCode::ServerBusy,
+                        "the server holds as many live rows as it may; try again later or narrow the query",
+                    );
+                    break;
+                }
+                reads.metrics.rows_held.set(reads.budget.rows() as i64);
+                held = want;
+                // A limited result also loses rows no batch touched (pushed
+                // past the limit): only an unlimited one takes the short cut.
+                let touched = touched.as_ref().filter(|_| limit.is_none());
+                current = Some(publish::<T>(
+                    &shared,
+                    &reads,
+                    current.take(),
+                    (window, rows),
+                    touched,
+                    pending.noticed,
+                ));
+            }
+            if let Some(current) = current.as_mut() {
+                serve_snapshots::<T>(&shared, &reads, current, pending.resync);
+            }
+        }
+        reads.budget.try_rows(held, 0);
+        reads.metrics.rows_held.set(reads.budget.rows() as i64);
+        if let Some(mut current) = current {
+            current.history.clear(&reads);
+        }
+        tracing::debug!(table = T::NAME, group = %shared.key, "group ended");
+    }
+}
