@@ -29,7 +29,7 @@ use bytes::Bytes;
 use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::bb8::Pool;
 use futures_util::future::ready;
-use warp::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use warp::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use warp::reject::Rejection;
 use warp::reply::Response;
 use warp::{Filter, Reply};
@@ -118,18 +118,12 @@ fn writes(api: Api) -> impl Filter<Extract = (Response,), Error = Rejection> + C
     let member = table.and(warp::path::param::<Key>()).and(warp::path::end());
     let caller = caller(api.auth.clone(), api.pool.clone());
     let json = body::json().and(body::whole());
-    let create = collection
-        .clone()
-        .and(warp::post())
-        .and(caller.clone())
-        .and(json)
-        .then(Table::create);
-    let update = member
-        .clone()
-        .and(warp::patch())
-        .and(caller.clone())
-        .and(json)
-        .then(Table::update);
+    // What each route's method takes besides its path: the caller, and for
+    // all but a delete its body.
+    let post = warp::post().and(caller.clone()).and(json);
+    let patch = warp::patch().and(caller.clone()).and(json);
+    let create = collection.clone().and(post).then(Table::create);
+    let update = member.clone().and(patch).then(Table::update);
     let delete = member
         .clone()
         .and(warp::delete())
@@ -208,21 +202,27 @@ fn allowed_origin(origins: Arc<Origins>) -> impl Filter<Extract = (), Error = Re
 /// The answer to a CORS preflight anywhere under `/api/`.
 fn preflight() -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST, PATCH, DELETE, OPTIONS"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("content-type, authorization"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("600"),
-    );
+    for (name, value) in PREFLIGHT {
+        response
+            .headers_mut()
+            .insert(name, HeaderValue::from_static(value));
+    }
     response
 }
+
+/// What a preflight is told: the methods and headers the API takes, and for
+/// how long (in seconds) a browser may remember it.
+const PREFLIGHT: [(HeaderName, &str); 3] = [
+    (
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        "POST, PATCH, DELETE, OPTIONS",
+    ),
+    (
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        "content-type, authorization",
+    ),
+    (header::ACCESS_CONTROL_MAX_AGE, "600"),
+];
 
 /// Cross-origin callers that are allowed may read the answer.
 fn with_cors(origins: &Origins, headers: &HeaderMap, mut response: Response) -> Response {

@@ -143,27 +143,17 @@ async fn conn(pool: &Pool<AsyncPgConnection>) -> Result<Pooled<'_>, WriteError> 
 /// A successful write: status and JSON body (none for a delete).
 type Written = (StatusCode, Option<Bytes>);
 
+/// A write under way.
+type Writing<'a> = BoxFuture<'a, Result<Written, WriteError>>;
+
 /// One table's writes, whatever its row type. Each runs in the request's
 /// security context, so `WITH CHECK` policies apply.
 trait TableWrites: Send + Sync {
     /// The table's name, as its path segment and in error messages.
     fn name(&self) -> &'static str;
-    fn create<'a>(
-        &'a self,
-        conn: Conn<'a>,
-        body: Bytes,
-    ) -> BoxFuture<'a, Result<Written, WriteError>>;
-    fn update<'a>(
-        &'a self,
-        conn: Conn<'a>,
-        key: &'a str,
-        body: Bytes,
-    ) -> BoxFuture<'a, Result<Written, WriteError>>;
-    fn delete<'a>(
-        &'a self,
-        conn: Conn<'a>,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<Written, WriteError>>;
+    fn create<'a>(&'a self, conn: Conn<'a>, body: Bytes) -> Writing<'a>;
+    fn update<'a>(&'a self, conn: Conn<'a>, key: &'a str, body: Bytes) -> Writing<'a>;
+    fn delete<'a>(&'a self, conn: Conn<'a>, key: &'a str) -> Writing<'a>;
 }
 
 /// Where a write runs: the pool, and the request's context.
@@ -204,11 +194,7 @@ impl<T: LiveTable> TableWrites for Writes<T> {
         T::NAME
     }
 
-    fn create<'a>(
-        &'a self,
-        conn: Conn<'a>,
-        body: Bytes,
-    ) -> BoxFuture<'a, Result<Written, WriteError>> {
+    fn create<'a>(&'a self, conn: Conn<'a>, body: Bytes) -> Writing<'a> {
         Box::pin(async move {
             let new: T::New = parse(&body)?;
             T::validate_new(&new).map_err(WriteError::Invalid)?;
@@ -219,12 +205,7 @@ impl<T: LiveTable> TableWrites for Writes<T> {
         })
     }
 
-    fn update<'a>(
-        &'a self,
-        conn: Conn<'a>,
-        key: &'a str,
-        body: Bytes,
-    ) -> BoxFuture<'a, Result<Written, WriteError>> {
+    fn update<'a>(&'a self, conn: Conn<'a>, key: &'a str, body: Bytes) -> Writing<'a> {
         Box::pin(async move {
             let key = T::Key::parse_path(key).ok_or(WriteError::NotFound)?;
             let patch: T::Patch = parse(&body)?;
@@ -237,11 +218,7 @@ impl<T: LiveTable> TableWrites for Writes<T> {
         })
     }
 
-    fn delete<'a>(
-        &'a self,
-        conn: Conn<'a>,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<Written, WriteError>> {
+    fn delete<'a>(&'a self, conn: Conn<'a>, key: &'a str) -> Writing<'a> {
         Box::pin(async move {
             let key = T::Key::parse_path(key).ok_or(WriteError::NotFound)?;
             let rows: Vec<T> = conn.rows(T::delete(&key)).await?;
