@@ -18,7 +18,7 @@ use warp::hyper::upgrade::OnUpgrade;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use crate::auth::Auth;
+use crate::auth::{Auth, bearer};
 use crate::engine::Hub;
 use crate::health::Health;
 use crate::policy::Origins;
@@ -56,16 +56,6 @@ pub struct WsContext {
     pub auth: Auth,
     /// What clients are told about whether changes reach them.
     pub health: Health,
-}
-
-/// The token of an `Authorization: Bearer` header, for clients that can
-/// set headers (browsers cannot on a WebSocket; they send `auth` first).
-pub fn bearer(headers: &warp::http::HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response {

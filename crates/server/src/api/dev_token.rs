@@ -1,0 +1,59 @@
+//! `POST /api/dev/token` (served with `--dev-tokens`): a token signed with
+//! the server's secret, for development only.
+
+use bytes::Bytes;
+use pglive_schema::ErrorCode;
+use warp::Reply;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use super::rejection::error_response;
+use crate::auth::{Authenticator, unix_now};
+
+/// Longest a development token lives, in seconds (and the default, an hour).
+const MAX_TTL_SECS: u64 = 86_400;
+const DEFAULT_TTL_SECS: u64 = 3600;
+
+/// `POST /api/dev/token` `{"sub":..,"role":..,"claims":{..},"ttl_secs":..}`:
+/// a token signed with the server's secret, for development only.
+pub(super) fn mint(auth: Option<&Authenticator>, body: &Bytes) -> Response {
+    let Some(auth) = auth else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "authentication is off",
+        );
+    };
+    let Ok(serde_json::Value::Object(mut request)) =
+        serde_json::from_slice::<serde_json::Value>(body)
+    else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::Validation,
+            "send a JSON object",
+        );
+    };
+    let ttl = request
+        .get("ttl_secs")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(DEFAULT_TTL_SECS)
+        .min(MAX_TTL_SECS);
+    let mut claims = match request.remove("claims") {
+        Some(serde_json::Value::Object(claims)) => claims,
+        _ => serde_json::Map::new(),
+    };
+    for name in ["sub", "role"] {
+        if let Some(value) = request.remove(name) {
+            claims.insert(name.to_owned(), value);
+        }
+    }
+    claims.insert("exp".into(), serde_json::Value::from(unix_now() + ttl));
+    match auth.mint(&claims) {
+        Some(token) => warp::reply::json(&serde_json::json!({ "token": token })).into_response(),
+        None => error_response(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "development tokens need --jwt-secret",
+        ),
+    }
+}
