@@ -252,6 +252,21 @@ pub struct Config {
     /// way to new ones when it is reached.
     #[arg(long, env = "PGLIVE_GROUP_LINGER_SECS", default_value_t = 15)]
     pub group_linger_secs: u64,
+    /// The fraction (0 to 1) of every global budget (--max-groups,
+    /// --max-rows-held, --max-history-bytes, and the subscriptions of all
+    /// connections) one identity (a token's `sub`, or an anonymous
+    /// connection) is sure to get. Past it an identity may only borrow what
+    /// leaves that much free for others, so no one locks the others out.
+    #[arg(long, env = "PGLIVE_IDENTITY_SHARE", default_value_t = 0.1, value_parser = share)]
+    pub identity_share: f64,
+}
+
+/// A fraction from 0 to 1.
+fn share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("{s:?} is not a fraction from 0 to 1")),
+    }
 }
 
 impl Config {
@@ -272,6 +287,8 @@ impl Config {
             history_diffs: self.history_diffs,
             history_bytes: self.history_bytes,
             max_history_bytes: self.max_history_bytes,
+            max_subscriptions: self.max_connections.saturating_mul(self.max_subscriptions),
+            identity_share: self.identity_share,
             group_linger: Duration::from_secs(self.group_linger_secs),
             ..EngineLimits::default()
         }

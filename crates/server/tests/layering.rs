@@ -10,10 +10,10 @@
 
 use std::path::Path;
 
-/// Lowest first: `table` → `diff` → `frame` → `outbox` → `reads` → `group`
+/// Lowest first: `table` → `diff` → `frame` → `budget` → `outbox` → `reads` → `group`
 /// → `reader` → `registry` → `hub`.
 const ORDER: &[&str] = &[
-    "table", "diff", "frame", "outbox", "reads", "group", "reader", "registry", "hub",
+    "table", "diff", "frame", "budget", "outbox", "reads", "group", "reader", "registry", "hub",
 ];
 
 /// The modules that are folders, with their submodules, lowest first. A

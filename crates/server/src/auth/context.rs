@@ -19,6 +19,10 @@ pub struct Identity {
     pub role: String,
     /// Unix seconds; `None` for the anonymous role (no token to expire).
     pub expires_at: Option<u64>,
+    /// The token's `sub`: whose fair share of the server's budgets the
+    /// connection's subscriptions count against. `None` for the anonymous
+    /// role and tokens without one (each connection is then its own).
+    pub subject: Option<String>,
 }
 
 impl Identity {

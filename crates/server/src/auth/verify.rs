@@ -103,6 +103,7 @@ impl Authenticator {
             ctx: Arc::new(context(Some(role), Some(&Map::new()))),
             role: role.clone(),
             expires_at: None,
+            subject: None,
         });
         Ok(Some(Arc::new(Authenticator {
             keys,
@@ -157,11 +158,13 @@ impl Authenticator {
         if !self.roles.is_empty() && !self.roles.contains(&role) {
             return Err(AuthError::RoleNotAllowed(role));
         }
+        let subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
         let visible = visible(claims, &self.context_claims);
         Ok(Identity {
             ctx: Arc::new(context(Some(&role), Some(&visible))),
             role,
             expires_at: Some(expires_at),
+            subject,
         })
     }
 

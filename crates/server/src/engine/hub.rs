@@ -9,6 +9,7 @@ use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::bb8::Pool;
 use pglive_schema::LiveQuery;
 
+use super::budget::Account;
 use super::group::{JoinError, Membership};
 use super::outbox::Member;
 use super::reads::{EngineLimits, Reads};
@@ -64,6 +65,12 @@ impl Hub {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.reads.metrics
+    }
+
+    /// The budget account of identity `subject` (see `budget`): shared by
+    /// all its connections, or a connection's own for `None`.
+    pub fn account(&self, subject: Option<&str>) -> Arc<Account> {
+        self.inner.reads.budget.account(subject)
     }
 
     pub fn pool(&self) -> &Pool<AsyncPgConnection> {

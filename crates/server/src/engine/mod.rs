@@ -3,9 +3,10 @@
 //!
 //! Modules depend one way, each only on those listed before it (checked by
 //! `tests/layering.rs`):
-//! `table` → `diff` → `frame` → `outbox` → `reads` → `group` → `reader` →
+//! `table` → `diff` → `frame` → `budget` → `outbox` → `reads` → `group` → `reader` →
 //! `registry` → `hub`.
 
+pub mod budget;
 pub mod diff;
 pub mod frame;
 pub mod group;

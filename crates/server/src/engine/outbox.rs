@@ -16,6 +16,7 @@ use pglive_schema::SubscriptionId;
 use pglive_schema::wire::Since;
 use tokio::sync::{Notify, mpsc};
 
+use super::budget::Account;
 use super::frame::{Frame, Headers};
 use crate::metrics::Metrics;
 
@@ -40,6 +41,9 @@ pub struct Member {
     /// catches it up from its history instead of a snapshot, when it can.
     /// Taken by the group when it first serves the member.
     pub since: Option<Since>,
+    /// The identity the subscription is charged to, and any group it makes
+    /// exist (see `budget`).
+    pub account: Arc<Account>,
 }
 
 impl Member {
@@ -48,6 +52,7 @@ impl Member {
         outbox: mpsc::Sender<Frame>,
         conn: Arc<ConnShared>,
         since: Option<Since>,
+        account: Arc<Account>,
     ) -> Member {
         Member {
             id: NEXT_MEMBER.fetch_add(1, Ordering::Relaxed),
@@ -56,6 +61,7 @@ impl Member {
             outbox,
             conn,
             since,
+            account,
         }
     }
 }

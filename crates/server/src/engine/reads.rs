@@ -8,7 +8,7 @@
 //! that PostgreSQL's row-level security decides what the group sees.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -20,6 +20,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::budget::{Bounds, Budget, Resource};
+use super::outbox::Member;
 use super::table::{Context, Key, LiveTable};
 use crate::metrics::Metrics;
 
@@ -45,6 +47,11 @@ pub struct EngineLimits {
     pub history_bytes: usize,
     /// Bytes of diffs all groups keep together.
     pub max_history_bytes: usize,
+    /// Subscriptions all connections may hold together.
+    pub max_subscriptions: usize,
+    /// The fraction of each budget above (groups, rows held, history,
+    /// subscriptions) one identity is sure to get; see `budget`.
+    pub identity_share: f64,
     /// How long a group outlives its last member, kept current, so that
     /// subscribers who come back (a reconnect storm, a recycled load
     /// balancer) resume from its history instead of re-running the query.
@@ -64,6 +71,8 @@ impl Default for EngineLimits {
             history_diffs: 32,
             history_bytes: 256 * 1024,
             max_history_bytes: 64 * 1024 * 1024,
+            max_subscriptions: 10_000 * 100,
+            identity_share: super::budget::DEFAULT_SHARE,
             group_linger: Duration::from_secs(15),
         }
     }
@@ -122,80 +131,6 @@ impl ReadError {
     }
 }
 
-/// What all groups may hold together: a count of groups, of rows, and of
-/// bytes of diff history.
-#[derive(Debug)]
-pub struct Budget {
-    groups: AtomicUsize,
-    rows: AtomicUsize,
-    history: AtomicUsize,
-    max_groups: usize,
-    max_rows: usize,
-    max_history: usize,
-}
-
-impl Budget {
-    pub fn new(max_groups: usize, max_rows: usize, max_history: usize) -> Budget {
-        Budget {
-            groups: AtomicUsize::new(0),
-            rows: AtomicUsize::new(0),
-            history: AtomicUsize::new(0),
-            max_groups,
-            max_rows,
-            max_history,
-        }
-    }
-
-    /// Counts `bytes` more of history; false (nothing counted) past the bound.
-    pub fn try_history(&self, bytes: usize) -> bool {
-        self.history
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n + bytes <= self.max_history).then_some(n + bytes)
-            })
-            .is_ok()
-    }
-
-    pub fn release_history(&self, bytes: usize) {
-        self.history.fetch_sub(bytes, Ordering::SeqCst);
-    }
-
-    pub fn history(&self) -> usize {
-        self.history.load(Ordering::SeqCst)
-    }
-
-    /// Counts a new group; false when the server holds as many as it may.
-    pub fn try_group(&self) -> bool {
-        self.groups
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < self.max_groups).then_some(n + 1)
-            })
-            .is_ok()
-    }
-
-    pub fn release_group(&self) {
-        self.groups.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    /// Moves a group's held rows from `from` to `to`; false (and nothing
-    /// moved) when growing would pass the bound.
-    pub fn try_rows(&self, from: usize, to: usize) -> bool {
-        if to <= from {
-            self.rows.fetch_sub(from - to, Ordering::SeqCst);
-            return true;
-        }
-        let grow = to - from;
-        self.rows
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n + grow <= self.max_rows).then_some(n + grow)
-            })
-            .is_ok()
-    }
-
-    pub fn rows(&self) -> usize {
-        self.rows.load(Ordering::SeqCst)
-    }
-}
-
 /// The shared read side of the engine. One per server; tasks hold an `Arc`.
 #[derive(Debug)]
 pub struct Reads {
@@ -226,11 +161,13 @@ impl Reads {
         Reads {
             pool,
             permits: Semaphore::new(limits.max_concurrent_refreshes.max(1)),
-            budget: Budget::new(
-                limits.max_groups,
-                limits.max_rows_held,
-                limits.max_history_bytes,
-            ),
+            budget: Budget::new(Bounds {
+                groups: limits.max_groups,
+                rows: limits.max_rows_held,
+                history_bytes: limits.max_history_bytes,
+                subscriptions: limits.max_subscriptions,
+                share: limits.identity_share,
+            }),
             epoch: format!("{:016x}", rand::random::<u64>()),
             incarnations: AtomicU64::new(0),
             metrics,
@@ -238,6 +175,25 @@ impl Reads {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         }
+    }
+
+    /// Counts a new subscription of `member`'s identity; false when its
+    /// share or the server's bound is reached.
+    pub fn subscribed(&self, member: &Member) -> bool {
+        let taken = self
+            .budget
+            .take(&member.account, Resource::Subscriptions, 1);
+        if taken {
+            self.metrics.subscriptions.inc();
+        }
+        taken
+    }
+
+    /// The subscription of `member` is gone.
+    pub fn unsubscribed(&self, member: &Member) {
+        self.budget
+            .release(&member.account, Resource::Subscriptions, 1);
+        self.metrics.subscriptions.dec();
     }
 
     pub fn pool(&self) -> &Pool<AsyncPgConnection> {

@@ -78,10 +78,23 @@ impl Login {
         }
     }
 
-    /// When the current token expires.
+    /// When the current token expires. A token may name any `exp`, up to
+    /// 2^64 - 1 seconds: past what an `Instant` can hold it is never.
     pub fn expiry(&self) -> Option<Instant> {
         match &self.state {
-            State::Known(id) => id.remaining().map(|left| Instant::now() + left),
+            State::Known(id) => id
+                .remaining()
+                .and_then(|left| Instant::now().checked_add(left)),
+            _ => None,
+        }
+    }
+
+    /// The token's subject, whose share of the server's budgets this
+    /// connection draws on; `None` when it has none (then the connection is
+    /// its own identity).
+    pub fn subject(&self) -> Option<&str> {
+        match &self.state {
+            State::Known(id) => id.subject.as_deref(),
             _ => None,
         }
     }

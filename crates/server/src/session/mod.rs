@@ -25,6 +25,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
 
 use crate::auth::{Auth, AuthError};
+use crate::engine::budget::Account;
 use crate::engine::frame::Frame;
 use crate::engine::group::Membership;
 use crate::engine::outbox::{self, ConnShared, Member};
@@ -90,6 +91,11 @@ struct Session {
     /// when every sender (this one and the groups' copies) is gone.
     outbox: mpsc::Sender<Frame>,
     conn: Arc<ConnShared>,
+    /// The budget account subscriptions are charged to: the token's
+    /// subject's, or this connection's own.
+    account: Arc<Account>,
+    /// This connection's own account, for when it has no subject.
+    own_account: Arc<Account>,
     subscriptions: HashMap<SubscriptionId, Sub>,
     rate: RateLimit,
     /// The server has queued a close frame.
@@ -121,8 +127,11 @@ pub async fn run<S>(
         limits.stall_timeout,
         Arc::clone(&metrics),
     ));
+    let own_account = hub.account(None);
     let mut session = Session {
         tables: hub.registry().names(),
+        account: Arc::clone(&own_account),
+        own_account,
         login: Login::new(auth, hub.pool().clone(), limits.auth_timeout),
         hub,
         rate: RateLimit::new(limits.messages_per_second),
@@ -362,6 +371,7 @@ impl Session {
             self.outbox.clone(),
             Arc::clone(&self.conn),
             since,
+            Arc::clone(&self.account),
         );
         match self.hub.join(ctx, &query, member) {
             Ok(membership) => {
@@ -421,6 +431,13 @@ impl Session {
     async fn authenticate(&mut self, token: &str) {
         match self.login.login(token).await {
             Ok(accepted) => {
+                // New subscriptions count against the token's subject (or
+                // this connection); each existing one stays charged to the
+                // account it joined with until it leaves.
+                self.account = match self.login.subject() {
+                    Some(subject) => self.hub.account(Some(subject)),
+                    None => Arc::clone(&self.own_account),
+                };
                 let msg = ServerMessage::Authenticated(Authenticated {
                     role: accepted.role,
                     expires_at: accepted.expires_at,

@@ -80,10 +80,15 @@ pub(super) fn publish<T: LiveTable>(
     };
     let mut history = std::mem::take(&mut previous.history);
     match &body {
-        Some(body) => history.push(previous.version, version, body.clone(), reads),
+        Some(body) => history.push(
+            (previous.version, version),
+            body.clone(),
+            reads,
+            &shared.account,
+        ),
         // A change sent as snapshots cannot be replayed: resuming across it
         // needs a snapshot too.
-        None => history.clear(reads),
+        None => history.clear(reads, &shared.account),
     }
     let mut members = lock(&shared.members);
     match body {
@@ -200,7 +205,7 @@ pub(super) fn serve_snapshots<T: LiveTable>(
 fn offer(slot: &mut Slot, frame: Frame, reads: &Reads) -> bool {
     let kept = slot.offer(frame, &reads.metrics);
     if !kept {
-        reads.metrics.subscriptions.dec();
+        reads.unsubscribed(&slot.member);
     }
     kept
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use crate::engine::budget::{Account, Resource};
 use crate::engine::outbox::{Member, MemberId};
 use crate::engine::reads::Reads;
 use crate::engine::table::{Context, LiveTable, Noticed};
@@ -94,14 +95,17 @@ impl<T: LiveTable> Groups<T> {
                 Some(group) => group,
                 None => {
                     if let Some(groups) = map.get_mut(&ctx)
-                        && groups.remove(&key).is_some()
+                        && let Some(ended) = groups.remove(&key)
                     {
-                        self.forget_group();
+                        self.forget_group(&ended);
                     }
                     // A full budget first makes a lingering group (nobody's
                     // any more) give way.
-                    let admitted = self.reads.budget.try_group()
-                        || (self.evict_lingering(&mut map) && self.reads.budget.try_group());
+                    let budget = &self.reads.budget;
+                    let account = &member.account;
+                    let admitted = budget.take(account, Resource::Groups, 1)
+                        || (self.evict_lingering(&mut map, account)
+                            && budget.take(account, Resource::Groups, 1));
                     if !admitted {
                         return Err(JoinError::Busy);
                     }
@@ -110,6 +114,7 @@ impl<T: LiveTable> Groups<T> {
                         key.clone(),
                         Arc::clone(&ctx),
                         self.reads.next_epoch(),
+                        Arc::clone(account),
                     ));
                     map.entry(Arc::clone(&ctx))
                         .or_default()
@@ -124,10 +129,17 @@ impl<T: LiveTable> Groups<T> {
                 }
             };
             let id = member.id;
+            if !self.reads.subscribed(&member) {
+                // Its identity holds as many subscriptions as it may. A
+                // group made for it just now ends with nobody in it.
+                if lock(&group.members).is_empty() && !group.is_closed() {
+                    self.end_empty(&mut map, &group);
+                }
+                return Err(JoinError::Busy);
+            }
             match group.add(member) {
                 Ok(()) => {
                     drop(map);
-                    self.reads.metrics.subscriptions.inc();
                     group.wake();
                     return Ok(Box::new(Joined {
                         groups: Arc::clone(self),
@@ -135,7 +147,10 @@ impl<T: LiveTable> Groups<T> {
                         member: id,
                     }));
                 }
-                Err(back) => member = back,
+                Err(back) => {
+                    self.reads.unsubscribed(&back);
+                    member = back;
+                }
             }
         }
         // Unreachable in practice: a group created under this lock cannot
@@ -143,16 +158,38 @@ impl<T: LiveTable> Groups<T> {
         Err(JoinError::Busy)
     }
 
-    fn forget_group(&self) {
-        self.reads.budget.release_group();
+    fn forget_group(&self, group: &GroupShared<T>) {
+        self.reads
+            .budget
+            .release(&group.account, Resource::Groups, 1);
         self.reads.metrics.groups.dec();
+    }
+
+    /// Ends a group that has no member, under the map lock.
+    fn end_empty(&self, map: &mut Map<T>, group: &Arc<GroupShared<T>>) {
+        {
+            let _members = lock(&group.members);
+            group.closed.store(true, Ordering::SeqCst);
+        }
+        if let Some(groups) = map.get_mut(&group.ctx) {
+            if groups
+                .get(&group.key)
+                .is_some_and(|g| Arc::ptr_eq(g, group))
+            {
+                groups.remove(&group.key);
+                self.forget_group(group);
+            }
+            if groups.is_empty() {
+                map.remove(&group.ctx);
+            }
+        }
+        group.wake();
     }
 
     fn leave(&self, group: &Arc<GroupShared<T>>, member: MemberId) {
         let mut map = self.lock();
-        let removed = lock(&group.members).remove(&member).is_some();
-        if removed {
-            self.reads.metrics.subscriptions.dec();
+        if let Some(slot) = lock(&group.members).remove(&member) {
+            self.reads.unsubscribed(&slot.member);
         }
         let linger = !self.reads.limits.group_linger.is_zero();
         let ended = {
@@ -174,7 +211,7 @@ impl<T: LiveTable> Groups<T> {
                 .is_some_and(|g| Arc::ptr_eq(g, group))
             {
                 groups.remove(&group.key);
-                self.forget_group();
+                self.forget_group(group);
             }
             if groups.is_empty() {
                 map.remove(&group.ctx);
@@ -215,26 +252,28 @@ impl<T: LiveTable> Groups<T> {
         map.retain(|_, groups| !groups.is_empty());
         drop(map);
         for group in ended {
-            self.forget_group();
+            self.forget_group(&group);
             // Its task sees it closed and stops.
             group.wake();
         }
     }
 
-    /// Ends the group that has lingered longest, if any; true when one was
-    /// ended. The caller holds the map.
-    fn evict_lingering(&self, map: &mut Map<T>) -> bool {
+    /// Ends the group that has lingered longest, if any, preferring one of
+    /// `account`'s own (which frees its share as well as the server's);
+    /// true when one was ended. The caller holds the map.
+    fn evict_lingering(&self, map: &mut Map<T>, account: &Arc<Account>) -> bool {
         let oldest = map
             .iter()
             .flat_map(|(ctx, groups)| groups.iter().map(move |(key, g)| (ctx, key, g)))
             .filter_map(|(ctx, key, group)| {
                 let members = lock(&group.members);
                 let at = (*lock(&group.emptied_at))?;
+                let others = !Arc::ptr_eq(&group.account, account);
                 members
                     .is_empty()
-                    .then(|| (at, Arc::clone(ctx), key.clone()))
+                    .then(|| ((others, at), Arc::clone(ctx), key.clone()))
             })
-            .min_by_key(|(at, _, _)| *at);
+            .min_by_key(|(order, _, _)| *order);
         let Some((_, ctx, key)) = oldest else {
             return false;
         };
@@ -251,7 +290,7 @@ impl<T: LiveTable> Groups<T> {
             let _members = lock(&group.members);
             group.closed.store(true, Ordering::SeqCst);
         }
-        self.forget_group();
+        self.forget_group(&group);
         group.wake();
         true
     }
@@ -343,6 +382,7 @@ mod tests {
                 tx.clone(),
                 Arc::clone(&conn),
                 None,
+                reads.budget.account(None),
             )
         };
 

@@ -12,6 +12,7 @@ use pglive_schema::wire::{DelayReason, LiveState, Status};
 use pglive_schema::{ErrorCode, ServerMessage};
 use tokio::sync::Notify;
 
+use crate::engine::budget::Account;
 use crate::engine::frame::Frame;
 use crate::engine::outbox::{Member, MemberId, Slot};
 use crate::engine::reads::Reads;
@@ -69,6 +70,9 @@ pub struct GroupShared<T: LiveTable> {
     pub ctx: Arc<Context>,
     /// This incarnation of the group: its versions mean nothing to another.
     pub epoch: Arc<str>,
+    /// The identity that made the group exist: its groups, rows held and
+    /// history are charged there, once, however many share the group.
+    pub(super) account: Arc<Account>,
     /// Written by the reader and by sessions (resync), taken by the group
     /// task at the start of each round. Never held across an `.await`.
     pending: Mutex<Pending<T>>,
@@ -99,11 +103,17 @@ impl<T: LiveTable> std::fmt::Debug for GroupShared<T> {
 }
 
 impl<T: LiveTable> GroupShared<T> {
-    pub(super) fn new(key: String, ctx: Arc<Context>, epoch: Arc<str>) -> GroupShared<T> {
+    pub(super) fn new(
+        key: String,
+        ctx: Arc<Context>,
+        epoch: Arc<str>,
+        account: Arc<Account>,
+    ) -> GroupShared<T> {
         GroupShared {
             key,
             ctx,
             epoch,
+            account,
             pending: Mutex::new(Pending::default()),
             wake: Notify::new(),
             members: Mutex::new(HashMap::new()),
@@ -183,7 +193,7 @@ impl<T: LiveTable> GroupShared<T> {
             });
             let kept = slot.tell(Frame::message(&status), &reads.metrics);
             if !kept {
-                reads.metrics.subscriptions.dec();
+                reads.unsubscribed(&slot.member);
             }
             kept
         });
@@ -199,7 +209,7 @@ impl<T: LiveTable> GroupShared<T> {
         };
         for slot in slots {
             let frame = Frame::error(Some(&slot.member.sub), code, message);
-            reads.metrics.subscriptions.dec();
+            reads.unsubscribed(&slot.member);
             slot.end(frame);
         }
     }

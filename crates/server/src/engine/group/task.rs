@@ -10,6 +10,7 @@ use std::time::Duration;
 use pglive_schema::ErrorCode;
 use pglive_schema::wire::DelayReason;
 
+use crate::engine::budget::Resource;
 use crate::engine::reads::{ReadError, Reads};
 use crate::engine::table::{Key, LiveTable};
 
@@ -129,7 +130,10 @@ impl<T: LiveTable> GroupTask<T> {
                     break;
                 }
                 let want = window.prefix.len();
-                if !reads.budget.try_rows(held, want) {
+                if !reads
+                    .budget
+                    .resize(&shared.account, Resource::Rows, held, want)
+                {
                     shared.end(
                         &reads,
                         ErrorCode::ServerBusy,
@@ -137,7 +141,10 @@ impl<T: LiveTable> GroupTask<T> {
                     );
                     break;
                 }
-                reads.metrics.rows_held.set(reads.budget.rows() as i64);
+                reads
+                    .metrics
+                    .rows_held
+                    .set(reads.budget.used(Resource::Rows) as i64);
                 held = want;
                 // A limited result also loses rows no batch touched (pushed
                 // past the limit): only an unlimited one takes the short cut.
@@ -155,10 +162,15 @@ impl<T: LiveTable> GroupTask<T> {
                 serve_snapshots::<T>(&shared, &reads, current, pending.resync);
             }
         }
-        reads.budget.try_rows(held, 0);
-        reads.metrics.rows_held.set(reads.budget.rows() as i64);
+        reads
+            .budget
+            .resize(&shared.account, Resource::Rows, held, 0);
+        reads
+            .metrics
+            .rows_held
+            .set(reads.budget.used(Resource::Rows) as i64);
         if let Some(mut current) = current {
-            current.history.clear(&reads);
+            current.history.clear(&reads, &shared.account);
         }
         tracing::debug!(table = T::NAME, group = %shared.key, "group ended");
     }
