@@ -8,8 +8,12 @@
 //! `live_schema!` lists the declared tables once and generates the unions that
 //! make them one contract (`LiveQuery`, `TableRows`, `TableChanges`).
 //!
-//! The generated code names only `pglive_schema` items, so the meaning of
-//! each operator (its SQL and its Rust predicate) lives there, once.
+//! The generated code names only `pglive_schema` items, so each filter
+//! operator lives there, once: the macro knows none by name. It turns
+//! `filter(is_null)` into the type `pglive_schema::ops::IsNull` and bounds
+//! the code it generates by the column type's `ops::Supports<ops::IsNull>`,
+//! so an operator on a column type it cannot filter is a compile error at
+//! that column.
 
 mod model;
 mod schema;

@@ -4,64 +4,6 @@ use proc_macro2::{Span, TokenStream};
 use syn::spanned::Spanned;
 use syn::{Field, GenericArgument, Ident, ItemStruct, LitInt, LitStr, PathArguments, Type};
 
-/// A filter operator a column allows. Each one's meaning (SQL and Rust) is
-/// defined once in `pglive_schema::ops`; the macro only names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    Eq,
-    In,
-    Contains,
-    Gt,
-    Gte,
-    Lt,
-    Lte,
-    IsNull,
-}
-
-impl Op {
-    fn parse(ident: &str) -> Option<Op> {
-        Some(match ident {
-            "eq" => Op::Eq,
-            "in" => Op::In,
-            "contains" => Op::Contains,
-            "gt" => Op::Gt,
-            "gte" => Op::Gte,
-            "lt" => Op::Lt,
-            "lte" => Op::Lte,
-            "is_null" => Op::IsNull,
-            _ => return None,
-        })
-    }
-
-    /// The wire suffix: the filter field is `<column>_<suffix>`.
-    pub fn suffix(self) -> &'static str {
-        match self {
-            Op::Eq => "eq",
-            Op::In => "in",
-            Op::Contains => "contains",
-            Op::Gt => "gt",
-            Op::Gte => "gte",
-            Op::Lt => "lt",
-            Op::Lte => "lte",
-            Op::IsNull => "is_null",
-        }
-    }
-
-    /// The `pglive_schema::ops` type that implements it.
-    pub fn type_name(self) -> &'static str {
-        match self {
-            Op::Eq => "Eq",
-            Op::In => "In",
-            Op::Contains => "Contains",
-            Op::Gt => "Gt",
-            Op::Gte => "Gte",
-            Op::Lt => "Lt",
-            Op::Lte => "Lte",
-            Op::IsNull => "IsNull",
-        }
-    }
-}
-
 /// Who writes a column on INSERT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Write {
@@ -84,7 +26,10 @@ pub struct Column {
     pub inner: Type,
     pub nullable: bool,
     pub is_key: bool,
-    pub ops: Vec<Op>,
+    /// The operators named in `filter(...)`, as written. The macro knows
+    /// none of them: each is the type `pglive_schema::ops::<CamelCase>`, and
+    /// what it means and which columns it filters are defined there.
+    pub ops: Vec<Ident>,
     pub order: bool,
     pub write: Write,
     /// Not changed by PATCH (the key always is).
@@ -95,7 +40,7 @@ pub struct Column {
 }
 
 impl Column {
-    pub fn is_string(&self) -> bool {
+    fn is_string(&self) -> bool {
         last_ident(&self.inner).is_some_and(|i| i == "String")
     }
 
@@ -306,20 +251,13 @@ fn column(field: &mut Field, key: &Ident) -> syn::Result<Column> {
             let what = meta.path.get_ident().map(Ident::to_string).unwrap_or_default();
             match what.as_str() {
                 "filter" => meta.parse_nested_meta(|op| {
-                    let text = op.path.get_ident().map(Ident::to_string).unwrap_or_default();
-                    let parsed = Op::parse(&text).ok_or_else(|| {
-                        op.error("unknown operator; expected eq, in, contains, gt, gte, lt, lte or is_null")
-                    })?;
-                    if col.ops.contains(&parsed) {
+                    let Some(name) = op.path.get_ident() else {
+                        return Err(op.error("expected an operator name, e.g. `eq`"));
+                    };
+                    if col.ops.contains(name) {
                         return Err(op.error("operator listed twice"));
                     }
-                    if parsed == Op::Contains && !col.is_string() {
-                        return Err(op.error("`contains` applies to text (String) columns only"));
-                    }
-                    if parsed == Op::IsNull && !col.nullable {
-                        return Err(op.error("`is_null` applies to nullable (Option) columns only"));
-                    }
-                    col.ops.push(parsed);
+                    col.ops.push(name.clone());
                     Ok(())
                 }),
                 "order" => {

@@ -1,10 +1,10 @@
 //! `#[live_table]`: everything one table declaration generates.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 use syn::Ident;
 
-use crate::model::{self, Column, Op, Table, Write};
+use crate::model::{self, Column, Table, Write};
 
 pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let table = model::parse(attr, item)?;
@@ -14,12 +14,14 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     let query = g.query_types();
     let writes = g.write_types();
     let live = g.live_impl();
+    let names = g.operator_names();
     Ok(quote! {
         #row
         #decode
         #query
         #writes
         #live
+        #names
     })
 }
 
@@ -40,7 +42,10 @@ struct Gen<'a> {
 /// One filter field: a column and one of its operators.
 struct FilterField<'a> {
     col: &'a Column,
-    op: Op,
+    /// The operator as the declaration names it (`is_null`).
+    name: &'a Ident,
+    /// Its type, `::pglive_schema::ops::IsNull`.
+    op: TokenStream,
     field: Ident,
     wire: String,
 }
@@ -64,11 +69,12 @@ impl<'a> Gen<'a> {
     fn filters(&self) -> Vec<FilterField<'a>> {
         let mut out = Vec::new();
         for col in &self.t.columns {
-            for &op in &col.ops {
-                let wire = format!("{}_{}", col.name, op.suffix());
+            for name in &col.ops {
+                let wire = format!("{}_{}", col.name, name);
                 out.push(FilterField {
                     col,
-                    op,
+                    name,
+                    op: operator(name),
                     field: format_ident!("{}", wire),
                     wire,
                 });
@@ -86,23 +92,45 @@ impl<'a> Gen<'a> {
             .collect()
     }
 
-    /// The type the SQL and Rust meanings of an operator are implemented
-    /// for: `<ops::Eq as ops::Operator<T>>`.
-    fn operator(&self, f: &FilterField) -> TokenStream {
+    /// Each operator's name is the one its type gives (`Op::name`): the
+    /// filter field's wire suffix is written from the declaration, the
+    /// metadata's from the type, and clients build one from the other.
+    fn operator_names(&self) -> TokenStream {
         let s = &self.s;
-        let op = format_ident!("{}", f.op.type_name());
-        let inner = &f.col.inner;
-        quote!(<#s::ops::#op as #s::ops::Operator<#inner>>)
+        let checks = self.filters().into_iter().map(|f| {
+            let (op, name) = (&f.op, f.name.to_string());
+            let message = format!(
+                "filter({name}): the type `pglive_schema::ops::{}` is not named `{name}` in `Op::name`",
+                model::pascal(&name)
+            );
+            quote! {
+                ::std::assert!(#s::live::same_str(<#op as #s::ops::Operator>::OP.name(), #name), #message);
+            }
+        });
+        quote! {
+            const _: () = {
+                #(#checks)*
+            };
+        }
     }
 
+    /// The column type's implementation of the operator, which holds its
+    /// SQL and Rust meanings: `<Option<String> as ops::Supports<ops::IsNull>>`.
+    /// It is spanned at the column, so that a pair `pglive_schema::ops` does
+    /// not implement (`contains` on an `i32`) is reported there, once.
+    fn supports(&self, f: &FilterField) -> TokenStream {
+        let (ty, op) = (&f.col.ty, &f.op);
+        quote_spanned!(f.col.ident.span() => <#ty as ::pglive_schema::ops::Supports<#op>>)
+    }
+
+    /// What a client gives the operator for this column, from the
+    /// operator's type: `<ops::In as ops::Operator>::Operand<i32>` is
+    /// `Vec<i32>`. It names no column type's `Supports`, so that a pair
+    /// without one is reported only where `supports` is.
     fn operand_type(&self, f: &FilterField) -> TokenStream {
-        let inner = &f.col.inner;
-        match f.op {
-            Op::Eq | Op::Gt | Op::Gte | Op::Lt | Op::Lte => quote!(#inner),
-            Op::In => quote!(::std::vec::Vec<#inner>),
-            Op::Contains => quote!(::std::string::String),
-            Op::IsNull => quote!(bool),
-        }
+        let s = &self.s;
+        let (inner, op) = (&f.col.inner, &f.op);
+        quote!(<#op as #s::ops::Operator>::Operand<#inner>)
     }
 
     fn column_sql(&self, col: &Column) -> TokenStream {
@@ -188,19 +216,9 @@ impl<'a> Gen<'a> {
         let filter_fields = self.filters().into_iter().map(|f| {
             let field = &f.field;
             let ty = self.operand_type(&f);
-            let col = &f.col.name;
-            let doc = match f.op {
-                Op::Eq => format!(" `{col}` equals this value."),
-                Op::In => format!(" `{col}` is one of these values."),
-                Op::Contains => format!(" `{col}` contains this text (case-sensitive)."),
-                Op::Gt => format!(" `{col}` is greater than this value."),
-                Op::Gte => format!(" `{col}` is greater than or equal to this value."),
-                Op::Lt => format!(" `{col}` is less than this value."),
-                Op::Lte => format!(" `{col}` is less than or equal to this value."),
-                Op::IsNull => format!(" `true`: `{col}` is null; `false`: it is not."),
-            };
+            let (name, col) = (f.name, &f.col.name);
             quote! {
-                #[doc = #doc]
+                #[doc = #s::ops::filter_doc!(#name, #col)]
                 #[serde(default, skip_serializing_if = "Option::is_none")]
                 #[ts(optional)]
                 pub #field: ::std::option::Option<#ty>,
@@ -343,9 +361,9 @@ impl<'a> Gen<'a> {
             let nullable = c.nullable;
             let key = c.is_key;
             let order = c.order;
-            let ops = c.ops.iter().map(|op| {
-                let v = format_ident!("{}", op.type_name());
-                quote!(#s::ops::Op::#v)
+            let ops = c.ops.iter().map(|name| {
+                let op = operator(name);
+                quote!(<#op as #s::ops::Operator>::OP)
             });
             let write = match c.write {
                 Write::Required => quote!(#s::live::Write::Required),
@@ -414,11 +432,11 @@ impl<'a> Gen<'a> {
 
         let matches = filters.iter().map(|f| {
             let field = &f.field;
-            let op = self.operator(f);
-            let value = self.value(quote!(row), f.col);
+            let op = self.supports(f);
+            let ident = &f.col.ident;
             quote! {
                 if let ::std::option::Option::Some(v) = &f.#field {
-                    if !#op::test(#value, v) {
+                    if !#op::test(&row.#ident, v) {
                         return false;
                     }
                 }
@@ -426,7 +444,7 @@ impl<'a> Gen<'a> {
         });
         let checks = filters.iter().map(|f| {
             let field = &f.field;
-            let op = self.operator(f);
+            let op = self.supports(f);
             let wire = format!("filter.{}", f.wire);
             quote! {
                 if let ::std::option::Option::Some(v) = &f.#field {
@@ -436,7 +454,7 @@ impl<'a> Gen<'a> {
         });
         let normalize = filters.iter().map(|f| {
             let field = &f.field;
-            let op = self.operator(f);
+            let op = self.supports(f);
             quote! {
                 if let ::std::option::Option::Some(v) = f.#field.as_mut() {
                     #op::normalize(v);
@@ -445,7 +463,7 @@ impl<'a> Gen<'a> {
         });
         let conditions = filters.iter().map(|f| {
             let field = &f.field;
-            let op = self.operator(f);
+            let op = self.supports(f);
             let col = self.column_sql(f.col);
             quote! {
                 if let ::std::option::Option::Some(v) = &f.#field {
@@ -681,4 +699,12 @@ impl<'a> Gen<'a> {
             }
         }
     }
+}
+
+/// The operator type a name in `filter(...)` stands for, by a fixed rule
+/// (snake_case to CamelCase): `is_null` is `::pglive_schema::ops::IsNull`.
+/// Spanned at the name, so that an unknown one is reported there.
+fn operator(name: &Ident) -> TokenStream {
+    let ty = format_ident!("{}", model::pascal(&name.to_string()), span = name.span());
+    quote_spanned!(name.span() => ::pglive_schema::ops::#ty)
 }

@@ -77,6 +77,11 @@ pub trait Scalar:
     }
 }
 
+/// A value type whose order comparison filters (`ops::Gt` and the like)
+/// compare by: every scalar but `bool`, whose order (`false` before `true`)
+/// no filter means.
+pub trait Ordered: Scalar {}
+
 /// A value that can be a table's key: hashable and totally ordered, and
 /// readable from a change notice and from a URL path segment.
 pub trait LiveKey: Scalar + Eq + Hash + Ord {
@@ -114,6 +119,8 @@ impl Scalar for String {
         Some(self)
     }
 }
+
+impl Ordered for String {}
 
 impl LiveKey for String {
     fn parse_path(segment: &str) -> Option<Self> {
@@ -153,6 +160,8 @@ macro_rules! integer {
                 Some(i64::from(*self))
             }
         }
+
+        impl Ordered for $t {}
 
         impl LiveKey for $t {
             fn parse_path(segment: &str) -> Option<Self> {
@@ -257,6 +266,8 @@ impl Scalar for Int8 {
     }
 }
 
+impl Ordered for Int8 {}
+
 impl LiveKey for Int8 {
     fn parse_path(segment: &str) -> Option<Self> {
         segment.parse().ok()
@@ -278,11 +289,17 @@ impl Scalar for Uuid {
     }
 }
 
+impl Ordered for Uuid {}
+
 impl LiveKey for Uuid {
     fn parse_path(segment: &str) -> Option<Self> {
         Uuid::parse_str(segment).ok()
     }
 }
+
+impl Ordered for NaiveDate {}
+
+impl Ordered for DateTime<Utc> {}
 
 /// The earliest date and timestamp PostgreSQL stores: 4714-11-24 BC
 /// (astronomical year -4713). chrono goes further back; PostgreSQL refuses.
@@ -387,6 +404,8 @@ macro_rules! text_enum {
                 ::std::option::Option::Some(self.as_str())
             }
         }
+
+        impl $crate::scalar::Ordered for $name {}
 
         impl ::diesel::deserialize::FromSql<::diesel::sql_types::Text, ::diesel::pg::Pg> for $name {
             fn from_sql(bytes: ::diesel::pg::PgValue<'_>) -> ::diesel::deserialize::Result<Self> {

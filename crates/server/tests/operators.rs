@@ -1,7 +1,8 @@
 //! Rust equals SQL, per operator and per column type: every filter
-//! operator's Rust predicate selects exactly the rows its SQL selects, and
-//! the Rust order is PostgreSQL's `ORDER BY`, NULLs included, on random
-//! values of every type a live column may have. Because every table's
+//! operator's Rust predicate selects exactly the rows its SQL selects on
+//! every column type it filters (`pglive_schema::ops::Supports`), and the
+//! Rust order is PostgreSQL's `ORDER BY`, NULLs included, on random values
+//! of every type a live column may have. Because every table's
 //! filters are built from these operators, this proves the in-memory filters
 //! of all declared tables at once.
 
@@ -12,8 +13,8 @@ use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use pglive_schema::TaskStatus;
 use pglive_schema::live::{Direction, cmp_nullable, directed, order_term};
-use pglive_schema::ops::{self, ColumnSql, Operator};
-use pglive_schema::scalar::{Int8, Scalar, ScalarKind};
+use pglive_schema::ops::{self, ColumnSql, Operand, Operator, Supports};
+use pglive_schema::scalar::{Int8, Ordered, Scalar, ScalarKind};
 use pglive_schema::sql::Sql;
 use pglive_testkit::TestDb;
 use rand::rngs::StdRng;
@@ -137,125 +138,166 @@ async fn ids(conn: &mut AsyncPgConnection, sql: Sql) -> Vec<i32> {
 }
 
 /// The ids (1-based positions) of the values `keep` accepts.
-fn expect<V>(values: &[Option<V>], keep: impl Fn(Option<&V>) -> bool) -> Vec<i32> {
+fn expect<C>(values: &[C], keep: impl Fn(&C) -> bool) -> Vec<i32> {
     (1..)
         .zip(values)
-        .filter(|(_, v)| keep(v.as_ref()))
+        .filter(|(_, v)| keep(v))
         .map(|(i, _)| i)
         .collect()
 }
 
-/// Checks one operator on one table of values: the same rows, every time.
-async fn check<V: Sample, O: Operator<V>>(
-    conn: &mut AsyncPgConnection,
-    col: &ColumnSql,
-    values: &[Option<V>],
-    mut operand: O::Operand,
-    label: &str,
-) where
-    O::Operand: std::fmt::Debug,
-{
-    O::normalize(&mut operand);
-    let mut sql = Sql::new("SELECT id FROM probe WHERE ");
-    O::sql(col, &operand, &mut sql);
-    sql.push(" ORDER BY id");
-    let got = ids(conn, sql).await;
-    let want = expect(values, |v| O::test(v, &operand));
-    assert_eq!(
-        got,
-        want,
-        "{label} {:?} {operand:?}: SQL and Rust disagree",
-        O::OP
-    );
+/// A table `probe` of random values of one type, NULLs included, on which
+/// each operator's SQL runs and whose values its Rust predicate tests.
+struct Probe<V> {
+    conn: AsyncPgConnection,
+    rng: StdRng,
+    /// The column's value per row, in id order: a nullable column's.
+    values: Vec<Option<V>>,
+    col: ColumnSql,
+    label: &'static str,
 }
 
-async fn check_type<V: Sample>(db: &TestDb, seed: u64, collation: &str) {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut conn = db.conn().await;
-    let label = std::any::type_name::<V>();
-    let collate = if V::TEXT {
-        format!(" COLLATE \"{collation}\"")
-    } else {
-        String::new()
-    };
-    conn.batch_execute(&format!(
-        "DROP TABLE IF EXISTS probe; CREATE TABLE probe (id serial PRIMARY KEY, v {}{collate})",
-        sql_type(V::KIND)
-    ))
-    .await
-    .unwrap();
-    let mut values: Vec<Option<V>> = Vec::new();
-    for _ in 0..40 {
-        let value = rng.random_bool(0.85).then(|| {
-            let mut v = V::sample(&mut rng);
-            v.normalize();
-            v
-        });
-        let mut sql = Sql::new("INSERT INTO probe (v) VALUES (");
-        match &value {
-            Some(v) => sql.bind(v.to_sql()),
-            None => sql.push("NULL"),
+impl<V: Sample> Probe<V> {
+    async fn new(db: &TestDb, seed: u64, collation: &str) -> Probe<V> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut conn = db.conn().await;
+        let collate = if V::TEXT {
+            format!(" COLLATE \"{collation}\"")
+        } else {
+            String::new()
+        };
+        conn.batch_execute(&format!(
+            "DROP TABLE IF EXISTS probe; CREATE TABLE probe (id serial PRIMARY KEY, v {}{collate})",
+            sql_type(V::KIND)
+        ))
+        .await
+        .unwrap();
+        let mut values: Vec<Option<V>> = Vec::new();
+        for _ in 0..40 {
+            let value = rng.random_bool(0.85).then(|| {
+                let mut v = V::sample(&mut rng);
+                v.normalize();
+                v
+            });
+            let mut sql = Sql::new("INSERT INTO probe (v) VALUES (");
+            match &value {
+                Some(v) => sql.bind(v.to_sql()),
+                None => sql.push("NULL"),
+            }
+            sql.push(")");
+            sql.execute(&mut conn).await.unwrap();
+            values.push(value);
         }
-        sql.push(")");
-        sql.execute(&mut conn).await.unwrap();
-        values.push(value);
+        Probe {
+            conn,
+            rng,
+            values,
+            col: ColumnSql {
+                ident: "\"v\"",
+                text: V::TEXT,
+            },
+            label: std::any::type_name::<V>(),
+        }
     }
-    let col = ColumnSql {
-        ident: "\"v\"",
-        text: V::TEXT,
-    };
-    for _ in 0..25 {
-        check::<V, ops::Eq>(&mut conn, &col, &values, V::sample(&mut rng), label).await;
-        let list: Vec<V> = (0..rng.random_range(1..4))
-            .map(|_| V::sample(&mut rng))
-            .collect();
-        check::<V, ops::In>(&mut conn, &col, &values, list, label).await;
-        check::<V, ops::Gt>(&mut conn, &col, &values, V::sample(&mut rng), label).await;
-        check::<V, ops::Gte>(&mut conn, &col, &values, V::sample(&mut rng), label).await;
-        check::<V, ops::Lt>(&mut conn, &col, &values, V::sample(&mut rng), label).await;
-        check::<V, ops::Lte>(&mut conn, &col, &values, V::sample(&mut rng), label).await;
-        check::<V, ops::IsNull>(&mut conn, &col, &values, rng.random_bool(0.5), label).await;
-    }
-    for dir in [Direction::Asc, Direction::Desc] {
-        let mut sql = Sql::new("SELECT id FROM probe ORDER BY ");
-        order_term(&mut sql, &col, true, dir);
-        sql.push(", id");
-        let got = ids(&mut conn, sql).await;
-        let mut want: Vec<(i32, Option<&V>)> =
-            (1..).zip(values.iter().map(Option::as_ref)).collect();
-        want.sort_by(|a, b| directed(dir, cmp_nullable(a.1, b.1)).then(a.0.cmp(&b.0)));
-        let want: Vec<i32> = want.into_iter().map(|(i, _)| i).collect();
+
+    /// Checks one operator with one operand: the same rows, every time.
+    /// The column is nullable, so this is the `Option<V>` column type; a
+    /// `V` one runs the same generic code with no NULL to see.
+    async fn check<O: Operator>(&mut self, mut operand: Operand<O, Option<V>>)
+    where
+        Option<V>: Supports<O>,
+        Operand<O, Option<V>>: std::fmt::Debug,
+    {
+        <Option<V> as Supports<O>>::normalize(&mut operand);
+        let mut sql = Sql::new("SELECT id FROM probe WHERE ");
+        <Option<V> as Supports<O>>::sql(&self.col, &operand, &mut sql);
+        sql.push(" ORDER BY id");
+        let got = ids(&mut self.conn, sql).await;
+        let want = expect(&self.values, |v| {
+            <Option<V> as Supports<O>>::test(v, &operand)
+        });
         assert_eq!(
-            got, want,
-            "{label}: ORDER BY {dir:?} differs from Rust's order"
+            got,
+            want,
+            "{} {:?} {operand:?}: SQL and Rust disagree",
+            self.label,
+            O::OP
         );
     }
+
+    /// The operators every column type has: `eq`, `in` and (nullable) `is_null`.
+    async fn check_equality(&mut self) {
+        for _ in 0..25 {
+            let value = V::sample(&mut self.rng);
+            self.check::<ops::Eq>(value).await;
+            let list: Vec<V> = (0..self.rng.random_range(1..4))
+                .map(|_| V::sample(&mut self.rng))
+                .collect();
+            self.check::<ops::In>(list).await;
+            let null = self.rng.random_bool(0.5);
+            self.check::<ops::IsNull>(null).await;
+        }
+    }
+
+    /// Rust's order is `ORDER BY`'s, both directions, NULLs included.
+    async fn check_order_by(&mut self) {
+        for dir in [Direction::Asc, Direction::Desc] {
+            let mut sql = Sql::new("SELECT id FROM probe ORDER BY ");
+            order_term(&mut sql, &self.col, true, dir);
+            sql.push(", id");
+            let got = ids(&mut self.conn, sql).await;
+            let mut want: Vec<(i32, Option<&V>)> =
+                (1..).zip(self.values.iter().map(Option::as_ref)).collect();
+            want.sort_by(|a, b| directed(dir, cmp_nullable(a.1, b.1)).then(a.0.cmp(&b.0)));
+            let want: Vec<i32> = want.into_iter().map(|(i, _)| i).collect();
+            assert_eq!(
+                got, want,
+                "{}: ORDER BY {dir:?} differs from Rust's order",
+                self.label
+            );
+        }
+    }
 }
 
-async fn check_contains(db: &TestDb, seed: u64, collation: &str) {
-    check_type::<String>(db, seed, collation).await;
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
-    let mut conn = db.conn().await;
-    let values: Vec<Option<String>> = {
-        #[derive(QueryableByName)]
-        struct V {
-            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-            v: Option<String>,
+impl<V: Sample + Ordered> Probe<V> {
+    /// The comparisons, which only ordered types have.
+    async fn check_comparisons(&mut self) {
+        for _ in 0..25 {
+            let value = V::sample(&mut self.rng);
+            self.check::<ops::Gt>(value).await;
+            let value = V::sample(&mut self.rng);
+            self.check::<ops::Gte>(value).await;
+            let value = V::sample(&mut self.rng);
+            self.check::<ops::Lt>(value).await;
+            let value = V::sample(&mut self.rng);
+            self.check::<ops::Lte>(value).await;
         }
-        let rows: Vec<V> = diesel::sql_query("SELECT v FROM probe ORDER BY id")
-            .load(&mut conn)
-            .await
-            .unwrap();
-        rows.into_iter().map(|r| r.v).collect()
-    };
-    let col = ColumnSql {
-        ident: "\"v\"",
-        text: true,
-    };
-    for _ in 0..40 {
-        let operand = String::sample(&mut rng);
-        check::<String, ops::Contains>(&mut conn, &col, &values, operand, "text").await;
     }
+}
+
+/// Every operator an ordered type has, and its order.
+async fn check_ordered<V: Sample + Ordered>(db: &TestDb, seed: u64, collation: &str) -> Probe<V> {
+    let mut probe = Probe::<V>::new(db, seed, collation).await;
+    probe.check_equality().await;
+    probe.check_comparisons().await;
+    probe.check_order_by().await;
+    probe
+}
+
+/// Text has `contains` too.
+async fn check_text(db: &TestDb, seed: u64, collation: &str) {
+    let mut probe = check_ordered::<String>(db, seed, collation).await;
+    for _ in 0..40 {
+        let operand = String::sample(&mut probe.rng);
+        probe.check::<ops::Contains>(operand).await;
+    }
+}
+
+/// A flag has no order for comparisons, but `ORDER BY` still sorts it.
+async fn check_flag(db: &TestDb, seed: u64, collation: &str) {
+    let mut probe = Probe::<bool>::new(db, seed, collation).await;
+    probe.check_equality().await;
+    probe.check_order_by().await;
 }
 
 /// A collation other than "C" when the server has one, so that the SQL's own
@@ -288,14 +330,14 @@ async fn every_operator_agrees_with_postgres_on_every_type() {
     let collation = collation(&db).await;
     println!("text columns collate as {collation:?}");
     for seed in [1u64, 2, 3] {
-        check_contains(&db, seed, &collation).await;
-        check_type::<i16>(&db, seed, &collation).await;
-        check_type::<i32>(&db, seed, &collation).await;
-        check_type::<Int8>(&db, seed, &collation).await;
-        check_type::<bool>(&db, seed, &collation).await;
-        check_type::<NaiveDate>(&db, seed, &collation).await;
-        check_type::<DateTime<Utc>>(&db, seed, &collation).await;
-        check_type::<Uuid>(&db, seed, &collation).await;
-        check_type::<TaskStatus>(&db, seed, &collation).await;
+        check_text(&db, seed, &collation).await;
+        check_ordered::<i16>(&db, seed, &collation).await;
+        check_ordered::<i32>(&db, seed, &collation).await;
+        check_ordered::<Int8>(&db, seed, &collation).await;
+        check_flag(&db, seed, &collation).await;
+        check_ordered::<NaiveDate>(&db, seed, &collation).await;
+        check_ordered::<DateTime<Utc>>(&db, seed, &collation).await;
+        check_ordered::<Uuid>(&db, seed, &collation).await;
+        check_ordered::<TaskStatus>(&db, seed, &collation).await;
     }
 }
