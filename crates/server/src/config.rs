@@ -8,32 +8,12 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::auth::{AuthConfig, Secret};
+// Capture owns its modes; re-exported for `--capture` and as
+// `pglive_server::config::CaptureMode`, which tests and the bench name.
+pub use crate::capture::CaptureMode;
 use crate::connections::ConnLimits;
 use crate::engine::EngineLimits;
 use crate::session::SessionLimits;
-
-/// How pglive learns which rows changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum CaptureMode {
-    /// Statement-level triggers NOTIFY; one LISTEN connection (the default:
-    /// needs no server configuration, costs writers NOTIFY's commit lock).
-    #[default]
-    Notify,
-    /// Logical replication (pgoutput) through a slot pglive owns; the
-    /// triggers are detached, so writers pay nothing. Needs `wal_level =
-    /// logical` and a role with the REPLICATION attribute.
-    Wal,
-}
-
-impl CaptureMode {
-    /// The name the database's `pglive_capture_mode()` uses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CaptureMode::Notify => "notify",
-            CaptureMode::Wal => "wal",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {

@@ -28,8 +28,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_util::task::TaskTracker;
 
-use crate::capture::{CaptureError, CaptureStatus};
-use crate::config::{CaptureMode, Config};
+use crate::capture::CaptureError;
+use crate::config::Config;
 use crate::engine::Hub;
 use crate::http::HttpContext;
 use crate::metrics::Metrics;
@@ -82,58 +82,15 @@ pub async fn run(
     // Flips to true once, when shutdown begins. Every session and the
     // capture task hold a receiver; the sender lives in the shutdown future.
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (status, capture) = match config.capture {
-        CaptureMode::Notify => {
-            capture::listener::check(&url).await?;
-            let status = Arc::new(CaptureStatus::new(CaptureMode::Notify, None));
-            let task = tokio::spawn(capture::listener::run(
-                url,
-                hub.clone(),
-                Arc::clone(&status),
-                shutdown_rx.clone(),
-            ));
-            (status, task)
-        }
-        CaptureMode::Wal => {
-            let settings = capture::wal::Settings::new(&url, config.slot_name.as_deref())?;
-            // Configuration mistakes stop the server here, with their
-            // message; a database not reachable yet is retried by the task.
-            // (Bounded: creating the slot waits for the transactions
-            // running now; the task goes on waiting while the server serves
-            // and reports not ready.)
-            let prepared = match tokio::time::timeout(
-                Duration::from_secs(10),
-                capture::wal::prepare(&settings, false),
-            )
-            .await
-            {
-                Ok(Ok(control)) => Some(control),
-                Ok(Err(err)) if err.is_fatal() => return Err(err.into()),
-                Ok(Err(err)) => {
-                    tracing::warn!(error = %err, "cannot prepare WAL capture yet; retrying in the background");
-                    None
-                }
-                Err(_) => {
-                    tracing::warn!(
-                        "WAL capture is still preparing (waiting for running transactions?); continuing in the background"
-                    );
-                    None
-                }
-            };
-            let status = Arc::new(CaptureStatus::new(
-                CaptureMode::Wal,
-                Some(settings.slot().to_owned()),
-            ));
-            let task = tokio::spawn(capture::wal::run(
-                settings,
-                prepared,
-                hub.clone(),
-                Arc::clone(&status),
-                shutdown_rx.clone(),
-            ));
-            (status, task)
-        }
-    };
+    let capture = capture::start(
+        &url,
+        config.capture,
+        config.slot_name.as_deref(),
+        hub.clone(),
+        shutdown_rx.clone(),
+    )
+    .await?;
+    let status = Arc::clone(capture.status());
 
     let health = health::Health::default();
     let health_task = tokio::spawn(health::run(
@@ -200,7 +157,7 @@ pub async fn run(
     {
         tracing::warn!("some WebSocket sessions did not finish within {DRAIN_TIMEOUT:?}");
     }
-    let _ = capture.await;
+    capture.stopped().await;
     let _ = health_task.await;
     hub.stop(DRAIN_TIMEOUT).await;
     Ok(())
@@ -214,8 +171,7 @@ pub async fn drop_slot(config: &Config) -> Result<(String, bool), ServerError> {
         .database_url
         .as_deref()
         .ok_or(ServerError::NoDatabaseUrl)?;
-    let (slot, dropped) = capture::slot::drop_for(url, config.slot_name.as_deref()).await?;
-    Ok((slot, dropped == capture::slot::Dropped::Dropped))
+    Ok(capture::drop_slot(url, config.slot_name.as_deref()).await?)
 }
 
 #[cfg(test)]

@@ -13,9 +13,12 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::StreamExt;
 use pglive_schema::notice::{CHANNEL, ChangeNotice};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-use super::{CaptureError, CaptureStatus, mode};
-use crate::config::CaptureMode;
+use super::error::CaptureError;
+use super::kind::CaptureMode;
+use super::mode;
+use super::status::CaptureStatus;
 use crate::engine::{Change, Hub};
 use crate::metrics::Metrics;
 
@@ -23,16 +26,6 @@ use crate::metrics::Metrics;
 /// half-open TCP connection would otherwise look like a quiet database.
 const PING_EVERY: Duration = Duration::from_secs(15);
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The name the listener's session shows in `pg_stat_activity`.
-pub const APPLICATION_NAME: &str = "pglive_listener";
-
-/// Adds `application_name` to a connection URL so operators (and the chaos
-/// test) can find the listener's backend.
-fn listener_url(url: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}application_name={APPLICATION_NAME}")
-}
 
 /// Turns a notice payload into a change for a live table. Payloads that do not
 /// parse are logged and treated as "the whole table changed" when the table
@@ -71,13 +64,13 @@ pub fn parse(payload: &str, hub: &Hub, metrics: &Metrics) -> Option<Change> {
 }
 
 /// Listens until `shutdown` flips, reconnecting as often as needed.
-pub async fn run(
+async fn run(
     database_url: String,
     hub: Hub,
     status: Arc<CaptureStatus>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let url = listener_url(&database_url);
+    let url = CaptureMode::Notify.connection_url(&database_url);
     let metrics = Arc::clone(hub.metrics());
     let mut backoff = crate::backoff::policy();
     let mut connected_before = false;
@@ -133,11 +126,28 @@ async fn connect(url: &str) -> Result<AsyncPgConnection, CaptureError> {
     Ok(conn)
 }
 
+/// Starts NOTIFY capture: [`check`], then the listener's task.
+pub async fn start(
+    database_url: &str,
+    hub: Hub,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(Arc<CaptureStatus>, JoinHandle<()>), CaptureError> {
+    check(database_url).await?;
+    let status = Arc::new(CaptureStatus::new(CaptureMode::Notify, None));
+    let task = tokio::spawn(run(
+        database_url.to_owned(),
+        hub,
+        Arc::clone(&status),
+        shutdown,
+    ));
+    Ok((status, task))
+}
+
 /// One attempt at start: a configuration mistake (a WAL server on the same
 /// database) stops the server with its message; a database that cannot be
 /// reached yet is left to the listener's retries.
-pub async fn check(database_url: &str) -> Result<(), CaptureError> {
-    match connect(&listener_url(database_url)).await {
+async fn check(database_url: &str) -> Result<(), CaptureError> {
+    match connect(&CaptureMode::Notify.connection_url(database_url)).await {
         Err(err) if err.is_fatal() => Err(err),
         Err(err) => {
             tracing::warn!(error = %err, "cannot prepare NOTIFY capture yet; retrying in the background");

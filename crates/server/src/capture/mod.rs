@@ -2,181 +2,98 @@
 //! ([`listener`]) is the default; logical replication ([`wal`]) is the
 //! option that costs writers nothing. Whatever the mode, capture reports
 //! [`crate::engine::Change`]s to the hub and nothing after it can tell modes
-//! apart.
+//! apart. The server calls [`start`] and holds the [`Capture`] it returns.
 //!
+//! - [`kind`]: the modes themselves (`--capture`) and the
+//!   `application_name` of each mode's connections.
+//! - [`error`]: capture's typed errors, and which of them are fatal.
+//! - [`status`]: what `/readyz` reads (up or down, the slot's lag).
+//! - [`transaction`]: pgoutput messages of one transaction turned into
+//!   changes, keeping only keys, capped per table.
+//! - [`slot`]: the replication slot pglive owns: checks, creation, lag,
+//!   `pglive slot drop`.
 //! - [`mode`]: the database side of the choice (`pglive_capture_mode()`:
 //!   triggers attached, or detached and a publication kept in step), and
 //!   the refusal to mix modes on one database.
-//! - [`slot`]: the replication slot pglive owns: checks, creation, lag,
-//!   `pglive slot drop`.
-//! - [`transaction`]: pgoutput messages of one transaction turned into
-//!   changes, keeping only keys, capped per table.
+//! - [`listener`]: NOTIFY capture's task.
+//! - [`wal`]: WAL capture's task (`settings` → `visible` → `session` →
+//!   the task in `wal` itself).
+//!
+//! Modules depend one way, in that order: each names only modules before
+//! it (`kind` → `error` → `status` → `transaction` → `slot` → `mode` →
+//! `listener` → `wal` → this module, which starts one of them), and none
+//! names what sits above capture (config, sessions, the API).
+//! `tests/capture_layering.rs` checks it. A module names what it uses where
+//! it is defined (`super::error::CaptureError`), never through this
+//! module's re-exports, which are for the rest of the server.
 
-pub mod listener;
-pub mod mode;
-pub mod slot;
-pub mod transaction;
-pub mod wal;
+mod error;
+mod kind;
+mod listener;
+mod mode;
+mod slot;
+mod status;
+mod transaction;
+mod wal;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-use crate::config::CaptureMode;
+use crate::engine::Hub;
 
-/// Typed errors of capture's database work. "Fatal" ones are mistakes in
-/// configuration that retrying cannot fix: at start they stop the server
-/// with their message; later they keep capture down (and `/readyz` at 503)
-/// while it retries.
-#[derive(Debug, thiserror::Error)]
-pub enum CaptureError {
-    #[error(
-        "WAL capture needs wal_level = logical, and the server runs with wal_level = {0}: set it in postgresql.conf and restart PostgreSQL, or run pglive with --capture notify"
-    )]
-    WalLevel(String),
-    #[error(
-        "WAL capture needs a role that may replicate, and {0} may not: ALTER ROLE {0} REPLICATION (as a superuser), or run pglive with --capture notify"
-    )]
-    NoReplication(String),
-    #[error("the database has no pglive_capture_mode(): run `pglive migrate` first")]
-    NotMigrated,
-    #[error(
-        "a pglive server with {other} capture is connected to this database (backend pid {pid}); every server of one database must run with the same --capture"
-    )]
-    OtherMode { other: &'static str, pid: i32 },
-    #[error(
-        "cannot switch the database to {mode} capture: {reason}. The owner of the watched tables can run SELECT pglive_capture_mode('{mode}') once."
-    )]
-    Switch { mode: &'static str, reason: String },
-    #[error(
-        "replication slot name {0:?} is not allowed: use lower-case letters, digits and underscores, at most 63"
-    )]
-    SlotName(String),
-    #[error(
-        "replication slot {slot} belongs to database {database} with plugin {plugin}, not to this database with pgoutput: pick another --slot-name"
-    )]
-    ForeignSlot {
-        slot: String,
-        database: String,
-        plugin: String,
-    },
-    #[error(
-        "replication slot {slot} is in use by backend pid {pid}: another pglive with the same --slot-name, or one that is still shutting down"
-    )]
-    SlotInUse { slot: String, pid: i32 },
-    #[error("cannot create replication slot {slot}: {reason}")]
-    CreateSlot { slot: String, reason: String },
-    #[error("bad database URL: {0}")]
-    Url(String),
-    #[error("cannot connect to the database: {0}")]
-    Connect(#[from] diesel::ConnectionError),
-    #[error("database error: {0}")]
-    Query(#[from] diesel::result::Error),
-    #[error("the database did not answer within 5 s")]
-    Unanswered,
-    #[error("replication stream: {0}")]
-    Stream(#[from] pgwire_replication::PgWireError),
-}
+pub use self::error::CaptureError;
+pub use self::kind::CaptureMode;
+pub use self::status::CaptureStatus;
 
-impl CaptureError {
-    /// Whether the error is a configuration mistake (see the type's doc).
-    pub fn is_fatal(&self) -> bool {
-        matches!(
-            self,
-            CaptureError::WalLevel(_)
-                | CaptureError::NoReplication(_)
-                | CaptureError::NotMigrated
-                | CaptureError::OtherMode { .. }
-                | CaptureError::Switch { .. }
-                | CaptureError::SlotName(_)
-                | CaptureError::ForeignSlot { .. }
-                | CaptureError::CreateSlot { .. }
-                | CaptureError::Url(_)
-        )
-    }
-}
-
-/// What `/readyz` reads: whether capture is connected, in which mode, and for
-/// WAL capture the slot and how far behind it is.
+/// A running capture: what it reports, and its task.
 #[derive(Debug)]
-pub struct CaptureStatus {
+pub struct Capture {
+    status: Arc<CaptureStatus>,
+    /// Ends once the shutdown receiver given to [`start`] flips.
+    task: JoinHandle<()>,
+}
+
+impl Capture {
+    /// What `/readyz` and the server's health read.
+    pub fn status(&self) -> &Arc<CaptureStatus> {
+        &self.status
+    }
+
+    /// Waits for the task to end (it ends when shutdown flips).
+    pub async fn stopped(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Starts capture in `mode` on `database_url`, reporting to `hub` until
+/// `shutdown` flips. A configuration mistake (see
+/// [`CaptureError::is_fatal`]) found while starting is returned, so that
+/// the server stops with its message; a database not reachable yet is left
+/// to the task's retries, and the server serves meanwhile (not ready).
+/// `slot_name` is WAL capture's slot (default `pglive_<database>`).
+pub async fn start(
+    database_url: &str,
     mode: CaptureMode,
-    /// The replication slot (WAL capture only).
-    slot: Option<String>,
-    /// Whether capture is connected. Written only by the capture task;
-    /// watched by the server's health, which tells clients.
-    up: watch::Sender<bool>,
-    /// Bytes of WAL the slot retains (`pg_current_wal_lsn() -
-    /// confirmed_flush_lsn`), as last measured; -1 until measured.
-    slot_lag: AtomicI64,
+    slot_name: Option<&str>,
+    hub: Hub,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Capture, CaptureError> {
+    let (status, task) = match mode {
+        CaptureMode::Notify => listener::start(database_url, hub, shutdown).await?,
+        CaptureMode::Wal => wal::start(database_url, slot_name, hub, shutdown).await?,
+    };
+    Ok(Capture { status, task })
 }
 
-impl Default for CaptureStatus {
-    fn default() -> Self {
-        CaptureStatus::new(CaptureMode::Notify, None)
-    }
-}
-
-impl CaptureStatus {
-    pub fn new(mode: CaptureMode, slot: Option<String>) -> CaptureStatus {
-        CaptureStatus {
-            mode,
-            slot,
-            up: watch::Sender::new(false),
-            slot_lag: AtomicI64::new(-1),
-        }
-    }
-
-    pub fn is_up(&self) -> bool {
-        *self.up.borrow()
-    }
-
-    /// Follows every change of [`Self::is_up`].
-    pub fn watch(&self) -> watch::Receiver<bool> {
-        self.up.subscribe()
-    }
-
-    fn set_up(&self, up: bool) {
-        self.up.send_replace(up);
-    }
-
-    /// The slot's lag in bytes, once measured.
-    pub fn slot_lag_bytes(&self) -> Option<i64> {
-        let lag = self.slot_lag.load(Ordering::Relaxed);
-        (lag >= 0).then_some(lag)
-    }
-
-    fn set_slot_lag(&self, bytes: i64) {
-        self.slot_lag.store(bytes.max(0), Ordering::Relaxed);
-    }
-
-    /// One line for `/readyz`: the mode, and for WAL capture the slot and
-    /// its lag, e.g. `capture wal, slot pglive_app, lag 1024 bytes`.
-    pub fn describe(&self) -> String {
-        match (&self.slot, self.slot_lag_bytes()) {
-            (Some(slot), Some(lag)) => {
-                format!(
-                    "capture {}, slot {slot}, lag {lag} bytes",
-                    self.mode.as_str()
-                )
-            }
-            (Some(slot), None) => format!("capture {}, slot {slot}", self.mode.as_str()),
-            (None, _) => format!("capture {}", self.mode.as_str()),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_describes_mode_slot_and_lag() {
-        assert_eq!(CaptureStatus::default().describe(), "capture notify");
-        let s = CaptureStatus::new(CaptureMode::Wal, Some("pglive_app".into()));
-        assert_eq!(s.describe(), "capture wal, slot pglive_app");
-        s.set_slot_lag(1024);
-        assert_eq!(s.describe(), "capture wal, slot pglive_app, lag 1024 bytes");
-        assert_eq!(s.slot_lag_bytes(), Some(1024));
-    }
+/// `pglive slot drop`: drops WAL capture's replication slot of
+/// `database_url` (`slot_name`, else `pglive_<database>`). Returns its name,
+/// and whether it existed.
+pub async fn drop_slot(
+    database_url: &str,
+    slot_name: Option<&str>,
+) -> Result<(String, bool), CaptureError> {
+    let (slot, dropped) = slot::drop_for(database_url, slot_name).await?;
+    Ok((slot, dropped == slot::Dropped::Dropped))
 }

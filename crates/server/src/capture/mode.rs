@@ -9,19 +9,10 @@ use diesel::sql_types::{Bool, Integer, Nullable, Text};
 use diesel::{OptionalExtension, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::CaptureError;
-use crate::config::CaptureMode;
+use super::error::CaptureError;
+use super::kind::CaptureMode;
 
-/// The `application_name` of each mode's capture connection, by which a
-/// server of the other mode is recognized (and operators find it in
-/// `pg_stat_activity`).
-pub fn application_name(mode: CaptureMode) -> &'static str {
-    match mode {
-        CaptureMode::Notify => super::listener::APPLICATION_NAME,
-        CaptureMode::Wal => super::wal::APPLICATION_NAME,
-    }
-}
-
+/// The mode a server that [`ensure`] refuses to switch under would run.
 fn other(mode: CaptureMode) -> CaptureMode {
     match mode {
         CaptureMode::Notify => CaptureMode::Wal,
@@ -89,7 +80,7 @@ pub async fn ensure(
           WHERE datname = current_database() AND application_name = $1 AND pid <> pg_backend_pid() \
           LIMIT 1",
     )
-    .bind::<Text, _>(application_name(other(mode)))
+    .bind::<Text, _>(other(mode).application_name())
     .get_result(conn)
     .await
     .optional()?;

@@ -12,7 +12,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::CaptureError;
+use super::error::CaptureError;
 
 /// `pglive_<database>`, made a legal slot name (lower-case letters, digits
 /// and underscores, at most 63 bytes; a cut name gets a hash of the whole).
