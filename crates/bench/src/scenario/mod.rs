@@ -1,10 +1,26 @@
-//! The named scenarios and their parameters.
+//! The scenarios. This module names S1–S6 and resolves their parameters;
+//! each family's driver is a module of its own:
+//!
+//! - `fanout`: S1–S6 and smoke, against pglive, the floor and the peer;
+//! - `rls` and `reconnect`: RLS and RECONNECT (pglive only), built on
+//!   `tenants`, the pieces they share (their parameters, client, writer,
+//!   checks, reports and tables);
+//! - `writers`: W, what watching a table costs its writers.
+//!
+//! `fanout` uses this module's [`Params`]; this module names none of its
+//! submodules.
+
+pub mod fanout;
+pub mod reconnect;
+pub mod rls;
+pub mod tenants;
+pub mod writers;
 
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::writer::{Mix, Table};
+use crate::workload::{Mix, Table};
 
 /// One scenario with every parameter resolved.
 #[derive(Debug, Clone, Serialize)]
