@@ -88,57 +88,44 @@ pub async fn session(
     connected: &AtomicUsize,
     stop: &mut watch::Receiver<bool>,
 ) {
-    if let Err(e) = session_inner(sink, conn, spec, connect_gate, connected, stop).await {
+    let res: anyhow::Result<()> = async {
+        let permit = connect_gate
+            .acquire()
+            .await
+            .context("connect gate closed")?;
+        let mut client = open(&spec.url, spec.read_buffer).await?;
+        conn.connected = true;
+        connected.fetch_add(1, Ordering::Release);
+        if let Some(query) = &spec.subscribe {
+            client
+                .try_subscribe(SUBSCRIPTION, query, None)
+                .await
+                .context("send subscribe")?;
+        }
+        let mut permit = Some(permit);
+        let gate_deadline = tokio::time::Instant::now() + GATE_HOLD;
+        let stopped = stop.changed();
+        tokio::pin!(stopped);
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = &mut stopped => return Ok(()),
+                _ = tokio::time::sleep_until(gate_deadline), if permit.is_some() => {
+                    permit = None;
+                    continue;
+                }
+                next = client.next_frame() => next,
+            };
+            // The end of the connection (`Ended`) is its error.
+            sink.on_frame(next?.as_bytes());
+            if sink.is_ready() {
+                permit = None;
+            }
+        }
+    }
+    .await;
+    if let Err(e) = res {
         conn.error = Some(format!("{e:#}"));
         conn.closed_early = true;
-    }
-}
-
-async fn session_inner(
-    sink: &mut impl FrameSink,
-    conn: &mut ConnOutcome,
-    spec: &ClientSpec,
-    connect_gate: &Semaphore,
-    connected: &AtomicUsize,
-    stop: &mut watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let permit = connect_gate
-        .acquire()
-        .await
-        .context("connect gate closed")?;
-    let mut client = open(&spec.url, spec.read_buffer).await?;
-    conn.connected = true;
-    connected.fetch_add(1, Ordering::Release);
-    if let Some(query) = &spec.subscribe {
-        client
-            .try_subscribe(SUBSCRIPTION, query, None)
-            .await
-            .context("send subscribe")?;
-    }
-    let mut permit = Some(permit);
-    let gate_deadline = tokio::time::Instant::now() + GATE_HOLD;
-    let stopped = stop.changed();
-    tokio::pin!(stopped);
-    loop {
-        let next = tokio::select! {
-            biased;
-            _ = &mut stopped => return Ok(()),
-            _ = tokio::time::sleep_until(gate_deadline), if permit.is_some() => {
-                permit = None;
-                continue;
-            }
-            next = client.next_frame() => next,
-        };
-        match next {
-            Ok(frame) => sink.on_frame(frame.as_bytes()),
-            Err(end) => {
-                conn.closed_early = true;
-                conn.error = Some(format!("{:#}", anyhow::Error::new(end)));
-                return Ok(());
-            }
-        }
-        if sink.is_ready() {
-            permit = None;
-        }
     }
 }

@@ -23,6 +23,24 @@ pub async fn connect(url: &str) -> Result<tokio_postgres::Client> {
     Ok(client)
 }
 
+/// Connects as a writer whose UPDATEs and DELETEs by key cost exactly one
+/// index scan and one row each, whatever the table size, so that the table
+/// statistics can subtract them (`enable_seqscan = off`, which only affects
+/// this session); with the session's backend pid.
+pub async fn connect_writer(url: &str) -> Result<(tokio_postgres::Client, i32)> {
+    let client = connect(url).await?;
+    client
+        .batch_execute("SET enable_seqscan = off")
+        .await
+        .context("SET enable_seqscan")?;
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .context("pg_backend_pid")?
+        .try_get(0)?;
+    Ok((client, pid))
+}
+
 /// The URL without its password (for messages).
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

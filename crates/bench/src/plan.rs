@@ -57,29 +57,6 @@ impl Plan {
             w if tenants::is_name(w) => vec![w],
             _ => Vec::new(),
         };
-        let toverrides = TOverrides {
-            clients: cli.clients,
-            tenants: cli.tenants,
-            rows: cli.rows,
-            rate: cli.rate,
-            writes: cli.writes,
-            duration: cli.duration,
-            seed: cli.seed,
-            connect_concurrency: cli.connect_concurrency,
-            settle: cli.settle,
-            quiet: cli.quiet,
-            tail_timeout: cli.tail_timeout,
-            deadline: cli.deadline,
-            partition_hint: cli.partition_hint,
-        };
-        let tplans: Vec<TParams> = tenant_names
-            .iter()
-            .map(|n| tenants::params(n, &toverrides))
-            .collect::<Result<_>>()?;
-        anyhow::ensure!(
-            !cli.partition_hint || tplans.iter().any(|p| p.kind == Kind::Rls),
-            "--partition-hint applies to the RLS scenarios only"
-        );
         let overrides = Overrides {
             clients: cli.clients,
             rows: cli.rows,
@@ -95,6 +72,19 @@ impl Plan {
             tail_timeout: cli.tail_timeout,
             deadline: cli.deadline,
         };
+        let toverrides = TOverrides {
+            common: overrides.clone(),
+            tenants: cli.tenants,
+            partition_hint: cli.partition_hint,
+        };
+        let tplans: Vec<TParams> = tenant_names
+            .iter()
+            .map(|n| tenants::params(n, &toverrides))
+            .collect::<Result<_>>()?;
+        anyhow::ensure!(
+            !cli.partition_hint || tplans.iter().any(|p| p.kind == Kind::Rls),
+            "--partition-hint applies to the RLS scenarios only"
+        );
         let params: Vec<Params> = names
             .iter()
             .map(|n| scenario::params(n, &overrides))
@@ -167,7 +157,7 @@ impl Plan {
     pub fn deadline_s(&self) -> f64 {
         self.fanout
             .iter()
-            .map(|(p, ts, _)| p.deadline_s * ts.len() as f64)
+            .map(|(p, ts, _)| p.schedule.deadline_s * ts.len() as f64)
             .sum::<f64>()
             + self
                 .writers
@@ -177,8 +167,8 @@ impl Plan {
                 .tenants
                 .iter()
                 .map(|p| match p.kind {
-                    Kind::Rls => p.deadline_s,
-                    Kind::Reconnect => 2.0 * p.deadline_s,
+                    Kind::Rls => p.schedule.deadline_s,
+                    Kind::Reconnect => 2.0 * p.schedule.deadline_s,
                 })
                 .sum::<f64>()
             + if self.wants(Target::Floor) {

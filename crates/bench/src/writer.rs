@@ -85,7 +85,7 @@ impl Writer {
             .build()
             .context("writer runtime")?;
         let (client, ins, upd, del, backend_pid) = rt.block_on(async {
-            let client = db::connect(&plan.url).await?;
+            let (client, pid) = db::connect_writer(&plan.url).await?;
             let (ins, upd, del) = match plan.table {
                 Table::Items => (
                     "/* pglive-bench */ INSERT INTO items (name) VALUES ($1) RETURNING id::bigint",
@@ -98,18 +98,6 @@ impl Writer {
                     "/* pglive-bench */ DELETE FROM tasks WHERE id = $1::bigint",
                 ),
             };
-            // Our UPDATE/DELETE by key must cost exactly one index scan and
-            // one row each, whatever the table size, so that the table
-            // statistics can subtract them; this only affects our session.
-            client
-                .batch_execute("SET enable_seqscan = off")
-                .await
-                .context("SET enable_seqscan")?;
-            let pid: i32 = client
-                .query_one("SELECT pg_backend_pid()", &[])
-                .await
-                .context("pg_backend_pid")?
-                .try_get(0)?;
             let ins = client.prepare(ins).await.context("prepare INSERT")?;
             let upd = client.prepare(upd).await.context("prepare UPDATE")?;
             let del = client.prepare(del).await.context("prepare DELETE")?;

@@ -9,16 +9,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::tenants::checks::{converge, deliveries, final_rows, problems};
+use super::tenants::checks::check;
 use super::tenants::clients::spawn_clients;
-use super::tenants::measure::{db_delta, metric_deltas, metrics};
+use super::tenants::measure::{Phase, db_delta};
 use super::tenants::params::TParams;
 use super::tenants::receiver::{
     AnswerKind, LiveShared, PHASE_RECONNECT, PHASE_WRITES, STAGE_DROP, STAGE_RECONNECT,
 };
 use super::tenants::report::ReconnectReport;
 use super::tenants::session::LiveSpec;
-use super::tenants::setup::{guarded, prepare_db, stop_grace, ws_url};
+use super::tenants::setup::{Running, db_name, finish, guarded, prepare_db, ws_url};
 use super::tenants::writer::TenantWriter;
 use crate::ctx::Ctx;
 use crate::pgstats;
@@ -36,21 +36,14 @@ pub async fn run(ctx: &Ctx, p: &TParams, resume: bool) -> ReconnectReport {
         writes_during: p.writes_during,
         ..ReconnectReport::default()
     };
-    let db_name = format!(
-        "pglive_bench_{}_{}_{mode}",
-        std::process::id(),
-        p.name.to_ascii_lowercase().replace('-', "_")
-    );
-    let res = guarded(
+    let db_name = db_name(p, mode);
+    rep.error = guarded(
         ctx,
         &db_name,
-        p.deadline_s,
+        p.schedule.deadline_s,
         reconnect_inner(ctx, p, resume, &db_name, &mut rep),
     )
     .await;
-    if let Err(e) = res {
-        rep.error = Some(format!("{e:#}"));
-    }
     rep.ok = rep.error.is_none();
     rep
 }
@@ -76,7 +69,7 @@ async fn reconnect_inner(
 
     let prefix = format!("bm-{}-", ctx.run_id);
     let n_ops = p.writes + p.writes_during;
-    let shared = Arc::new(LiveShared::new(prefix.clone(), n_ops));
+    let shared = Arc::new(LiveShared::new(prefix, n_ops));
     let url = ws_url(&server);
     let specs = (0..p.clients)
         .map(|_| LiveSpec {
@@ -88,32 +81,28 @@ async fn reconnect_inner(
             read_buffer: 64 << 10,
         })
         .collect();
-    let clients = spawn_clients(&shared, specs, p.connect_concurrency);
-    rep.connect_seconds = clients
-        .wait_ready(&mut server, p.connect_timeout_s, &mut rep.notes)
+    let clients = spawn_clients(&shared, specs, p.schedule.connect_concurrency);
+    (rep.connect_seconds, rep.ready) = clients
+        .wait_ready(
+            &format!("{} {}", p.name, rep.mode),
+            &p.schedule,
+            &mut server,
+            &mut rep.notes,
+        )
         .await?;
-    rep.ready = shared.ready.load(Ordering::Acquire);
-    eprintln!(
-        "pglive-bench: {} {}: {}/{} clients ready in {:.1} s",
-        p.name, rep.mode, rep.ready, p.clients, rep.connect_seconds
-    );
 
     // Phase A: writes with everyone connected.
-    let writer = TenantWriter::open(&db_url, tenants.clone(), prefix, p.seed, shared.t0).await?;
+    let writer = TenantWriter::open(&db_url, &tenants, &shared, p.schedule.seed).await?;
     shared.phase.store(PHASE_WRITES, Ordering::Release);
     let mut ops = writer.write(p.writes, p.rate).await?;
-    clients
-        .tail(p.quiet_s, p.tail_timeout_s, &mut rep.notes)
-        .await;
-    if p.settle_s > 0.0 {
-        tokio::time::sleep(Duration::from_secs_f64(p.settle_s)).await;
+    clients.tail(&p.schedule, &mut rep.notes).await;
+    if p.schedule.settle_s > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(p.schedule.settle_s)).await;
     }
 
     // Phase B: drop, reconnect, while writes go on.
     let before = pgstats::read_stats(&ctx.admin, &db_url, db_name).await?;
-    let m_before = metrics(server.port).await;
-    let cpu_before = server::cpu_seconds(server.pid);
-    let bench_before = server::cpu_seconds(std::process::id());
+    let phase = Phase::start(&server).await;
     shared.phase.store(PHASE_RECONNECT, Ordering::Release);
     let first_b = ops.len();
     let t_drop = Instant::now();
@@ -139,7 +128,7 @@ async fn reconnect_inner(
         rep.drop_ms = t_drop.elapsed().as_secs_f64() * 1000.0;
         let t_reconnect = shared.now_us();
         clients.stage(STAGE_RECONNECT);
-        let deadline = Instant::now() + Duration::from_secs_f64(p.connect_timeout_s);
+        let deadline = Instant::now() + Duration::from_secs_f64(p.schedule.connect_timeout_s);
         while shared.caught_up.load(Ordering::Acquire) < rep.ready && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -147,38 +136,29 @@ async fn reconnect_inner(
     };
     let (written, t_reconnect) = tokio::join!(writer.write(p.writes_during, p.rate), orchestrate);
     ops.extend(written?);
-    clients
-        .tail(p.quiet_s, p.tail_timeout_s, &mut rep.notes)
-        .await;
-    let m_after = metrics(server.port).await;
-    rep.server_cpu_seconds = server::cpu_seconds(server.pid)
-        .zip(cpu_before)
-        .map(|(a, b)| a - b);
-    rep.bench_cpu_seconds = server::cpu_seconds(std::process::id())
-        .zip(bench_before)
-        .map(|(a, b)| a - b);
-    rep.metrics = metric_deltas(m_before.as_ref(), m_after.as_ref());
+    clients.tail(&p.schedule, &mut rep.notes).await;
+    let cost = phase.end(&server).await;
+    rep.server_cpu_seconds = cost.server_cpu_seconds;
+    rep.bench_cpu_seconds = cost.bench_cpu_seconds;
+    rep.metrics = cost.metrics;
     rep.full_queries = rep
         .metrics
         .get("refreshes")
         .zip(rep.metrics.get("refreshes_keyed"))
         .map(|(a, b)| a - b);
 
-    let outcomes = clients.stop(&mut rep.notes).await;
-    drop(writer);
-    server.stop(stop_grace(p)).await;
-    if !pgstats::wait_backends_gone(&ctx.admin, db_name, Duration::from_secs(15)).await? {
-        rep.notes
-            .push("backends still connected 15 s after the server stopped".into());
-    }
-    let after = pgstats::read_stats(&ctx.admin, &db_url, db_name).await?;
+    let running = Running {
+        clients,
+        writer,
+        server,
+    };
+    let (outcomes, after) = finish(ctx, p, (db_name, &db_url), running, &mut rep.notes).await?;
     rep.db = db_delta(&before, &after, &ops[first_b..]);
-    let want = final_rows(&db_url, &tenants).await?;
     let tenant_of = vec![0usize; outcomes.len()];
-    let last_commit = ops.iter().map(|o| o.commit_us).max().unwrap_or(0);
-    rep.convergence = converge(&outcomes, &tenant_of, &want, last_commit);
-    rep.deliveries = deliveries(&ops, &outcomes, &tenant_of, 0);
-    rep.problems = problems(&outcomes);
+    let checked = check(&db_url, &tenants, &ops, &outcomes, &tenant_of).await?;
+    rep.convergence = checked.convergence;
+    rep.deliveries = checked.deliveries;
+    rep.problems = checked.problems;
 
     let mut answer_us = Vec::new();
     let mut answered_max = None::<u64>;

@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::tenants::checks::{converge, deliveries, final_rows, problems};
+use super::tenants::checks::check;
 use super::tenants::clients::spawn_clients;
-use super::tenants::measure::{db_delta, metric_deltas, metrics};
+use super::tenants::measure::{Phase, db_delta};
 use super::tenants::params::TParams;
 use super::tenants::receiver::{LiveShared, PHASE_WRITES};
 use super::tenants::report::RlsReport;
 use super::tenants::session::LiveSpec;
-use super::tenants::setup::{guarded, prepare_db, stop_grace, ws_url};
+use super::tenants::setup::{Running, db_name, finish, guarded, prepare_db, ws_url};
 use super::tenants::token::{JWT_SECRET, mint};
 use super::tenants::writer::TenantWriter;
 use crate::ctx::Ctx;
@@ -38,21 +38,14 @@ pub async fn run(ctx: &Ctx, p: &TParams) -> RlsReport {
         tenants: p.tenants,
         ..RlsReport::default()
     };
-    let db_name = format!(
-        "pglive_bench_{}_{}_pglive",
-        std::process::id(),
-        p.name.to_ascii_lowercase().replace('-', "_")
-    );
-    let res = guarded(
+    let db_name = db_name(p, "pglive");
+    rep.error = guarded(
         ctx,
         &db_name,
-        p.deadline_s,
+        p.schedule.deadline_s,
         rls_inner(ctx, p, &db_name, &mut rep),
     )
     .await;
-    if let Err(e) = res {
-        rep.error = Some(format!("{e:#}"));
-    }
     rep.ok = rep.error.is_none();
     rep
 }
@@ -93,7 +86,7 @@ async fn rls_inner(ctx: &Ctx, p: &TParams, db_name: &str, rep: &mut RlsReport) -
 
     // Clients: client i is in tenant i % tenants.
     let prefix = format!("bm-{}-", ctx.run_id);
-    let shared = Arc::new(LiveShared::new(prefix.clone(), p.writes));
+    let shared = Arc::new(LiveShared::new(prefix, p.writes));
     let url = ws_url(&server);
     let tenant_of: Vec<usize> = (0..p.clients).map(|i| i % p.tenants).collect();
     let mut specs = Vec::with_capacity(p.clients);
@@ -106,24 +99,17 @@ async fn rls_inner(ctx: &Ctx, p: &TParams, db_name: &str, rep: &mut RlsReport) -
             read_buffer: 8 << 10,
         });
     }
-    let clients = spawn_clients(&shared, specs, p.connect_concurrency);
-    rep.connect_seconds = clients
-        .wait_ready(&mut server, p.connect_timeout_s, &mut rep.notes)
+    let clients = spawn_clients(&shared, specs, p.schedule.connect_concurrency);
+    (rep.connect_seconds, rep.ready) = clients
+        .wait_ready(&p.name, &p.schedule, &mut server, &mut rep.notes)
         .await?;
-    rep.ready = shared.ready.load(Ordering::Acquire);
-    eprintln!(
-        "pglive-bench: {}: {}/{} clients ready in {:.1} s",
-        p.name, rep.ready, p.clients, rep.connect_seconds
-    );
 
-    let writer = TenantWriter::open(&db_url, tenants.clone(), prefix, p.seed, shared.t0).await?;
-    if p.settle_s > 0.0 {
-        tokio::time::sleep(Duration::from_secs_f64(p.settle_s)).await;
+    let writer = TenantWriter::open(&db_url, &tenants, &shared, p.schedule.seed).await?;
+    if p.schedule.settle_s > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(p.schedule.settle_s)).await;
     }
     let before = pgstats::read_stats(&ctx.admin, &db_url, db_name).await?;
-    let m_before = metrics(server.port).await;
-    let cpu_before = server::cpu_seconds(server.pid);
-    let bench_before = server::cpu_seconds(std::process::id());
+    let phase = Phase::start(&server).await;
     shared.phase.store(PHASE_WRITES, Ordering::Release);
     let t_writes = Instant::now();
     let ops = writer.write(p.writes, p.rate).await?;
@@ -133,34 +119,25 @@ async fn rls_inner(ctx: &Ctx, p: &TParams, db_name: &str, rep: &mut RlsReport) -
         "pglive-bench: {}: {} writes done ({:.1}/s); waiting for the tail",
         p.name, rep.writes, rep.achieved_rate
     );
-    clients
-        .tail(p.quiet_s, p.tail_timeout_s, &mut rep.notes)
-        .await;
-    let m_after = metrics(server.port).await;
-    rep.server_cpu_seconds = server::cpu_seconds(server.pid)
-        .zip(cpu_before)
-        .map(|(a, b)| a - b);
-    rep.bench_cpu_seconds = server::cpu_seconds(std::process::id())
-        .zip(bench_before)
-        .map(|(a, b)| a - b);
+    clients.tail(&p.schedule, &mut rep.notes).await;
+    let cost = phase.end(&server).await;
+    rep.server_cpu_seconds = cost.server_cpu_seconds;
+    rep.bench_cpu_seconds = cost.bench_cpu_seconds;
     rep.server_rss_peak_mib = server::status_mib(server.pid, "VmHWM");
-    rep.metrics = metric_deltas(m_before.as_ref(), m_after.as_ref());
+    rep.metrics = cost.metrics;
 
-    let outcomes = clients.stop(&mut rep.notes).await;
-    drop(writer);
-    server.stop(stop_grace(p)).await;
-    if !pgstats::wait_backends_gone(&ctx.admin, db_name, Duration::from_secs(15)).await? {
-        rep.notes
-            .push("backends still connected 15 s after the server stopped".into());
-    }
-    let after = pgstats::read_stats(&ctx.admin, &db_url, db_name).await?;
+    let running = Running {
+        clients,
+        writer,
+        server,
+    };
+    let (outcomes, after) = finish(ctx, p, (db_name, &db_url), running, &mut rep.notes).await?;
     rep.db = db_delta(&before, &after, &ops);
     // The final read comes after the statistics (it scans the table).
-    let want = final_rows(&db_url, &tenants).await?;
-    let last_commit = ops.iter().map(|o| o.commit_us).max().unwrap_or(0);
-    rep.convergence = converge(&outcomes, &tenant_of, &want, last_commit);
-    rep.deliveries = deliveries(&ops, &outcomes, &tenant_of, 0);
-    rep.problems = problems(&outcomes);
+    let checked = check(&db_url, &tenants, &ops, &outcomes, &tenant_of).await?;
+    rep.convergence = checked.convergence;
+    rep.deliveries = checked.deliveries;
+    rep.problems = checked.problems;
     let n = rep.ready.max(1) as f64;
     let w = rep.writes.max(1) as f64;
     let after_bytes: u64 = outcomes.iter().map(|o| o.bytes[PHASE_WRITES]).sum();

@@ -25,7 +25,7 @@ pub async fn wait_ready(
     t_connect: Instant,
     rep: &mut TargetReport,
 ) -> Result<()> {
-    let connect_deadline = t_connect + Duration::from_secs_f64(p.connect_timeout_s);
+    let connect_deadline = t_connect + Duration::from_secs_f64(p.schedule.connect_timeout_s);
     loop {
         let ready = shared.ready.load(Ordering::Acquire);
         let gave_up = shared.finished.load(Ordering::Acquire);
@@ -35,7 +35,7 @@ pub async fn wait_ready(
         if Instant::now() >= connect_deadline {
             rep.notes.push(format!(
                 "connect phase timed out after {:.0} s with {ready}/{} clients ready",
-                p.connect_timeout_s, p.clients
+                p.schedule.connect_timeout_s, p.clients
             ));
             return Ok(());
         }
@@ -53,27 +53,11 @@ pub async fn wait_ready(
 
 /// The tail: until no client got a frame for `quiet`, or the tail timeout.
 pub async fn tail(p: &Params, shared: &Shared, rep: &mut TargetReport) {
-    let tail_deadline = Instant::now() + Duration::from_secs_f64(p.tail_timeout_s);
-    let quiet = Duration::from_secs_f64(p.quiet_s);
-    let mut last_count = shared.frames.load(Ordering::Relaxed);
-    let mut last_change = Instant::now();
-    loop {
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        let c = shared.frames.load(Ordering::Relaxed);
-        if c != last_count {
-            last_count = c;
-            last_change = Instant::now();
-        }
-        if last_change.elapsed() >= quiet {
-            break;
-        }
-        if Instant::now() >= tail_deadline {
-            rep.notes.push(format!(
-                "still sending {:.0} s after the last commit: tail cut off",
-                p.tail_timeout_s
-            ));
-            break;
-        }
+    if !p.schedule.tail(&shared.frames).await {
+        rep.notes.push(format!(
+            "still sending {:.0} s after the last commit: tail cut off",
+            p.schedule.tail_timeout_s
+        ));
     }
 }
 

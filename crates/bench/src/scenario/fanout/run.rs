@@ -48,7 +48,7 @@ pub async fn run_target(ctx: &Ctx, p: &Params, target: Target) -> TargetReport {
         Err(_) => {
             rep.error = Some(format!(
                 "the run did not finish within its deadline of {:.0} s; stopped",
-                p.deadline_s
+                p.schedule.deadline_s
             ))
         }
     }
@@ -144,7 +144,7 @@ async fn run_inner(
     let (stop_tx, stop_rx) = watch::channel(false);
     // The connect slots: each client holds a permit while it connects and
     // waits for its initial state. Dropped with the last client.
-    let gate = Arc::new(Semaphore::new(p.connect_concurrency));
+    let gate = Arc::new(Semaphore::new(p.schedule.connect_concurrency));
     let url = if pglive {
         format!("ws://127.0.0.1:{}/ws", server.port)
     } else {
@@ -210,13 +210,13 @@ async fn run_inner(
         batch: p.batch,
         rate: p.rate,
         mix: p.mix,
-        seed: p.seed,
+        seed: p.schedule.seed,
         prefix,
     };
     let writer = WriterThread::start(plan, Arc::clone(&shared))?;
     let writer_pid = writer.ready.await.context("writer thread ended")??;
-    if p.settle_s > 0.0 {
-        tokio::time::sleep(Duration::from_secs_f64(p.settle_s)).await;
+    if p.schedule.settle_s > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(p.schedule.settle_s)).await;
     }
 
     // 5. Before: statistics and CPU.

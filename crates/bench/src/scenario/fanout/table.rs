@@ -3,7 +3,7 @@
 
 use super::ratios::times;
 use super::report::TargetReport;
-use crate::report::{bytes, ms, num};
+use crate::report::{Percentiles, bytes, ms, num};
 
 /// One printed row: label, one cell per report, and the numbers for a ratio.
 struct Row {
@@ -34,6 +34,14 @@ fn row(
     }
 }
 
+/// A row of one delivery-latency percentile.
+fn latency(label: &'static str, reports: &[&TargetReport], pick: fn(&Percentiles) -> f64) -> Row {
+    row(label, reports, |r| {
+        let v = pick(&r.deliveries.latency_ms);
+        (ms(v), Some(v))
+    })
+}
+
 /// The human-readable side-by-side table, with ratio columns pglive ÷ floor
 /// and peer ÷ pglive when those ran.
 pub fn table(reports: &[&TargetReport], markdown: bool) -> String {
@@ -60,36 +68,11 @@ pub fn table(reports: &[&TargetReport], markdown: bool) -> String {
                 None,
             )
         }),
-        row("latency p50", reports, |r| {
-            (
-                ms(r.deliveries.latency_ms.p50),
-                Some(r.deliveries.latency_ms.p50),
-            )
-        }),
-        row("latency p90", reports, |r| {
-            (
-                ms(r.deliveries.latency_ms.p90),
-                Some(r.deliveries.latency_ms.p90),
-            )
-        }),
-        row("latency p99", reports, |r| {
-            (
-                ms(r.deliveries.latency_ms.p99),
-                Some(r.deliveries.latency_ms.p99),
-            )
-        }),
-        row("latency p99.9", reports, |r| {
-            (
-                ms(r.deliveries.latency_ms.p999),
-                Some(r.deliveries.latency_ms.p999),
-            )
-        }),
-        row("latency max", reports, |r| {
-            (
-                ms(r.deliveries.latency_ms.max),
-                Some(r.deliveries.latency_ms.max),
-            )
-        }),
+        latency("latency p50", reports, |l| l.p50),
+        latency("latency p90", reports, |l| l.p90),
+        latency("latency p99", reports, |l| l.p99),
+        latency("latency p99.9", reports, |l| l.p999),
+        latency("latency max", reports, |l| l.max),
         row("deliveries/s", reports, |r| {
             (
                 num(r.deliveries.deliveries_per_second),

@@ -23,7 +23,7 @@ pub struct Convergence {
 }
 
 /// Compares every client's rows with `want[tenant]` (a fresh read).
-pub fn converge(
+fn converge(
     outcomes: &[LiveOutcome],
     tenant_of: &[usize],
     want: &[HashMap<i64, u64>],
@@ -61,7 +61,7 @@ pub fn converge(
 }
 
 /// A fresh read of `items` as the table owner (no policies), per tenant.
-pub async fn final_rows(db_url: &str, tenants: &[String]) -> Result<Vec<HashMap<i64, u64>>> {
+async fn final_rows(db_url: &str, tenants: &[String]) -> Result<Vec<HashMap<i64, u64>>> {
     let url = db_url.to_string();
     // The test kit's typed read (the server's own row type and decoding).
     let values = tokio::spawn(async move {
@@ -102,7 +102,7 @@ pub struct TDeliveries {
 
 /// Counts the deliveries to every client from operation `first_op` on
 /// (client i in tenant `tenant_of[i]`).
-pub fn deliveries(
+fn deliveries(
     ops: &[OpRecord],
     outcomes: &[LiveOutcome],
     tenant_of: &[usize],
@@ -152,7 +152,7 @@ pub struct ClientProblems {
 }
 
 /// Sums the clients' problems, with a few examples.
-pub fn problems(outcomes: &[LiveOutcome]) -> ClientProblems {
+fn problems(outcomes: &[LiveOutcome]) -> ClientProblems {
     let mut p = ClientProblems::default();
     for o in outcomes {
         p.foreign_rows += o.foreign_rows;
@@ -173,4 +173,29 @@ pub fn problems(outcomes: &[LiveOutcome]) -> ClientProblems {
         }
     }
     p
+}
+
+/// The clients' rows, deliveries and problems, checked.
+pub struct Checked {
+    pub convergence: Convergence,
+    pub deliveries: TDeliveries,
+    pub problems: ClientProblems,
+}
+
+/// Checks what the clients saw (client i in tenant `tenant_of[i]`) against
+/// the writer's `ops` and a fresh read of `items` at `db_url`.
+pub async fn check(
+    db_url: &str,
+    tenants: &[String],
+    ops: &[OpRecord],
+    outcomes: &[LiveOutcome],
+    tenant_of: &[usize],
+) -> Result<Checked> {
+    let want = final_rows(db_url, tenants).await?;
+    let last_commit = ops.iter().map(|o| o.commit_us).max().unwrap_or(0);
+    Ok(Checked {
+        convergence: converge(outcomes, tenant_of, &want, last_commit),
+        deliveries: deliveries(ops, outcomes, tenant_of, 0),
+        problems: problems(outcomes),
+    })
 }

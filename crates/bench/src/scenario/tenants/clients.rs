@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 
 use super::receiver::{LiveOutcome, LiveShared, STAGE_RUN, STAGE_STOP};
 use super::session::{self, LiveSpec};
+use crate::scenario::Schedule;
 use crate::server::ServerProc;
 
 /// A run's clients, spawned together and stopped together.
@@ -29,13 +30,17 @@ impl Clients {
         let _ = self.ctl.send(stage);
     }
 
-    /// Waits until every client has its first snapshot (or gave up).
+    /// Waits until every client has its first snapshot (or gave up, or the
+    /// connect timeout passed), and says so as run `name`; with the connect
+    /// phase's seconds and the clients ready.
     pub async fn wait_ready(
         &self,
+        name: &str,
+        schedule: &Schedule,
         server: &mut ServerProc,
-        timeout_s: f64,
         notes: &mut Vec<String>,
-    ) -> Result<f64> {
+    ) -> Result<(f64, usize)> {
+        let timeout_s = schedule.connect_timeout_s;
         let t = Instant::now();
         let deadline = t + Duration::from_secs_f64(timeout_s);
         loop {
@@ -56,31 +61,23 @@ impl Clients {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok(t.elapsed().as_secs_f64())
+        let seconds = t.elapsed().as_secs_f64();
+        let ready = self.shared.ready.load(Ordering::Acquire);
+        eprintln!(
+            "pglive-bench: {name}: {ready}/{} clients ready in {seconds:.1} s",
+            self.n
+        );
+        Ok((seconds, ready))
     }
 
-    /// Until no client got a frame for `quiet`, or `timeout`.
-    pub async fn tail(&self, quiet_s: f64, timeout_s: f64, notes: &mut Vec<String>) {
-        let deadline = Instant::now() + Duration::from_secs_f64(timeout_s);
-        let quiet = Duration::from_secs_f64(quiet_s);
-        let mut last = self.shared.frames.load(Ordering::Relaxed);
-        let mut changed = Instant::now();
-        loop {
-            tokio::time::sleep(Duration::from_millis(25)).await;
-            let c = self.shared.frames.load(Ordering::Relaxed);
-            if c != last {
-                last = c;
-                changed = Instant::now();
-            }
-            if changed.elapsed() >= quiet {
-                return;
-            }
-            if Instant::now() >= deadline {
-                notes.push(format!(
-                    "still receiving {timeout_s:.0} s after the last commit: tail cut off"
-                ));
-                return;
-            }
+    /// Until no client got a frame for the schedule's quiet time, or its
+    /// tail timeout.
+    pub async fn tail(&self, schedule: &Schedule, notes: &mut Vec<String>) {
+        if !schedule.tail(&self.shared.frames).await {
+            notes.push(format!(
+                "still receiving {:.0} s after the last commit: tail cut off",
+                schedule.tail_timeout_s
+            ));
         }
     }
 

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::writer::OpRecord;
 use crate::pgstats::DbStats;
-use crate::server;
+use crate::server::{self, ServerProc};
 
 /// pglive's counters and gauges read around a phase.
 const METRICS: &[&str] = &[
@@ -26,13 +26,13 @@ const METRICS: &[&str] = &[
     "pglive_refresh_errors_total",
 ];
 
-pub async fn metrics(port: u16) -> Option<Vec<Option<f64>>> {
+async fn metrics(port: u16) -> Option<Vec<Option<f64>>> {
     server::metrics(port, METRICS).await
 }
 
 /// Each counter's change from `before` to `after`, by its short name
 /// (`pglive_refreshes_total` → `refreshes`).
-pub fn metric_deltas(
+fn metric_deltas(
     before: Option<&Vec<Option<f64>>>,
     after: Option<&Vec<Option<f64>>>,
 ) -> BTreeMap<String, f64> {
@@ -50,6 +50,44 @@ pub fn metric_deltas(
         }
     }
     out
+}
+
+/// pglive's counters, and the CPU pglive and the bench had used, at the
+/// start of a phase.
+pub struct Phase {
+    metrics: Option<Vec<Option<f64>>>,
+    server_cpu: Option<f64>,
+    bench_cpu: Option<f64>,
+}
+
+/// What a phase cost pglive and the bench.
+pub struct Cost {
+    /// Each counter's change, by its short name.
+    pub metrics: BTreeMap<String, f64>,
+    pub server_cpu_seconds: Option<f64>,
+    /// The load generator's own CPU (it decodes every frame, on the same
+    /// cores).
+    pub bench_cpu_seconds: Option<f64>,
+}
+
+impl Phase {
+    pub async fn start(server: &ServerProc) -> Phase {
+        Phase {
+            metrics: metrics(server.port).await,
+            server_cpu: server::cpu_seconds(server.pid),
+            bench_cpu: server::cpu_seconds(std::process::id()),
+        }
+    }
+
+    pub async fn end(self, server: &ServerProc) -> Cost {
+        let after = metrics(server.port).await;
+        let since = |now: Option<f64>, then: Option<f64>| now.zip(then).map(|(a, b)| a - b);
+        Cost {
+            server_cpu_seconds: since(server::cpu_seconds(server.pid), self.server_cpu),
+            bench_cpu_seconds: since(server::cpu_seconds(std::process::id()), self.bench_cpu),
+            metrics: metric_deltas(self.metrics.as_ref(), after.as_ref()),
+        }
+    }
 }
 
 /// Database statistics over a phase (see "The reported numbers").

@@ -15,8 +15,9 @@
 //!
 //! Its modules depend one way, lowest first: `row` → `receiver` (what a
 //! client makes of a frame) → `session` (its connections) → `clients`;
-//! `writer`; `checks` (on `receiver`, `row`, `writer`) and `measure` (on
-//! `writer`) → `report` → `table`; `params` → `setup`; `token`.
+//! `receiver` → `writer`; `checks` (on `receiver`, `row`, `writer`) and
+//! `measure` (on `writer`) → `report` → `table`; `params` → `setup` (on
+//! `clients` and `writer` too); `token`.
 
 pub mod checks;
 pub mod clients;

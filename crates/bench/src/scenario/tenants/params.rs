@@ -4,6 +4,8 @@
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::scenario::{Overrides, Schedule};
+
 pub const NAMES: [&str; 4] = ["RLS", "RLS-SMOKE", "RECONNECT", "RECONNECT-SMOKE"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -30,32 +32,18 @@ pub struct TParams {
     pub writes: usize,
     /// RECONNECT: writes from the drop on.
     pub writes_during: usize,
-    pub seed: u64,
-    pub connect_concurrency: usize,
-    pub settle_s: f64,
-    pub quiet_s: f64,
-    pub tail_timeout_s: f64,
-    pub connect_timeout_s: f64,
-    pub deadline_s: f64,
+    #[serde(flatten)]
+    pub schedule: Schedule,
     /// RLS: `SELECT pglive_watch('items', partition => 'tenant')` first.
     pub partition_hint: bool,
 }
 
-/// Command-line overrides.
+/// Command-line overrides: those of S1–S6 (`batch` and `mix` do not
+/// apply), and the tenants and the partition hint.
 #[derive(Debug, Clone, Default)]
 pub struct TOverrides {
-    pub clients: Option<usize>,
+    pub common: Overrides,
     pub tenants: Option<usize>,
-    pub rows: Option<usize>,
-    pub rate: Option<f64>,
-    pub writes: Option<usize>,
-    pub duration: Option<f64>,
-    pub seed: Option<u64>,
-    pub connect_concurrency: Option<usize>,
-    pub settle: Option<f64>,
-    pub quiet: Option<f64>,
-    pub tail_timeout: Option<f64>,
-    pub deadline: Option<f64>,
     pub partition_hint: bool,
 }
 
@@ -74,36 +62,29 @@ pub fn params(name: &str, o: &TOverrides) -> Result<TParams> {
         other => anyhow::bail!("unknown scenario {other:?}"),
     };
     let smoke = upper.ends_with("-SMOKE");
-    let clients = o.clients.unwrap_or(clients).max(1);
+    let clients = o.common.clients.unwrap_or(clients).max(1);
     let tenants = match kind {
         Kind::Rls => o.tenants.unwrap_or(tenants).clamp(1, clients),
         Kind::Reconnect => 1,
     };
-    let rows = o.rows.unwrap_or(rows).max(tenants);
-    let rate = o.rate.unwrap_or(rate).max(0.0);
-    let writes = match (o.writes, o.duration) {
+    let rows = o.common.rows.unwrap_or(rows).max(tenants);
+    let rate = o.common.rate.unwrap_or(rate).max(0.0);
+    let writes = match (o.common.writes, o.common.duration) {
         (Some(w), _) => w,
         (None, Some(d)) if rate > 0.0 && kind == Kind::Rls => (rate * d).round() as usize,
         _ => writes,
     }
     .max(1);
-    let settle_s = o.settle.unwrap_or(if smoke { 0.0 } else { 11.0 });
-    let quiet_s = o.quiet.unwrap_or(if smoke { 0.5 } else { 2.0 });
-    let tail_timeout_s = o.tail_timeout.unwrap_or(if smoke { 10.0 } else { 60.0 });
     let connect_timeout_s = 30.0 + clients as f64 / 50.0;
-    let total_writes = (writes + during) as f64;
-    let write_s = if rate > 0.0 {
-        total_writes / rate * 1.5 + 10.0
-    } else {
-        total_writes * 0.02 + 10.0
-    };
     let rounds = if kind == Kind::Reconnect { 2.0 } else { 1.0 };
-    let deadline_s = o.deadline.unwrap_or(
-        connect_timeout_s * rounds
-            + settle_s
-            + write_s
-            + tail_timeout_s * rounds
-            + if smoke { 30.0 } else { 90.0 },
+    let margin = if smoke { 30.0 } else { 90.0 };
+    let schedule = o.common.schedule(
+        smoke,
+        connect_timeout_s,
+        writes + during,
+        rate,
+        rounds,
+        margin,
     );
     let description = match kind {
         Kind::Rls => format!(
@@ -133,13 +114,7 @@ pub fn params(name: &str, o: &TOverrides) -> Result<TParams> {
         } else {
             0
         },
-        seed: o.seed.unwrap_or(42),
-        connect_concurrency: o.connect_concurrency.unwrap_or(128).max(1),
-        settle_s,
-        quiet_s,
-        tail_timeout_s,
-        connect_timeout_s,
-        deadline_s,
+        schedule,
         partition_hint: o.partition_hint && kind == Kind::Rls,
     })
 }

@@ -223,6 +223,23 @@ impl State {
         }
     }
 
+    /// The resubscribe's answer arrived at `now`: a frame of `len` bytes,
+    /// to be caught up with once the client has version `target`.
+    fn answer(&mut self, kind: AnswerKind, now: u64, len: u64, target: u64) {
+        self.awaiting = false;
+        self.out.answer = Some(Answer {
+            kind,
+            sent_us: self.out.answer.as_ref().map_or(0, |a| a.sent_us),
+            answered_us: now,
+            caught_up_us: None,
+            bytes: len,
+            frames: 1,
+            target,
+        });
+        self.shared.answered.fetch_add(1, Ordering::Release);
+        self.caught_up(now);
+    }
+
     fn mark(&mut self, name: &str, now32: u32) {
         if let Some(seq) = name
             .strip_prefix(self.shared.prefix.as_str())
@@ -307,18 +324,8 @@ impl State {
                     shared.ready.fetch_add(1, Ordering::Release);
                 }
                 if self.out.reconnected && self.awaiting {
-                    self.awaiting = false;
-                    self.out.answer = Some(Answer {
-                        kind: AnswerKind::Snapshot,
-                        sent_us: self.out.answer.as_ref().map_or(0, |a| a.sent_us),
-                        answered_us: now,
-                        caught_up_us: None,
-                        bytes: len,
-                        frames: 1,
-                        target: self.out.version,
-                    });
-                    shared.answered.fetch_add(1, Ordering::Release);
-                    self.caught_up(now);
+                    let target = self.out.version;
+                    self.answer(AnswerKind::Snapshot, now, len, target);
                 }
             }
             "resumed" => {
@@ -331,18 +338,8 @@ impl State {
                     self.out.epoch = Some(e);
                 }
                 if self.out.reconnected && self.awaiting {
-                    self.awaiting = false;
-                    self.out.answer = Some(Answer {
-                        kind: AnswerKind::Resumed,
-                        sent_us: self.out.answer.as_ref().map_or(0, |a| a.sent_us),
-                        answered_us: now,
-                        caught_up_us: None,
-                        bytes: len,
-                        frames: 1,
-                        target: f.to.unwrap_or(from),
-                    });
-                    shared.answered.fetch_add(1, Ordering::Release);
-                    self.caught_up(now);
+                    let target = f.to.unwrap_or(from);
+                    self.answer(AnswerKind::Resumed, now, len, target);
                 }
             }
             "diff" => {

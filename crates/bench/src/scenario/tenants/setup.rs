@@ -1,14 +1,28 @@
 //! What RLS and RECONNECT set up and tear down around a run: the
-//! database with its tenants' rows, the deadline, pglive's stop.
+//! database with its tenants' rows, the deadline, and the end of the run
+//! (clients, writer and pglive stopped, the statistics flushed).
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use super::clients::Clients;
 use super::params::TParams;
+use super::receiver::LiveOutcome;
+use super::writer::TenantWriter;
 use crate::ctx::Ctx;
 use crate::db;
+use crate::pgstats::{self, DbStats};
 use crate::server::ServerProc;
+
+/// The name of the database of run `p`, told apart by `suffix`.
+pub fn db_name(p: &TParams, suffix: &str) -> String {
+    format!(
+        "pglive_bench_{}_{}_{suffix}",
+        std::process::id(),
+        p.name.to_ascii_lowercase().replace('-', "_")
+    )
+}
 
 /// A fresh database with `rows` items spread over `tenants` (row g has
 /// tenant `tenants[(g - 1) % len]`), autovacuum off, vacuumed.
@@ -45,8 +59,9 @@ pub async fn prepare_db(
     Ok(db_url)
 }
 
-/// Runs `inner` within the deadline, then drops the database.
-pub async fn guarded<F>(ctx: &Ctx, db_name: &str, deadline_s: f64, inner: F) -> Result<()>
+/// Runs `inner` within the deadline, then drops the database; the error,
+/// if it failed, for the report.
+pub async fn guarded<F>(ctx: &Ctx, db_name: &str, deadline_s: f64, inner: F) -> Option<String>
 where
     F: std::future::Future<Output = Result<()>>,
 {
@@ -59,14 +74,46 @@ where
     if let Err(e) = db::drop_database(&ctx.admin, db_name).await {
         eprintln!("pglive-bench: could not drop {db_name}: {e:#}");
     }
-    res
+    res.err().map(|e| format!("{e:#}"))
+}
+
+/// What a run has running at its end.
+pub struct Running {
+    pub clients: Clients,
+    pub writer: TenantWriter,
+    pub server: ServerProc,
+}
+
+/// Ends run `p`: the clients stop (what they saw is returned), then the
+/// writer and pglive; once pglive's backends are gone (they flush their
+/// statistics when they exit), the database's statistics are read.
+pub async fn finish(
+    ctx: &Ctx,
+    p: &TParams,
+    (db_name, db_url): (&str, &str),
+    running: Running,
+    notes: &mut Vec<String>,
+) -> Result<(Vec<LiveOutcome>, DbStats)> {
+    let Running {
+        clients,
+        writer,
+        server,
+    } = running;
+    let outcomes = clients.stop(notes).await;
+    drop(writer);
+    server.stop(stop_grace(p)).await;
+    if !pgstats::wait_backends_gone(&ctx.admin, db_name, Duration::from_secs(15)).await? {
+        notes.push("backends still connected 15 s after the server stopped".into());
+    }
+    let after = pgstats::read_stats(&ctx.admin, db_url, db_name).await?;
+    Ok((outcomes, after))
 }
 
 /// How long pglive gets after SIGTERM before SIGKILL. Its engine waits up
 /// to 5 s for group tasks, which lingering groups outlast; the smoke does not
 /// wait for that (its backends still exit, and flush their statistics, when
 /// its connections close).
-pub fn stop_grace(p: &TParams) -> Duration {
+fn stop_grace(p: &TParams) -> Duration {
     Duration::from_secs(if p.smoke { 1 } else { 10 })
 }
 

@@ -18,6 +18,21 @@ fn metric(r: &BTreeMap<String, f64>, k: &str) -> Option<f64> {
     r.get(k).copied()
 }
 
+/// Below the table, one line each: a report's error and its notes.
+fn footer<'a>(
+    out: &mut String,
+    mode: &str,
+    error: Option<&String>,
+    notes: impl Iterator<Item = &'a String>,
+) {
+    if let Some(e) = error {
+        out.push_str(&format!("- {mode}: ERROR: {e}\n"));
+    }
+    for n in notes {
+        out.push_str(&format!("- {mode}: {n}\n"));
+    }
+}
+
 pub fn rls_table(reports: &[&RlsReport], markdown: bool) -> String {
     let header: Vec<String> = reports
         .iter()
@@ -127,20 +142,13 @@ pub fn rls_table(reports: &[&RlsReport], markdown: bool) -> String {
     ];
     let mut out = table(&rows, reports, &header, markdown);
     for r in reports {
-        if let Some(e) = &r.error {
-            out.push_str(&format!("- {}: ERROR: {e}\n", r.mode));
-        }
-        for n in r
+        let notes = r
             .notes
             .iter()
             .chain(&r.convergence.examples)
             .chain(&r.problems.examples)
-        {
-            out.push_str(&format!("- {}: {n}\n", r.mode));
-        }
-        if let Some(f) = &r.problems.foreign_example {
-            out.push_str(&format!("- {}: {f}\n", r.mode));
-        }
+            .chain(&r.problems.foreign_example);
+        footer(&mut out, &r.mode, r.error.as_ref(), notes);
     }
     out
 }
@@ -287,17 +295,12 @@ pub fn reconnect_table(reports: &[&ReconnectReport], markdown: bool) -> String {
         ));
     }
     for r in reports {
-        if let Some(e) = &r.error {
-            out.push_str(&format!("- {}: ERROR: {e}\n", r.mode));
-        }
-        for n in r
+        let notes = r
             .notes
             .iter()
             .chain(&r.convergence.examples)
-            .chain(&r.problems.examples)
-        {
-            out.push_str(&format!("- {}: {n}\n", r.mode));
-        }
+            .chain(&r.problems.examples);
+        footer(&mut out, &r.mode, r.error.as_ref(), notes);
     }
     out
 }

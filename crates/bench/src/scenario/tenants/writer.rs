@@ -9,6 +9,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+use super::receiver::LiveShared;
+
 /// One write as the writer did it.
 #[derive(Debug, Clone, Serialize)]
 pub struct OpRecord {
@@ -40,14 +42,15 @@ pub struct TenantWriter {
 
 impl TenantWriter {
     /// Connects (as the admin role: it owns `items` and bypasses its
-    /// policies) and loads every row's tenant.
+    /// policies) and loads every row's tenant. Its writes carry the run's
+    /// markers and are timed from the run's t0.
     pub async fn open(
         url: &str,
-        tenants: Vec<String>,
-        prefix: String,
+        tenants: &[String],
+        run: &LiveShared,
         seed: u64,
-        t0: Instant,
     ) -> Result<TenantWriter> {
+        let (tenants, prefix, t0) = (tenants.to_vec(), run.prefix.clone(), run.t0);
         let (jobs, rx) = std::sync::mpsc::channel::<Job>();
         // The thread's backend pid once connected, or why it could not; sent
         // once by the thread.
@@ -96,18 +99,7 @@ fn writer_thread(
         }
     };
     let opened = rt.block_on(async {
-        let client = crate::db::connect(url).await?;
-        // One index scan and one row per keyed UPDATE, so that the table
-        // statistics can subtract them (as in S1–S6).
-        client
-            .batch_execute("SET enable_seqscan = off")
-            .await
-            .context("SET enable_seqscan")?;
-        let pid: i32 = client
-            .query_one("SELECT pg_backend_pid()", &[])
-            .await
-            .context("pg_backend_pid")?
-            .try_get(0)?;
+        let (client, pid) = crate::db::connect_writer(url).await?;
         let mut ids: Vec<Vec<i64>> = vec![Vec::new(); tenants.len()];
         let index: HashMap<&str, usize> = tenants
             .iter()
