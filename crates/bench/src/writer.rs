@@ -23,68 +23,7 @@ use serde::Serialize;
 
 use crate::db;
 use crate::shared::{KIND_DELETE, KIND_INSERT, KIND_UPDATE, Shared, seq_tag};
-
-/// The table the writes go to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Table {
-    /// `items`: every client sees every write (group 0).
-    Items,
-    /// `tasks` with `assignee = 'user-<g>'`, g in 0..groups: only group g's
-    /// clients see a write.
-    Tasks { groups: usize },
-}
-
-/// Percentages of UPDATE, INSERT and DELETE row operations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Mix {
-    pub update: u32,
-    pub insert: u32,
-    pub delete: u32,
-}
-
-impl std::str::FromStr for Mix {
-    type Err = anyhow::Error;
-
-    /// `update=60,insert=20,delete=20` (missing kinds are 0).
-    fn from_str(s: &str) -> Result<Mix> {
-        let mut mix = Mix {
-            update: 0,
-            insert: 0,
-            delete: 0,
-        };
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (k, v) = part
-                .split_once('=')
-                .with_context(|| format!("mix part {part:?}: expected kind=percent"))?;
-            let v: u32 = v
-                .trim()
-                .parse()
-                .with_context(|| format!("mix part {part:?}: bad percent"))?;
-            match k.trim() {
-                "update" | "u" => mix.update = v,
-                "insert" | "i" => mix.insert = v,
-                "delete" | "d" => mix.delete = v,
-                other => anyhow::bail!("mix: unknown kind {other:?} (update, insert, delete)"),
-            }
-        }
-        anyhow::ensure!(
-            mix.update + mix.insert + mix.delete == 100,
-            "mix percentages must add up to 100"
-        );
-        Ok(mix)
-    }
-}
-
-impl std::fmt::Display for Mix {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "update={},insert={},delete={}",
-            self.update, self.insert, self.delete
-        )
-    }
-}
+use crate::workload::{Mix, Table};
 
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -146,7 +85,7 @@ impl Writer {
             .build()
             .context("writer runtime")?;
         let (client, ins, upd, del, backend_pid) = rt.block_on(async {
-            let client = db::connect(&plan.url).await?;
+            let (client, pid) = db::connect_writer(&plan.url).await?;
             let (ins, upd, del) = match plan.table {
                 Table::Items => (
                     "/* pglive-bench */ INSERT INTO items (name) VALUES ($1) RETURNING id::bigint",
@@ -159,18 +98,6 @@ impl Writer {
                     "/* pglive-bench */ DELETE FROM tasks WHERE id = $1::bigint",
                 ),
             };
-            // Our UPDATE/DELETE by key must cost exactly one index scan and
-            // one row each, whatever the table size, so that the table
-            // statistics can subtract them; this only affects our session.
-            client
-                .batch_execute("SET enable_seqscan = off")
-                .await
-                .context("SET enable_seqscan")?;
-            let pid: i32 = client
-                .query_one("SELECT pg_backend_pid()", &[])
-                .await
-                .context("pg_backend_pid")?
-                .try_get(0)?;
             let ins = client.prepare(ins).await.context("prepare INSERT")?;
             let upd = client.prepare(upd).await.context("prepare UPDATE")?;
             let del = client.prepare(del).await.context("prepare DELETE")?;

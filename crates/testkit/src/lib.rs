@@ -7,13 +7,19 @@
 //! - [`TestServer`]: the real server (`pglive_server::run`) on 127.0.0.1:0.
 //! - [`Client`]: a real WebSocket client that decodes every server message
 //!   as the contract's `ServerMessage` and keeps each subscription's rows by
-//!   applying snapshots and diffs with the server's own `diff::apply`.
+//!   applying snapshots and diffs with the server's own `diff::apply`; the
+//!   load generator uses it too, connecting with its own [`Connect`]
+//!   settings and reading raw [`Frame`]s.
 //!
 //! - [`ServerProcess`]: the `pglive` binary as a child process (to kill it),
 //!   and [`PrivateCluster`]: a PostgreSQL of the test's own (to restart it).
 //! - [`in_both_modes!`]: runs a live test once per capture mode.
 //!
 //! Everything here panics on failure: it is for tests, which fail loudly.
+//! The exceptions are the client's ways in and out for the load generator
+//! (`Client::open`, the `try_` senders, `Client::next_frame`), which return
+//! typed errors so that one failed connection among thousands is counted,
+//! not fatal.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod client;
@@ -22,7 +28,7 @@ mod process;
 pub mod random;
 mod server;
 
-pub use client::{Client, Sub, Ws};
+pub use client::{Client, Connect, ConnectError, Ended, Frame, Sub, Ws};
 pub use db::{
     TestDb, admin_url, drop_database, fresh, fresh_as, fresh_at, fresh_json, repo_root,
     wal_level_is_logical, with_db,

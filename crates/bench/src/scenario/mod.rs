@@ -1,10 +1,27 @@
-//! The named scenarios and their parameters.
+//! The scenarios. This module names S1–S6 and resolves their parameters;
+//! each family's driver is a module of its own:
+//!
+//! - `fanout`: S1–S6 and smoke, against pglive, the floor and the peer;
+//! - `rls` and `reconnect`: RLS and RECONNECT (pglive only), built on
+//!   `tenants`, the pieces they share (their parameters, client, writer,
+//!   checks, reports and tables);
+//! - `writers`: W, what watching a table costs its writers.
+//!
+//! `fanout` uses this module's [`Params`]; this module names none of its
+//! submodules.
 
-use std::time::Duration;
+pub mod fanout;
+pub mod reconnect;
+pub mod rls;
+pub mod tenants;
+pub mod writers;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::writer::{Mix, Table};
+use crate::workload::{Mix, Table};
 
 /// One scenario with every parameter resolved.
 #[derive(Debug, Clone, Serialize)]
@@ -23,6 +40,14 @@ pub struct Params {
     pub mix: Mix,
     /// pglive's table/query; the peer always serves all of `items`.
     pub table: Table,
+    #[serde(flatten)]
+    pub schedule: Schedule,
+}
+
+/// A run's seed and pace, and when it gives up (S1–S6, RLS and RECONNECT
+/// alike; in the JSON, the scenario's own fields).
+#[derive(Debug, Clone, Serialize)]
+pub struct Schedule {
     pub seed: u64,
     pub connect_concurrency: usize,
     /// Idle time before the first write, so that the connect phase's
@@ -38,9 +63,35 @@ pub struct Params {
     pub deadline_s: f64,
 }
 
+impl Schedule {
+    /// Waits until no frame was counted in `frames` for `quiet_s`;
+    /// `false` when that took more than `tail_timeout_s` (the tail is cut
+    /// off there).
+    pub async fn tail(&self, frames: &AtomicU64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs_f64(self.tail_timeout_s);
+        let quiet = Duration::from_secs_f64(self.quiet_s);
+        let mut last = frames.load(Ordering::Relaxed);
+        let mut changed = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            let c = frames.load(Ordering::Relaxed);
+            if c != last {
+                last = c;
+                changed = Instant::now();
+            }
+            if changed.elapsed() >= quiet {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+        }
+    }
+}
+
 impl Params {
     pub fn deadline(&self) -> Duration {
-        Duration::from_secs_f64(self.deadline_s)
+        Duration::from_secs_f64(self.schedule.deadline_s)
     }
 }
 
@@ -60,6 +111,43 @@ pub struct Overrides {
     pub quiet: Option<f64>,
     pub tail_timeout: Option<f64>,
     pub deadline: Option<f64>,
+}
+
+impl Overrides {
+    /// The schedule of a run of `writes` writes at `rate`, with `rounds`
+    /// connect phases of up to `connect_timeout_s` and as many tails, and
+    /// `margin` seconds on top of its deadline; short waits for a smoke run.
+    pub fn schedule(
+        &self,
+        smoke: bool,
+        connect_timeout_s: f64,
+        writes: usize,
+        rate: f64,
+        rounds: f64,
+        margin: f64,
+    ) -> Schedule {
+        let settle_s = self.settle.unwrap_or(if smoke { 0.0 } else { 11.0 });
+        let quiet_s = self.quiet.unwrap_or(if smoke { 0.5 } else { 2.0 });
+        let tail_timeout_s = self.tail_timeout.unwrap_or(if smoke { 10.0 } else { 60.0 });
+        let writes = writes as f64;
+        let write_s = if rate > 0.0 {
+            writes / rate * 1.5 + 10.0
+        } else {
+            writes * 0.02 + 10.0
+        };
+        let deadline_s = self.deadline.unwrap_or(
+            connect_timeout_s * rounds + settle_s + write_s + tail_timeout_s * rounds + margin,
+        );
+        Schedule {
+            seed: self.seed.unwrap_or(42),
+            connect_concurrency: self.connect_concurrency.unwrap_or(128).max(1),
+            settle_s,
+            quiet_s,
+            tail_timeout_s,
+            connect_timeout_s,
+            deadline_s,
+        }
+    }
 }
 
 pub const NAMES: [&str; 6] = ["S1", "S2", "S3", "S4", "S5", "S6"];
@@ -177,15 +265,9 @@ pub fn params(name: &str, o: &Overrides) -> anyhow::Result<Params> {
         Table::Tasks { groups } => rows.max(groups),
         Table::Items => rows,
     };
-    let settle_s = o.settle.unwrap_or(if smoke { 0.0 } else { 11.0 });
-    let quiet_s = o.quiet.unwrap_or(if smoke { 0.5 } else { 2.0 });
-    let tail_timeout_s = o.tail_timeout.unwrap_or(if smoke { 10.0 } else { 60.0 });
     let connect_timeout_s = 30.0 + clients as f64 / 100.0;
-    let write_s = if rate > 0.0 {
-        writes as f64 / rate * 1.5 + 10.0
-    } else {
-        writes as f64 * 0.02 + 10.0
-    };
+    let margin = if smoke { 15.0 } else { 60.0 };
+    let schedule = o.schedule(smoke, connect_timeout_s, writes, rate, 1.0, margin);
     // The heading names what actually runs: a scenario's own description
     // counts its defaults, so an override says so beside it.
     let description = if o.clients.is_some()
@@ -200,9 +282,6 @@ pub fn params(name: &str, o: &Overrides) -> anyhow::Result<Params> {
     } else {
         description.to_string()
     };
-    let deadline_s = o.deadline.unwrap_or(
-        connect_timeout_s + settle_s + write_s + tail_timeout_s + if smoke { 15.0 } else { 60.0 },
-    );
     Ok(Params {
         name: upper,
         description,
@@ -213,13 +292,7 @@ pub fn params(name: &str, o: &Overrides) -> anyhow::Result<Params> {
         batch: o.batch.unwrap_or(1).max(1),
         mix: o.mix.unwrap_or(DEFAULT_MIX),
         table,
-        seed: o.seed.unwrap_or(42),
-        connect_concurrency: o.connect_concurrency.unwrap_or(128).max(1),
-        settle_s,
-        quiet_s,
-        tail_timeout_s,
-        connect_timeout_s,
-        deadline_s,
+        schedule,
     })
 }
 

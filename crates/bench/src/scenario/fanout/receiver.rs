@@ -1,54 +1,19 @@
-//! One WebSocket client: connect, subscribe, wait for the initial state, then
-//! record when each write's marker first reaches it.
+//! One S1–S6 client's measurement: what it records of each frame it
+//! receives, and when each write's marker first reached it.
 //!
 //! Per frame it does a `memmem` scan for the marker prefix, parses the numbers
 //! after each hit, and for full-state frames checks pending deletes; there is
 //! no JSON parsing, so one tokio runtime on 2 cores keeps up with 10,000
-//! clients.
+//! clients. The connection itself is `connection::session`'s.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, watch};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use crate::connection::{self, ClientSpec, ConnOutcome, FrameSink};
 use crate::scan::{self, FrameKind};
 use crate::shared::{KIND_DELETE, Shared};
-
-/// How to reach the server and what to subscribe to.
-#[derive(Debug, Clone)]
-pub struct ClientSpec {
-    pub addr: std::net::SocketAddr,
-    pub url: String,
-    /// The subscribe frame to send (pglive), or none (the peer and the floor
-    /// push on connect).
-    pub subscribe: Option<String>,
-    /// The server sends bare payloads rather than JSON (the floor).
-    pub raw: bool,
-    /// The client sees the writes of this group.
-    pub group: u32,
-    pub read_buffer: usize,
-}
-
-/// What a connection does with the frames it receives.
-pub trait FrameSink {
-    fn on_frame(&mut self, frame: &[u8]);
-    /// It has its initial state (then it releases its connect slot).
-    fn is_ready(&self) -> bool;
-}
-
-/// How a connection ended.
-#[derive(Debug, Default)]
-pub struct ConnOutcome {
-    pub connected: bool,
-    /// The server closed the connection (or it failed) before the end.
-    pub closed_early: bool,
-    pub error: Option<String>,
-}
 
 /// What one client saw.
 #[derive(Debug, Default)]
@@ -239,18 +204,28 @@ impl State {
     }
 }
 
+/// Which writes a client must see, and how its server frames them.
+#[derive(Debug, Clone, Copy)]
+pub struct Role {
+    /// The client sees the writes of this group.
+    pub group: u32,
+    /// The server sends bare payloads rather than JSON (the floor).
+    pub raw: bool,
+}
+
 /// Runs one client until `stop` turns true (or the connection ends).
 pub async fn run(
     shared: Arc<Shared>,
     spec: ClientSpec,
+    role: Role,
     connect_gate: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
 ) -> ClientOutcome {
     let n = shared.slots.len();
     let mut state = State {
         shared: Arc::clone(&shared),
-        group: spec.group,
-        raw: spec.raw,
+        group: role.group,
+        raw: role.raw,
         out: ClientOutcome {
             recv: vec![0; n],
             ..ClientOutcome::default()
@@ -261,7 +236,7 @@ pub async fn run(
         deletes_read: 0,
     };
     let mut conn = ConnOutcome::default();
-    session(
+    connection::session(
         &mut state,
         &mut conn,
         &spec,
@@ -278,93 +253,4 @@ pub async fn run(
         shared.finished.fetch_add(1, Ordering::Release);
     }
     state.out
-}
-
-/// Connects, subscribes and feeds every frame to `sink` until `stop` turns
-/// true or the connection ends; `connected` counts successful handshakes.
-pub async fn session(
-    sink: &mut impl FrameSink,
-    conn: &mut ConnOutcome,
-    spec: &ClientSpec,
-    connect_gate: &Semaphore,
-    connected: &std::sync::atomic::AtomicUsize,
-    stop: &mut watch::Receiver<bool>,
-) {
-    if let Err(e) = session_inner(sink, conn, spec, connect_gate, connected, stop).await {
-        conn.error = Some(format!("{e:#}"));
-        conn.closed_early = true;
-    }
-}
-
-async fn session_inner(
-    sink: &mut impl FrameSink,
-    conn: &mut ConnOutcome,
-    spec: &ClientSpec,
-    connect_gate: &Semaphore,
-    connected: &std::sync::atomic::AtomicUsize,
-    stop: &mut watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let permit = connect_gate
-        .acquire()
-        .await
-        .context("connect gate closed")?;
-    let tcp = tokio::time::timeout(Duration::from_secs(15), TcpStream::connect(spec.addr))
-        .await
-        .context("TCP connect timed out")?
-        .context("TCP connect")?;
-    tcp.set_nodelay(true).context("TCP_NODELAY")?;
-    let config = WebSocketConfig::default()
-        .read_buffer_size(spec.read_buffer)
-        .write_buffer_size(0);
-    let (mut ws, _) = tokio::time::timeout(
-        Duration::from_secs(15),
-        tokio_tungstenite::client_async_with_config(spec.url.as_str(), tcp, Some(config)),
-    )
-    .await
-    .context("WebSocket handshake timed out")?
-    .context("WebSocket handshake")?;
-    conn.connected = true;
-    connected.fetch_add(1, Ordering::Release);
-    if let Some(sub) = &spec.subscribe {
-        ws.send(Message::text(sub.as_str()))
-            .await
-            .context("send subscribe")?;
-    }
-    // Hold the connect slot until the initial state arrived (or 15 s), so the
-    // connect phase does not pile up unanswered subscriptions.
-    let mut permit = Some(permit);
-    let gate_deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    let stopped = stop.changed();
-    tokio::pin!(stopped);
-    loop {
-        let next = tokio::select! {
-            biased;
-            _ = &mut stopped => return Ok(()),
-            _ = tokio::time::sleep_until(gate_deadline), if permit.is_some() => {
-                permit = None;
-                continue;
-            }
-            next = ws.next() => next,
-        };
-        match next {
-            Some(Ok(Message::Text(text))) => sink.on_frame(text.as_bytes()),
-            Some(Ok(Message::Binary(bytes))) => sink.on_frame(&bytes),
-            Some(Ok(Message::Close(frame))) => {
-                conn.closed_early = true;
-                conn.error = Some(format!("server closed the connection: {frame:?}"));
-                return Ok(());
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(anyhow::Error::new(e).context("WebSocket read")),
-            None => {
-                conn.closed_early = true;
-                conn.error = Some("connection ended".into());
-                return Ok(());
-            }
-        }
-        if sink.is_ready() {
-            permit = None;
-        }
-    }
 }

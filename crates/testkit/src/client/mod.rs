@@ -1,134 +1,39 @@
-//! A typed protocol client: every message is decoded as the contract's
-//! `ServerMessage` (so a server that strays from the contract fails the
-//! test), and each subscription's rows are kept by applying snapshots and
-//! diffs exactly as the server defines them (`pglive_server::diff::apply`).
+//! A protocol client over a real WebSocket, for the server's tests and the
+//! load generator.
+//!
+//! - Decoding (the tests): every message is decoded as the contract's
+//!   `ServerMessage` (so a server that strays from the contract fails the
+//!   test), and each subscription's rows are kept by applying snapshots and
+//!   diffs exactly as the server defines them (`pglive_server::diff::apply`).
+//!   This side panics on failure.
+//! - Raw (the bench): [`Client::next_frame`] hands over each frame's bytes
+//!   undecoded (see `raw.rs` for why), and [`Client::open`] and the `try_`
+//!   senders return typed errors.
+//!
+//! Its modules depend one way: `message`, `rows` and `connect` name nothing
+//! of the client; `raw` names `connect` (the socket type); this module
+//! names them all.
+
+mod connect;
+mod message;
+mod raw;
+mod rows;
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use pglive_schema::live::{Listed, LiveTable, TableVisitor};
-use pglive_schema::tables::visit_tables;
-use pglive_schema::wire::{Authenticated, ErrorMessage, Status};
-use pglive_schema::{ServerMessage, TableChanges, TableRows};
-use pglive_server::diff::{self, Changes};
-use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use pglive_schema::ServerMessage;
+use pglive_schema::wire::{Authenticated, ErrorMessage, Since, Status};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::TIMEOUT;
 use crate::server::TestServer;
 
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// One subscription's rows, typed by its table.
-trait Rows: Send + Sync {
-    fn snapshot(&mut self, rows: TableRows);
-    fn diff(&mut self, changes: TableChanges);
-    fn json(&self) -> Vec<Value>;
-    fn len(&self) -> usize;
-}
-
-struct Typed<T: LiveTable>(Vec<Arc<T>>);
-
-impl<T: Listed> Rows for Typed<T> {
-    fn snapshot(&mut self, rows: TableRows) {
-        let table = rows.table();
-        let rows = T::rows(rows)
-            .unwrap_or_else(|| panic!("a snapshot of {table} for a {} subscription", T::NAME));
-        self.0 = rows.into_iter().map(Arc::new).collect();
-    }
-
-    fn diff(&mut self, changes: TableChanges) {
-        let table = changes.table();
-        let (upserts, deletes) = T::changes(changes)
-            .unwrap_or_else(|| panic!("a diff of {table} for a {} subscription", T::NAME));
-        let changes = Changes {
-            upserts: upserts
-                .into_iter()
-                .map(|p| (p.at, Arc::new(p.row)))
-                .collect(),
-            deletes,
-        };
-        diff::apply(&mut self.0, &changes, T::key);
-    }
-
-    fn json(&self) -> Vec<Value> {
-        self.0
-            .iter()
-            .map(|r| serde_json::to_value(&**r).unwrap())
-            .collect()
-    }
-
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-}
-
-type Factory = fn() -> Box<dyn Rows>;
-
-struct Factories(HashMap<&'static str, Factory>);
-
-impl TableVisitor for Factories {
-    fn visit<T: Listed>(&mut self) {
-        fn make<T: Listed>() -> Box<dyn Rows> {
-            Box::new(Typed::<T>(Vec::new()))
-        }
-        self.0.insert(T::NAME, make::<T>);
-    }
-}
-
-fn factory(table: &str) -> Factory {
-    static FACTORIES: OnceLock<HashMap<&'static str, Factory>> = OnceLock::new();
-    let all = FACTORIES.get_or_init(|| {
-        let mut f = Factories(HashMap::new());
-        visit_tables(&mut f);
-        f.0
-    });
-    *all.get(table)
-        .unwrap_or_else(|| panic!("no live table {table}"))
-}
-
-/// What a client knows of one subscription.
-#[derive(Default)]
-pub struct Sub {
-    /// The result's epoch (from its last snapshot), for resuming.
-    pub epoch: String,
-    pub version: u64,
-    /// `resumed` answers received.
-    pub resumes: u64,
-    pub snapshots: u64,
-    pub diffs: u64,
-    /// The `noticed_at` of the last diff.
-    pub noticed_at: Option<u64>,
-    rows: Option<Box<dyn Rows>>,
-}
-
-impl std::fmt::Debug for Sub {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sub")
-            .field("version", &self.version)
-            .field("rows", &self.len())
-            .finish()
-    }
-}
-
-impl Sub {
-    /// The rows, serialized as the server serializes them.
-    pub fn rows(&self) -> Vec<Value> {
-        self.rows.as_ref().map(|r| r.json()).unwrap_or_default()
-    }
-
-    pub fn len(&self) -> usize {
-        self.rows.as_ref().map_or(0, |r| r.len())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+pub use connect::{Connect, ConnectError, Ws};
+pub use raw::{Ended, Frame};
+pub use rows::Sub;
 
 /// A protocol client over a real WebSocket.
 pub struct Client {
@@ -164,27 +69,31 @@ impl Client {
 
     /// Connects to any pglive server's `/ws`.
     pub async fn connect_url(url: &str) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
+        Client::open(url, &Connect::default())
             .await
-            .expect("ws connect");
-        Client::over(ws)
+            .expect("ws connect")
     }
 
     /// Connects with `Authorization: Bearer <token>` on the upgrade request.
     pub async fn connect_bearer(server: &TestServer, token: &str) -> Client {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let mut req = server.ws_url().into_client_request().unwrap();
-        req.headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        let (ws, _) = tokio_tungstenite::connect_async(req)
+        let options = Connect {
+            bearer: Some(token.to_owned()),
+            ..Connect::default()
+        };
+        Client::open(&server.ws_url(), &options)
             .await
-            .expect("ws connect");
-        Client::over(ws)
+            .expect("ws connect")
+    }
+
+    /// Connects to `url` as `options` say; an error rather than a panic
+    /// when that fails.
+    pub async fn open(url: &str, options: &Connect) -> Result<Client, ConnectError> {
+        connect::open(url, options).await.map(Client::over)
     }
 
     /// Sends `auth` with `token`.
     pub async fn auth(&mut self, token: &str) {
-        self.send(json!({"type":"auth","token":token})).await;
+        self.try_auth(token).await.unwrap();
     }
 
     pub fn over(ws: Ws) -> Client {
@@ -202,10 +111,7 @@ impl Client {
     }
 
     pub async fn send(&mut self, value: Value) {
-        self.ws
-            .send(Message::text(value.to_string()))
-            .await
-            .unwrap();
+        self.try_send(&value).await.unwrap();
     }
 
     pub async fn send_raw(&mut self, msg: Message) {
@@ -213,46 +119,78 @@ impl Client {
     }
 
     pub async fn subscribe(&mut self, id: &str, query: Value) {
-        self.send(json!({"type":"subscribe","id":id,"query":query}))
-            .await;
+        self.try_subscribe(id, &query, None).await.unwrap();
     }
 
     /// Subscribes saying what this client still has of `id` (its epoch and
     /// version), so the server may send only what changed since.
     pub async fn resume(&mut self, id: &str, query: Value) {
         let sub = &self.subs[id];
-        let since = json!({"epoch": sub.epoch, "version": sub.version});
-        self.send(json!({"type":"subscribe","id":id,"query":query,"since":since}))
-            .await;
+        let since = Since {
+            epoch: sub.epoch.clone(),
+            version: sub.version,
+        };
+        self.try_subscribe(id, &query, Some(&since)).await.unwrap();
     }
 
     pub async fn unsubscribe(&mut self, id: &str) {
-        self.send(json!({"type":"unsubscribe","id":id})).await;
+        self.send(message::unsubscribe(id)).await;
+    }
+
+    /// Sends one message.
+    pub async fn try_send(&mut self, value: &Value) -> Result<(), tungstenite::Error> {
+        self.ws.send(Message::text(value.to_string())).await
+    }
+
+    /// Sends `auth` with `token`.
+    pub async fn try_auth(&mut self, token: &str) -> Result<(), tungstenite::Error> {
+        self.try_send(&message::auth(token)).await
+    }
+
+    /// Subscribes to `query` as `id`; with `since`, resuming from it.
+    pub async fn try_subscribe(
+        &mut self,
+        id: &str,
+        query: &Value,
+        since: Option<&Since>,
+    ) -> Result<(), tungstenite::Error> {
+        self.try_send(&message::subscribe(id, query, since)).await
+    }
+
+    /// The next data frame, undecoded: nothing is applied or counted (the
+    /// decoding state stays as it is). `close_code` is set when the server
+    /// closed the connection.
+    pub async fn next_frame(&mut self) -> Result<Frame, Ended> {
+        let next = raw::next_frame(&mut self.ws).await;
+        if let Err(end) = &next
+            && let Some(code) = end.close_code()
+        {
+            self.close_code = Some(code);
+        }
+        next
     }
 
     /// The next server message, applied; `None` on close or timeout.
     pub async fn next(&mut self, wait: Duration) -> Option<ServerMessage> {
         loop {
-            let msg = tokio::time::timeout(wait, self.ws.next())
-                .await
-                .ok()??
-                .ok()?;
-            match msg {
-                Message::Text(t) => {
-                    self.frames += 1;
-                    self.bytes += t.len() as u64;
-                    let msg: ServerMessage = serde_json::from_str(t.as_str()).unwrap_or_else(|e| {
-                        panic!("the server sent a message outside the contract ({e}): {t}")
-                    });
-                    self.apply(msg.clone());
-                    return Some(msg);
-                }
-                Message::Close(frame) => {
-                    self.close_code = Some(frame.map_or(1005, |f| u16::from(f.code)));
+            let item = tokio::time::timeout(wait, self.ws.next()).await.ok()?;
+            let t = match raw::read(item) {
+                raw::Read::Frame(Frame::Text(t)) => t,
+                raw::Read::Frame(Frame::Binary(_)) | raw::Read::Control => continue,
+                raw::Read::End(end) => {
+                    if let Some(code) = end.close_code() {
+                        self.close_code = Some(code);
+                    }
                     return None;
                 }
-                _ => continue,
-            }
+            };
+            self.frames += 1;
+            self.bytes += t.len() as u64;
+            let msg: ServerMessage = serde_json::from_str(t.as_str()).unwrap_or_else(|e| {
+                panic!("the server sent a message outside the contract ({e}): {t}")
+            });
+            self.apply(msg.clone());
+            return Some(msg);
         }
     }
 
@@ -298,7 +236,7 @@ impl Client {
             }
             ServerMessage::Snapshot(s) => {
                 let sub = self.subs.entry(s.id.0).or_default();
-                let mut rows = factory(s.rows.table())();
+                let mut rows = rows::rows_of(s.rows.table());
                 rows.snapshot(s.rows);
                 sub.rows = Some(rows);
                 sub.epoch = s.epoch;
