@@ -296,6 +296,9 @@ pub fn query(rng: &mut StdRng, spec: &Spec) -> (Value, String) {
                     format!("{} IS {}NULL", ident(col), if b { "" } else { "NOT " }),
                 )
             }
+            // An operator this generator has no independent SQL for yet:
+            // `tests/operators.rs` proves it; add it here to fuzz it too.
+            _ => continue,
         };
         filter.insert(field, operand);
         conds.push(cond);

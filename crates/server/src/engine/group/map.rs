@@ -171,6 +171,12 @@ impl<T: LiveTable> Groups<T> {
             let _members = lock(&group.members);
             group.closed.store(true, Ordering::SeqCst);
         }
+        self.remove(map, group);
+        group.wake();
+    }
+
+    /// Takes an ended group out of the map (if it is still the one there).
+    fn remove(&self, map: &mut Map<T>, group: &Arc<GroupShared<T>>) {
         if let Some(groups) = map.get_mut(&group.ctx) {
             if groups
                 .get(&group.key)
@@ -183,7 +189,6 @@ impl<T: LiveTable> Groups<T> {
                 map.remove(&group.ctx);
             }
         }
-        group.wake();
     }
 
     fn leave(&self, group: &Arc<GroupShared<T>>, member: MemberId) {
@@ -205,17 +210,8 @@ impl<T: LiveTable> Groups<T> {
             }
             group.is_closed()
         };
-        if ended && let Some(groups) = map.get_mut(&group.ctx) {
-            if groups
-                .get(&group.key)
-                .is_some_and(|g| Arc::ptr_eq(g, group))
-            {
-                groups.remove(&group.key);
-                self.forget_group(group);
-            }
-            if groups.is_empty() {
-                map.remove(&group.ctx);
-            }
+        if ended {
+            self.remove(&mut map, group);
         }
         drop(map);
         group.wake();
