@@ -869,9 +869,12 @@ test('(g) comments: uuid keys live from psql and the UI in the open panel', asyn
   const mine = await until(added, 'comment in the database')
   await until(async () => (await comment(pageB, mine).count()) === 1, 'UI comment in page B')
   assertEqual(await comment(pageB, mine).getByTestId('comment-author').textContent(), 'dana', 'author')
-  if ((await panel(pageA).getByTestId('comment-body-input').inputValue()) !== '') {
-    throw new Error('the comment form was not cleared')
-  }
+  // The form clears when page A's POST answers, which can come after page B has the comment
+  // over its socket: wait for it rather than racing the response.
+  await until(
+    async () => (await panel(pageA).getByTestId('comment-body-input').inputValue()) === '',
+    'the comment form cleared',
+  )
 
   const patch = nextRequest(pageB, (r) => r.method() === 'PATCH' && r.url().includes('/api/comments/'))
   await comment(pageB, mine).getByTestId('comment-edit').click()

@@ -71,9 +71,20 @@ pub enum SlotAction {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
-    /// PostgreSQL connection URL.
+    /// PostgreSQL connection URL the server serves with: in production a
+    /// least-privileged "authenticator" role (see README, "Deploying with
+    /// RLS").
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
+    /// PostgreSQL connection URL that migrations run with (`pglive migrate`,
+    /// --migrate): the tables' owner. Default: --database-url.
+    #[arg(
+        long,
+        env = "MIGRATE_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub migrate_url: Option<String>,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "PGLIVE_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
@@ -91,9 +102,20 @@ pub struct Config {
     /// pglive server reading the same database needs a slot of its own.
     #[arg(long, env = "PGLIVE_SLOT_NAME", global = true)]
     pub slot_name: Option<String>,
-    /// Apply pending migrations before serving.
+    /// Apply pending migrations before serving (with --migrate-url).
     #[arg(long, env = "PGLIVE_MIGRATE")]
     pub migrate: bool,
+    /// Accept tokens even though the server logs in as a superuser or a
+    /// BYPASSRLS role (benchmarks, tests). Without it such a server refuses
+    /// to start with authentication on: its clients' row-level security
+    /// would rest on the role check alone.
+    #[arg(long, env = "PGLIVE_ALLOW_PRIVILEGED_LOGIN")]
+    pub allow_privileged_login: bool,
+    /// Serve without authentication on an address other than loopback.
+    /// Without a token every client then reads and writes as the server's
+    /// own database role; refused unless given explicitly.
+    #[arg(long, env = "PGLIVE_NO_AUTH")]
+    pub no_auth: bool,
     /// Directory of the built web app to serve at `/`.
     #[arg(long, env = "PGLIVE_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
@@ -285,7 +307,22 @@ impl Config {
             roles: self.jwt_roles.clone(),
             anon_role: self.anon_role.clone(),
             context_claims: self.jwt_context_claims.clone(),
+            tables: pglive_schema::LiveQuery::TABLES
+                .iter()
+                .map(|t| (*t).to_owned())
+                .collect(),
+            allow_privileged_login: self.allow_privileged_login,
         }
+    }
+
+    /// Whether clients must present a token (or get the anonymous role).
+    pub fn auth_enabled(&self) -> bool {
+        self.jwt_secret.is_some() || self.jwt_key_file.is_some()
+    }
+
+    /// The URL migrations run with: --migrate-url, else --database-url.
+    pub fn migrate_url(&self) -> Option<&str> {
+        self.migrate_url.as_deref().or(self.database_url.as_deref())
     }
 
     pub fn conn_limits(&self) -> ConnLimits {

@@ -57,6 +57,13 @@ pub enum ServerError {
     Auth(#[from] auth::AuthSetupError),
     #[error(transparent)]
     Capture(#[from] CaptureError),
+    #[error(
+        "authentication is off and the server listens on {0}, which is not a loopback address: \
+anyone who can reach it would read and write every live table as the server's own database role. \
+Configure --jwt-secret or --jwt-key-file (with --anon-role for clients without a token), \
+or pass --no-auth to serve without authentication on purpose"
+    )]
+    Unprotected(std::net::SocketAddr),
 }
 
 /// Serves until `shutdown` completes: then stops accepting, closes every
@@ -70,12 +77,25 @@ pub async fn run(
         .database_url
         .clone()
         .ok_or(ServerError::NoDatabaseUrl)?;
+    // Protected mode: without authentication, only loopback unless told.
+    if !config.auth_enabled()
+        && let Ok(addr) = listener.local_addr()
+        && !addr.ip().is_loopback()
+    {
+        if !config.no_auth {
+            return Err(ServerError::Unprotected(addr));
+        }
+        tracing::warn!(%addr, "serving without authentication (--no-auth): every client reads and writes as the server's database role");
+    }
     if config.migrate {
-        let applied = db::migrate(&url).await?;
+        let applied = db::migrate(config.migrate_url().unwrap_or(&url)).await?;
         tracing::info!(?applied, "migrations applied");
     }
     let auth = auth::Authenticator::new(&config.auth_config())?;
     let pool = db::pool(&url, config.pool_size).await?;
+    if let Some(auth) = &auth {
+        auth::audit(auth, &pool).await?;
+    }
     let metrics = Arc::new(Metrics::default());
     let hub = Hub::start(pool, Arc::clone(&metrics), config.engine_limits());
 

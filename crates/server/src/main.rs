@@ -18,14 +18,13 @@ async fn main() -> anyhow::Result<()> {
     }
 
     if let Some(Command::Token(args)) = &cli.command {
-        println!("{}", mint(&config, args)?);
+        println!("{}", mint(&config, args).await?);
         return Ok(());
     }
     if let Some(Command::Migrate) = cli.command {
-        let url = config
-            .database_url
-            .as_deref()
-            .context("no database URL: set DATABASE_URL or pass --database-url")?;
+        let url = config.migrate_url().context(
+            "no database URL: set MIGRATE_DATABASE_URL or DATABASE_URL, or pass --migrate-url or --database-url",
+        )?;
         let applied = pglive_server::db::migrate(url).await?;
         if applied.is_empty() {
             println!("no pending migrations");
@@ -62,8 +61,11 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `pglive token`: a token signed with `--jwt-secret`.
-fn mint(
+/// `pglive token`: a token signed with `--jwt-secret`. With a database URL
+/// its role first passes the check the server makes of every token's (no
+/// superuser, no `BYPASSRLS`, not the server's own role, no table owner,
+/// unless `--jwt-roles` names it).
+async fn mint(
     config: &pglive_server::config::Config,
     args: &pglive_server::config::TokenArgs,
 ) -> anyhow::Result<String> {
@@ -74,6 +76,16 @@ fn mint(
         claims.insert("sub".into(), sub.clone().into());
     }
     if let Some(role) = &args.role {
+        auth.admits(role)?;
+        match &config.database_url {
+            Some(url) => {
+                let pool = pglive_server::db::pool(url, 1).await?;
+                auth.check_role(&pool, role).await?;
+            }
+            None => eprintln!(
+                "pglive token: role {role:?} not checked against PostgreSQL (no DATABASE_URL); the server checks it when the token arrives"
+            ),
+        }
         claims.insert(config.jwt_role_claim.clone(), role.clone().into());
     }
     for claim in &args.claims {
@@ -85,7 +97,9 @@ fn mint(
     }
     claims.insert(
         "exp".into(),
-        (pglive_server::unix_now() + args.ttl_secs).into(),
+        pglive_server::unix_now()
+            .saturating_add(args.ttl_secs)
+            .into(),
     );
     auth.mint(&claims).context(
         "tokens are verified with a public key here; pglive token signs only with --jwt-secret",

@@ -17,7 +17,9 @@ use serde_json::{Value, json};
 const SECRET: &str = "a test secret, long enough for HS256 keys";
 
 fn secured(db: &TestDb) -> Config {
-    let mut config = Config::new(db.url.clone());
+    // As the shipped setup runs: logged in as the authenticator, which may
+    // only become the roles granted to it.
+    let mut config = Config::new(db.authenticator_url());
     config.jwt_secret = Some(Secret::new(SECRET));
     config.jwt_roles = vec!["pglive_user".into(), "ghost_role".into()];
     config.auth_timeout_secs = 2;
@@ -151,7 +153,7 @@ async fn bad_tokens_get_clear_answers_and_nothing_else() {
 
     // Public-key verification: an RS256 token verifies; an HS256 token
     // "signed" with the public key (algorithm confusion) does not.
-    let mut config = Config::new(db.url.clone());
+    let mut config = Config::new(db.authenticator_url());
     config.jwt_key_file = Some(fixture("rsa_public.pem"));
     config.jwt_algorithm = Some(Algorithm::RS256);
     let server = TestServer::with_config(config).await;
@@ -181,7 +183,7 @@ async fn bad_tokens_get_clear_answers_and_nothing_else() {
     server.stop().await;
 
     // EdDSA from a PEM key file.
-    let mut config = Config::new(db.url.clone());
+    let mut config = Config::new(db.authenticator_url());
     config.jwt_key_file = Some(fixture("ed_public.pem"));
     let server = TestServer::with_config(config).await;
     let private = std::fs::read(fixture("ed_private.pem")).unwrap();

@@ -51,7 +51,7 @@ impl<S: Subscriber> Layer<S> for Capture {
 async fn a_whole_authenticated_session_logs_no_token_and_no_secret() {
     let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Capture));
     let db = TestDb::new().await;
-    let mut config = Config::new(db.url.clone());
+    let mut config = Config::new(db.authenticator_url());
     config.jwt_secret = Some(Secret::new(SECRET));
     config.auth_timeout_secs = 2;
     let authenticator = Authenticator::new(&config.auth_config()).unwrap().unwrap();

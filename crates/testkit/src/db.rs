@@ -172,6 +172,20 @@ impl TestDb {
         }
     }
 
+    /// This database's URL logging in as `role` instead (no password: the
+    /// test cluster trusts local connections).
+    pub fn url_as(&self, role: &str) -> String {
+        let (scheme, rest) = self.url.split_once("://").expect("a URL with a scheme");
+        let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        format!("{scheme}://{role}@{host}")
+    }
+
+    /// This database's URL as `pglive_authenticator`, the least-privileged
+    /// role the shipped setup runs the server as (its migration creates it).
+    pub fn authenticator_url(&self) -> String {
+        self.url_as("pglive_authenticator")
+    }
+
     /// The cluster's admin URL (database `postgres`).
     pub fn admin(&self) -> &str {
         &self.admin

@@ -79,7 +79,14 @@ async fn rls_inner(ctx: &Ctx, p: &TParams, db_name: &str, rep: &mut RlsReport) -
         &bin,
         &db_url,
         &log,
-        &["--jwt-secret", JWT_SECRET, "--jwt-context-claims", "tenant"],
+        &[
+            "--jwt-secret",
+            JWT_SECRET,
+            "--jwt-context-claims",
+            "tenant",
+            // The bench connects as the cluster's superuser.
+            "--allow-privileged-login",
+        ],
     )
     .await?;
     rep.notes.push(format!("server log {}", log.display()));

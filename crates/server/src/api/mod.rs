@@ -158,6 +158,7 @@ fn writes(api: Api) -> impl Filter<Extract = (Response,), Error = Rejection> + C
 fn dev_token(api: Api) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let served = api.dev_tokens;
     let auth = api.auth;
+    let pool = api.pool;
     warp::path!("dev" / "token")
         .and(warp::post())
         .and_then(move || {
@@ -169,7 +170,11 @@ fn dev_token(api: Api) -> impl Filter<Extract = (Response,), Error = Rejection> 
         })
         .untuple_one()
         .and(body::whole())
-        .map(move |body: Bytes| dev_token::mint(auth.as_deref(), &body))
+        .then(move |body: Bytes| {
+            let auth = auth.clone();
+            let pool = pool.clone();
+            async move { dev_token::mint(auth.as_deref(), &pool, &body).await }
+        })
 }
 
 /// Refuses a request to a route that does not take its method; one that it
@@ -267,8 +272,7 @@ async fn identify(
         Some(token) => auth.verify(&token)?,
         None => auth.anonymous().cloned().ok_or(AuthError::Missing)?,
     };
-    if identity.expires_at.is_some() {
-        auth.check_role(pool, &identity.role).await?;
-    }
+    // The anonymous role too (remembered after the first request).
+    auth.check_role(pool, &identity.role).await?;
     Ok(identity.ctx)
 }

@@ -155,12 +155,14 @@ impl Refused {
 }
 
 /// A request whose token (or lack of one) gives it no security context.
-fn refused_token(err: &AuthError) -> Response {
+pub(super) fn refused_token(err: &AuthError) -> Response {
     let (status, code) = match err {
-        AuthError::RoleNotAllowed(_) | AuthError::UnknownRole(_) => {
-            (StatusCode::FORBIDDEN, ErrorCode::Forbidden)
+        AuthError::RoleNotAllowed(_)
+        | AuthError::UnknownRole(_)
+        | AuthError::PrivilegedRole(..) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+        AuthError::Unavailable | AuthError::PrivilegedLogin => {
+            (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable)
         }
-        AuthError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
         AuthError::Expired => (StatusCode::UNAUTHORIZED, ErrorCode::TokenExpired),
         _ => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated),
     };

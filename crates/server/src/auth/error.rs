@@ -21,6 +21,23 @@ pub enum AuthSetupError {
         "--anon-role needs a way to verify tokens (--jwt-secret or --jwt-key-file), or no authentication at all"
     )]
     AnonWithoutKeys,
+    #[error(
+        "the server logs in to PostgreSQL as {role}, {what}, with authentication on: every client's row-level security would rest on pglive's role check alone. \
+Log in as a least-privileged authenticator role instead, as a superuser: \
+CREATE ROLE pglive_authenticator LOGIN NOINHERIT PASSWORD '...'; GRANT <each role tokens name> TO pglive_authenticator; \
+then use it in DATABASE_URL (the migrations create pglive_authenticator for the demo's roles; see README, \"Deploying with RLS\"). \
+Or pass --allow-privileged-login to accept tokens anyway (benchmarks, tests)"
+    )]
+    PrivilegedLogin { role: String, what: &'static str },
+    #[error(
+        "--anon-role {role} is {what}, which reads past row-level security: every client without a token would. \
+Use a role without privileges (the demo's pglive_anon), or name it in --jwt-roles too to allow it on purpose"
+    )]
+    PrivilegedAnonRole { role: String, what: &'static str },
+    #[error(
+        "--anon-role {0} does not exist, or the server's role may not switch to it (GRANT {0} TO <the server's role>)"
+    )]
+    UnknownAnonRole(String),
 }
 
 /// Why a token was refused. Never carries the token itself.
@@ -42,6 +59,37 @@ pub enum AuthError {
     RoleNotAllowed(String),
     #[error("the role {0:?} does not exist, or the server may not switch to it")]
     UnknownRole(String),
+    #[error(
+        "the role {0:?} may not be used by tokens: it is {what}, which reads past row-level security",
+        what = .1.describe()
+    )]
+    PrivilegedRole(String, Privilege),
+    #[error(
+        "this server logs in to PostgreSQL as a privileged role, so it accepts no token; see its log"
+    )]
+    PrivilegedLogin,
     #[error("cannot check the token's role: the database is unavailable")]
     Unavailable,
+}
+
+/// Why a role reads past row-level security.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Privilege {
+    Superuser,
+    BypassRls,
+    /// The role the server logs in as.
+    Server,
+    /// It owns a live table, or is a member of its owner.
+    Owner,
+}
+
+impl Privilege {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Privilege::Superuser => "a superuser",
+            Privilege::BypassRls => "a role with BYPASSRLS",
+            Privilege::Server => "the role the server logs in as",
+            Privilege::Owner => "the owner of a live table (or a member of it)",
+        }
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::bb8::Pool;
@@ -13,10 +13,10 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 
 use super::context::{Identity, context, visible};
-use super::error::{AuthError, AuthSetupError, MAX_TOKEN_BYTES};
+use super::error::{AuthError, AuthSetupError, MAX_TOKEN_BYTES, Privilege};
 use super::keys::{Keys, Secret, load_key_file};
 use super::mint::Signer;
-use super::roles::RoleCheck;
+use super::roles::{LoginCheck, RoleCheck, Verdict, verdict};
 
 /// What verifying tokens needs, from configuration.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +30,11 @@ pub struct AuthConfig {
     pub roles: Vec<String>,
     pub anon_role: Option<String>,
     pub context_claims: Vec<String>,
+    /// The live tables: a role owning one is privileged.
+    pub tables: Vec<String>,
+    /// Tokens are accepted even though the server logs in as a superuser
+    /// or a `BYPASSRLS` role (`--allow-privileged-login`).
+    pub allow_privileged_login: bool,
 }
 
 /// Verifies tokens. `None` in [`Auth`] means authentication is off: every
@@ -45,6 +50,11 @@ pub struct Authenticator {
     signer: Option<Signer>,
     /// Roles checked against PostgreSQL, and whether they may be used.
     role_check: RoleCheck,
+    allow_privileged_login: bool,
+    /// Whether the role the server logs in as lets it accept tokens, once
+    /// known (set by the first check that reaches the database; never
+    /// reset: the login role cannot change under a running server).
+    login: OnceLock<Result<(), Privilege>>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -113,7 +123,9 @@ impl Authenticator {
             anon,
             context_claims: config.context_claims.clone(),
             signer,
-            role_check: RoleCheck::default(),
+            role_check: RoleCheck::new(config.tables.clone()),
+            allow_privileged_login: config.allow_privileged_login,
+            login: OnceLock::new(),
         })))
     }
 
@@ -155,9 +167,7 @@ impl Authenticator {
                 None => return Err(AuthError::NoRole(self.role_claim.clone())),
             },
         };
-        if !self.roles.is_empty() && !self.roles.contains(&role) {
-            return Err(AuthError::RoleNotAllowed(role));
-        }
+        self.admits(&role)?;
         let subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
         let visible = visible(claims, &self.context_claims);
         Ok(Identity {
@@ -168,14 +178,71 @@ impl Authenticator {
         })
     }
 
-    /// Whether the server's role may switch to `role` (it exists and the
-    /// server's role is a member). Remembered once checked.
+    /// Whether a token may use `role` (see `roles`): the server's role may
+    /// switch to it, and it is not privileged unless `--jwt-roles` names
+    /// it; and the server itself does not log in as a privileged role
+    /// (unless `--allow-privileged-login`). Remembered once checked.
     pub async fn check_role(
         &self,
         pool: &Pool<AsyncPgConnection>,
         role: &str,
     ) -> Result<(), AuthError> {
-        self.role_check.check(pool, role).await
+        self.check_login(pool).await?;
+        self.role_check
+            .check(pool, role, self.roles.contains(role))
+            .await
+    }
+
+    /// Whether the role the server logs in as lets it accept tokens: not a
+    /// superuser or `BYPASSRLS` role, unless `--allow-privileged-login`.
+    pub async fn check_login(&self, pool: &Pool<AsyncPgConnection>) -> Result<(), AuthError> {
+        let known = match self.login.get() {
+            Some(known) => *known,
+            None => {
+                let mut conn = pool.get().await.map_err(|_| AuthError::Unavailable)?;
+                let login = LoginCheck::of(&mut conn)
+                    .await
+                    .map_err(|_| AuthError::Unavailable)?;
+                let known = match login.privilege() {
+                    Some(why) if !self.allow_privileged_login => Err(why),
+                    _ => Ok(()),
+                };
+                *self.login.get_or_init(|| known)
+            }
+        };
+        known.map_err(|_| AuthError::PrivilegedLogin)
+    }
+
+    /// What PostgreSQL says of `role` (for the start-up checks).
+    pub async fn verdict(
+        &self,
+        conn: &mut AsyncPgConnection,
+        role: &str,
+    ) -> Result<Verdict, diesel::result::Error> {
+        verdict(conn, role, self.role_check.tables()).await
+    }
+
+    /// The roles `--jwt-roles` names (each allowed even if privileged).
+    pub fn listed_roles(&self) -> impl Iterator<Item = &str> {
+        self.roles.iter().map(String::as_str)
+    }
+
+    /// Whether `--jwt-roles` (when set) lets tokens name `role`.
+    pub fn admits(&self, role: &str) -> Result<(), AuthError> {
+        if !self.roles.is_empty() && !self.roles.contains(role) {
+            return Err(AuthError::RoleNotAllowed(role.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Whether `--allow-privileged-login` was given.
+    pub fn allows_privileged_login(&self) -> bool {
+        self.allow_privileged_login
+    }
+
+    /// Whether `--jwt-roles` names `role`.
+    pub fn lists(&self, role: &str) -> bool {
+        self.roles.contains(role)
     }
 
     /// A token for development and tests, signed with the configured

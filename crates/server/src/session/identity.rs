@@ -33,6 +33,9 @@ pub struct Login {
     pool: Pool<AsyncPgConnection>,
     timeout: Duration,
     state: State,
+    /// Whether the current identity's role has passed the role check
+    /// (a token's when it arrives; the anonymous role's on first use).
+    checked: bool,
 }
 
 /// What an accepted token changed.
@@ -58,6 +61,7 @@ impl Login {
             pool,
             timeout,
             state,
+            checked: false,
         }
     }
 
@@ -68,6 +72,23 @@ impl Login {
             State::Known(id) => Some(Arc::clone(&id.ctx)),
             State::Waiting(_) => None,
         }
+    }
+
+    /// Checks the current identity's role if it has not been (the
+    /// anonymous role, which no token brought): the same rule as for a
+    /// token's role. Remembered by the authenticator, so this costs a
+    /// lookup after the first connection.
+    pub async fn ensure_checked(&mut self) -> Result<(), AuthError> {
+        if self.checked {
+            return Ok(());
+        }
+        if let (Some(auth), State::Known(id)) = (&self.auth, &self.state) {
+            tokio::time::timeout(ROLE_CHECK, auth.check_role(&self.pool, &id.role))
+                .await
+                .map_err(|_| AuthError::Unavailable)??;
+        }
+        self.checked = true;
+        Ok(())
     }
 
     /// When an unauthenticated connection is closed.
@@ -121,12 +142,14 @@ impl Login {
             moved,
         };
         self.state = State::Known(identity);
+        self.checked = true;
         Ok(accepted)
     }
 
     /// The token expired: back to anonymous when the server has that role,
     /// else waiting for a new token.
     pub fn expire(&mut self) {
+        self.checked = false;
         self.state = match self.auth.as_ref().and_then(|a| a.anonymous()) {
             Some(anon) => State::Known(anon.clone()),
             None => State::Waiting(Instant::now() + self.timeout),

@@ -316,7 +316,15 @@ impl Session {
             return;
         }
         match protocol::decode(text, &self.tables, self.limits.max_query_limit) {
-            Ok(ClientMessage::Subscribe { id, query, since }) => self.subscribe(id, *query, since),
+            Ok(ClientMessage::Subscribe { id, query, since }) => {
+                match self.login.ensure_checked().await {
+                    Ok(()) => self.subscribe(id, *query, since),
+                    Err(err) => {
+                        let code = refusal_code(&err);
+                        self.reply_error(Some(&id), code, err.to_string());
+                    }
+                }
+            }
             Ok(ClientMessage::Unsubscribe { id }) => self.unsubscribe(&id),
             Ok(ClientMessage::Auth { token }) => self.authenticate(&token).await,
             Err(refusal) => self.reply_error(refusal.id.as_ref(), refusal.code, refusal.message),
@@ -456,14 +464,7 @@ impl Session {
                 }
             }
             Err(err) => {
-                let code = match err {
-                    AuthError::Expired => ErrorCode::TokenExpired,
-                    AuthError::RoleNotAllowed(_) | AuthError::UnknownRole(_) => {
-                        ErrorCode::Forbidden
-                    }
-                    AuthError::Unavailable => ErrorCode::Unavailable,
-                    _ => ErrorCode::Unauthenticated,
-                };
+                let code = refusal_code(&err);
                 tracing::debug!(error = %err, "a token was refused");
                 self.reply_error(None, code, err.to_string());
             }
@@ -480,5 +481,17 @@ impl Session {
         );
         self.leave_all();
         self.login.expire();
+    }
+}
+
+/// The wire code of a refused token or role.
+fn refusal_code(err: &AuthError) -> ErrorCode {
+    match err {
+        AuthError::Expired => ErrorCode::TokenExpired,
+        AuthError::RoleNotAllowed(_)
+        | AuthError::UnknownRole(_)
+        | AuthError::PrivilegedRole(..) => ErrorCode::Forbidden,
+        AuthError::Unavailable | AuthError::PrivilegedLogin => ErrorCode::Unavailable,
+        _ => ErrorCode::Unauthenticated,
     }
 }
