@@ -12,11 +12,21 @@ default:
 dev:
     #!/usr/bin/env bash
     set -euo pipefail
-    DATABASE_URL="${DATABASE_URL:-$(dev/pg.sh database pglive)}"
-    export DATABASE_URL
+    # Least privilege, as a deployment should run: migrations and the seed
+    # run as the tables' owner (MIGRATE_DATABASE_URL), the server logs in as
+    # pglive_authenticator (NOINHERIT, granted only pglive_user and
+    # pglive_anon; the migrations create it), which may only become the
+    # roles tokens name. With your own DATABASE_URL, it is both unless
+    # MIGRATE_DATABASE_URL is set too.
+    if [ -z "${DATABASE_URL:-}" ]; then
+        MIGRATE_DATABASE_URL="${MIGRATE_DATABASE_URL:-$(dev/pg.sh database pglive)}"
+        DATABASE_URL="$(dev/pg.sh as pglive_authenticator "$MIGRATE_DATABASE_URL")"
+    fi
+    MIGRATE_DATABASE_URL="${MIGRATE_DATABASE_URL:-$DATABASE_URL}"
+    export DATABASE_URL MIGRATE_DATABASE_URL
     cargo build -p pglive-server --bin pglive
     cargo run -q -p pglive-server --bin pglive -- migrate
-    psql "$DATABASE_URL" -X -q -v ON_ERROR_STOP=1 -f dev/seed.sql
+    psql "$MIGRATE_DATABASE_URL" -X -q -v ON_ERROR_STOP=1 -f dev/seed.sql
     if [ ! -d web/node_modules ]; then (cd web && npm install --no-audit --no-fund); fi
     # Each child gets its own process group (set -m) so that stopping it
     # also stops what it spawned (npx -> node vite); stdin is /dev/null so a
