@@ -5,6 +5,7 @@
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
@@ -18,6 +19,8 @@ pub struct Metrics {
     pub connections_refused: Counter,
     pub http_connections: Gauge,
     pub groups: Gauge,
+    /// Per table: security contexts with a group on it (see [`Metrics::set_contexts`]).
+    contexts: Family<Vec<(&'static str, &'static str)>, Gauge>,
     pub subscriptions: Gauge,
     pub notifications: Counter,
     pub notifications_malformed: Counter,
@@ -77,6 +80,12 @@ impl Default for Metrics {
         let history_bytes = gauge(
             "history_bytes",
             "Bytes of recent diffs all groups keep for resuming clients.",
+        );
+        let contexts = Family::<Vec<(&'static str, &'static str)>, Gauge>::default();
+        registry.register(
+            "contexts",
+            "Security contexts with at least one group, per table: each costs one changed-row read per write to the table, unless a partition hint rules it out.",
+            contexts.clone(),
         );
         let mut counter = |name: &str, help: &str| {
             let c = Counter::default();
@@ -160,6 +169,7 @@ impl Default for Metrics {
             connections_refused,
             http_connections,
             groups,
+            contexts,
             subscriptions,
             notifications,
             notifications_malformed,
@@ -192,6 +202,17 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Sets the number of security contexts with groups on `table`. A
+    /// write to the table costs one changed-row read per such context (the
+    /// probe behind issue 20 saw 300 reads per write from 300 users on one
+    /// query, each its own context), so an operator can see when
+    /// `--jwt-context-claims` or a partition hint would pay.
+    pub fn set_contexts(&self, table: &'static str, contexts: usize) {
+        self.contexts
+            .get_or_create(&vec![("table", table)])
+            .set(i64::try_from(contexts).unwrap_or(i64::MAX));
+    }
+
     /// The OpenMetrics text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();

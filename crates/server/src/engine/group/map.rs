@@ -119,6 +119,7 @@ impl<T: LiveTable> Groups<T> {
                     map.entry(Arc::clone(&ctx))
                         .or_default()
                         .insert(key.clone(), Arc::clone(&group));
+                    self.count_contexts(&map);
                     let task = GroupTask {
                         shared: Arc::clone(&group),
                         reads: Arc::clone(&self.reads),
@@ -187,8 +188,14 @@ impl<T: LiveTable> Groups<T> {
             }
             if groups.is_empty() {
                 map.remove(&group.ctx);
+                self.count_contexts(map);
             }
         }
+    }
+
+    /// Publishes how many contexts have groups on this table.
+    fn count_contexts(&self, map: &Map<T>) {
+        self.reads.metrics.set_contexts(T::NAME, map.len());
     }
 
     fn leave(&self, group: &Arc<GroupShared<T>>, member: MemberId) {
@@ -246,6 +253,7 @@ impl<T: LiveTable> Groups<T> {
             });
         }
         map.retain(|_, groups| !groups.is_empty());
+        self.count_contexts(&map);
         drop(map);
         for group in ended {
             self.forget_group(&group);
@@ -281,6 +289,7 @@ impl<T: LiveTable> Groups<T> {
         };
         if groups.is_empty() {
             map.remove(&ctx);
+            self.count_contexts(map);
         }
         {
             let _members = lock(&group.members);
