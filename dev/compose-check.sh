@@ -69,6 +69,19 @@ for name, svc in services.items():
                 if not (ctx / src).exists():
                     errors.append(f"{dockerfile}: COPY source {src} does not exist")
 
+# Least privilege (issue 20): the server logs in as the authenticator,
+# migrations run as the owner, and nothing allows a privileged login.
+pglive = services.get("pglive") or {}
+env = pglive.get("environment") or {}
+if not str(env.get("DATABASE_URL", "")).startswith("postgres://pglive_authenticator:"):
+    errors.append("service pglive: DATABASE_URL must log in as pglive_authenticator")
+if "MIGRATE_DATABASE_URL" not in env:
+    errors.append("service pglive: MIGRATE_DATABASE_URL (the owner, for --migrate) is missing")
+if "--allow-privileged-login" in (pglive.get("command") or []) or "PGLIVE_ALLOW_PRIVILEGED_LOGIN" in env:
+    errors.append("service pglive: the shipped setup must not allow a privileged login")
+if "PGLIVE_JWT_SECRET" not in env and "--jwt-secret" not in (pglive.get("command") or []):
+    errors.append("service pglive: authentication must be on (it listens beyond loopback)")
+
 for e in errors:
     print(f"compose-check: error: {e}", file=sys.stderr)
 if errors:

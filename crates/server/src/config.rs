@@ -180,7 +180,9 @@ pub struct Config {
     )]
     pub jwt_role_claim: String,
     /// Roles tokens may name (comma-separated); empty allows any role the
-    /// server's own role may switch to.
+    /// server's own role may switch to that is not privileged (a
+    /// superuser, `BYPASSRLS`, the server's own role or a live table's
+    /// owner). A privileged role is usable only when named here.
     #[arg(long, env = "PGLIVE_JWT_ROLES", value_delimiter = ',')]
     pub jwt_roles: Vec<String>,
     /// Claims that make up a security context and are visible to SQL
