@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use pglive_server::config::Config;
 use pglive_server::{Authenticator, Secret, unix_now};
-use pglive_testkit::{Client, TestDb, TestServer, fresh_json};
+use pglive_testkit::{Client, TestDb, TestServer, fresh_json, run_command};
 use serde_json::{Value, json};
 
 const SECRET: &str = "a test secret, long enough for HS256 keys";
@@ -465,4 +465,45 @@ async fn metrics_show_the_contexts_each_table_reads_for() {
         server.wait_metric(TASKS, 0).await;
         server.stop().await;
     }
+}
+
+/// `pglive token` mints by the same rule, checked against PostgreSQL when it
+/// has a database URL; an enormous `--ttl-secs` saturates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pglive_token_refuses_privileged_roles() {
+    let db = TestDb::new().await;
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_pglive"));
+    let url = db.authenticator_url();
+    let args = |role: &'static str, ttl: &'static str| {
+        vec![
+            "--database-url",
+            url.as_str(),
+            "--jwt-secret",
+            SECRET,
+            "token",
+            "--role",
+            role,
+            "--ttl-secs",
+            ttl,
+        ]
+    };
+    for role in ["postgres", "pglive_authenticator"] {
+        let (ok, out, err) = run_command(bin, &args(role, "60")).await;
+        assert!(!ok, "{role}: minted {out}");
+        assert!(err.contains(role), "{role}: {err}");
+        assert!(out.is_empty(), "{role}: {out}");
+    }
+    let (ok, out, err) = run_command(bin, &args("pglive_user", "18446744073709551615")).await;
+    assert!(ok, "{err}");
+    let token = out.trim();
+    // The server accepts it: a long life, not an overflow.
+    let server = TestServer::with_config(as_authenticator(&db)).await;
+    let mut c = Client::connect(&server).await;
+    c.auth(token).await;
+    assert!(
+        c.until(|c| !c.authenticated.is_empty()).await,
+        "{:?}",
+        c.errors
+    );
+    server.stop().await;
 }
