@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use pglive_server::config::Config;
 use pglive_server::{Authenticator, Secret, unix_now};
-use pglive_testkit::{Client, TestDb, TestServer, fresh_json, run_command};
+use pglive_testkit::{Client, TestDb, TestServer, fresh_json, run_command, start_error};
 use serde_json::{Value, json};
 
 const SECRET: &str = "a test secret, long enough for HS256 keys";
@@ -63,23 +63,6 @@ async fn seed(db: &TestDb) {
          INSERT INTO tasks (title) VALUES ('public one');",
     )
     .await;
-}
-
-/// Runs the server until it serves or refuses; the refusal's message.
-async fn start_error(config: Config, addr: &str) -> Option<String> {
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let run = pglive_server::run(config, listener, async {
-        let _ = stopped.await;
-    });
-    match tokio::time::timeout(Duration::from_secs(10), run).await {
-        Ok(Err(err)) => Some(err.to_string()),
-        Ok(Ok(())) => None,
-        Err(_) => {
-            drop(stop);
-            None
-        }
-    }
 }
 
 /// Roles cluster-wide, so named after the test's database.

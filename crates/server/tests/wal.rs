@@ -15,30 +15,14 @@ use pglive_schema::Item;
 use pglive_server::config::Config;
 use pglive_testkit::{
     CaptureMode, Client, PrivateCluster, ServerProcess, TestDb, TestServer, config_in, fresh,
-    fresh_at, fresh_json, in_both_modes, run_command,
+    fresh_at, fresh_json, in_both_modes, run_command, start_error,
 };
 use serde_json::{Value, json};
 
+const LOOPBACK: &str = "127.0.0.1:0";
+
 fn pglive() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_pglive"))
-}
-
-/// `pglive_server::run` with `config` until it returns (a refusal to start)
-/// or is ready; returns the error's text, or `None` once it served.
-async fn start_error(config: Config) -> Option<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let run = pglive_server::run(config, listener, async {
-        let _ = stopped.await;
-    });
-    match tokio::time::timeout(Duration::from_secs(10), run).await {
-        Ok(Err(err)) => Some(err.to_string()),
-        Ok(Ok(())) => None,
-        Err(_) => {
-            drop(stop);
-            None
-        }
-    }
 }
 
 async fn slot_of(db: &TestDb) -> Vec<Value> {
@@ -127,7 +111,7 @@ async fn wal_mode_detaches_triggers_and_keeps_the_publication() {
     assert!(server.metric("pglive_capture_transactions_total").await >= 1);
 
     // A NOTIFY server would hear nothing: it is refused, clearly.
-    let err = start_error(config_in(&db, CaptureMode::Notify))
+    let err = start_error(config_in(&db, CaptureMode::Notify), LOOPBACK)
         .await
         .expect("refused");
     assert!(err.contains("same --capture"), "{err}");
@@ -143,7 +127,7 @@ async fn wal_mode_detaches_triggers_and_keeps_the_publication() {
     );
     assert_eq!(server.get("/readyz").await.1, "ready: capture notify\n");
     // While it listens, a WAL server is refused in turn.
-    let err = start_error(config_in(&db, CaptureMode::Wal))
+    let err = start_error(config_in(&db, CaptureMode::Wal), LOOPBACK)
         .await
         .expect("refused");
     assert!(err.contains("same --capture"), "{err}");
@@ -368,10 +352,13 @@ async fn start_up_errors_say_what_to_fix() {
     db.exec(&format!("CREATE ROLE {role} LOGIN")).await;
     let as_role = db.url.replacen("postgres@", &format!("{role}@"), 1);
     assert_ne!(as_role, db.url, "the test URL names its user");
-    let err = start_error(Config {
-        capture: CaptureMode::Wal,
-        ..Config::new(as_role)
-    })
+    let err = start_error(
+        Config {
+            capture: CaptureMode::Wal,
+            ..Config::new(as_role)
+        },
+        LOOPBACK,
+    )
     .await
     .expect("refused");
     assert!(
@@ -390,10 +377,13 @@ async fn start_up_errors_say_what_to_fix() {
         .unwrap();
     drop(admin);
     cluster.restart(Duration::ZERO).await;
-    let err = start_error(Config {
-        capture: CaptureMode::Wal,
-        ..Config::new(url.clone())
-    })
+    let err = start_error(
+        Config {
+            capture: CaptureMode::Wal,
+            ..Config::new(url.clone())
+        },
+        LOOPBACK,
+    )
     .await
     .expect("refused");
     assert!(err.contains("wal_level = logical"), "{err}");

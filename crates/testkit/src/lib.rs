@@ -35,7 +35,7 @@ pub use db::{
 };
 pub use pglive_server::config::CaptureMode;
 pub use process::{PrivateCluster, ServerProcess, run_command};
-pub use server::{TestServer, config_in};
+pub use server::{TestServer, config_in, start_error};
 
 /// Runs each named `async fn test(mode: CaptureMode)` twice, as the tests
 /// `test::notify` and `test::wal`: both capture modes must pass the same

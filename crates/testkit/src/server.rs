@@ -29,6 +29,25 @@ pub fn config_in(db: &TestDb, mode: CaptureMode) -> Config {
     config
 }
 
+/// Runs the server with `config` on `addr` until it refuses to start (its
+/// error's text) or serves (`None`, stopped after 10 s): for the tests of
+/// start-up checks.
+pub async fn start_error(config: Config, addr: &str) -> Option<String> {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let run = pglive_server::run(config, listener, async {
+        let _ = stopped.await;
+    });
+    match tokio::time::timeout(Duration::from_secs(10), run).await {
+        Ok(Err(err)) => Some(err.to_string()),
+        Ok(Ok(())) => None,
+        Err(_) => {
+            drop(stop);
+            None
+        }
+    }
+}
+
 impl TestServer {
     pub async fn start(db: &TestDb) -> TestServer {
         TestServer::with_config(config_in(db, CaptureMode::Notify)).await
