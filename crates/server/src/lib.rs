@@ -51,6 +51,11 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum ServerError {
     #[error("no database URL: set DATABASE_URL or pass --database-url")]
     NoDatabaseUrl,
+    #[error(
+        "DATABASE_URL (or --database-url) is not a PostgreSQL connection string ({0}); \
+expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+    )]
+    BadDatabaseUrl(db::BadUrl),
     #[error(transparent)]
     Db(#[from] db::DbError),
     #[error(transparent)]
@@ -73,10 +78,27 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    run_announced(config, listener, shutdown, |_| {}).await
+}
+
+/// [`run`], calling `serving` with the bound address once every start-up
+/// check has passed and the server accepts connections. `main` prints its
+/// "listening" line there, so that a harness waiting for that line never
+/// sees it from a server that is about to refuse to start.
+pub async fn run_announced(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    serving: impl FnOnce(std::net::SocketAddr) + Send,
+) -> Result<(), ServerError> {
     let url = config
         .database_url
         .clone()
         .ok_or(ServerError::NoDatabaseUrl)?;
+    // A URL that cannot be parsed never connects: refuse it now instead of
+    // retrying it forever.
+    let database = db::target(&url).map_err(ServerError::BadDatabaseUrl)?;
+    tracing::debug!(%database, "database");
     // Protected mode: without authentication, only loopback unless told.
     if !config.auth_enabled()
         && let Ok(addr) = listener.local_addr()
@@ -154,6 +176,9 @@ pub async fn run(
         tracing::warn!(error = %err, "cannot set TCP_NODELAY; small messages may be delayed");
     }
     tracing::info!(addr = ?listener.local_addr().ok(), tables = ?hub.registry().names(), "serving");
+    if let Ok(addr) = listener.local_addr() {
+        serving(addr);
+    }
     connections::serve(
         listener,
         routes,
@@ -191,6 +216,7 @@ pub async fn drop_slot(config: &Config) -> Result<(String, bool), ServerError> {
         .database_url
         .as_deref()
         .ok_or(ServerError::NoDatabaseUrl)?;
+    db::target(url).map_err(ServerError::BadDatabaseUrl)?;
     Ok(capture::drop_slot(url, config.slot_name.as_deref()).await?)
 }
 
