@@ -157,3 +157,51 @@ pub async fn revert_all(url: &str) -> Result<usize, DbError> {
         .map_err(|e| DbError::Migrate(e.to_string()))?;
     Ok(reverted.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_names_hosts_and_ports_never_the_password() {
+        let named = target("postgres://u:secret@db.example:6432/app").unwrap();
+        assert_eq!(named, "db.example:6432");
+        assert_eq!(
+            target("postgres://u@127.0.0.1/app").unwrap(),
+            "127.0.0.1:5432"
+        );
+        assert_eq!(
+            target("host=a,b port=1,2 user=u").unwrap(),
+            "a:1,b:2",
+            "key=value strings pair hosts with ports"
+        );
+        assert_eq!(target("postgres://u@[::1]:7/app").unwrap(), "[::1]:7");
+    }
+
+    #[test]
+    fn an_unparseable_url_is_refused_without_quoting_it() {
+        let err = target("not-a-url-secret").unwrap_err().to_string();
+        assert!(err.contains("invalid connection string"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn causes_spell_out_the_source_chain_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: {0}")]
+        struct Repeats(#[source] std::io::Error);
+        #[derive(Debug, thiserror::Error)]
+        #[error("error connecting to server")]
+        struct Silent(#[source] std::io::Error);
+        let refused =
+            || std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        assert_eq!(
+            Causes(&Silent(refused())).to_string(),
+            "error connecting to server: Connection refused"
+        );
+        assert_eq!(
+            Causes(&Repeats(refused())).to_string(),
+            "outer: Connection refused"
+        );
+    }
+}

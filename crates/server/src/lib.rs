@@ -139,6 +139,7 @@ pub async fn run_announced(
         health.clone(),
         Arc::clone(&status),
         hub.pool().clone(),
+        url.clone(),
         shutdown_rx.clone(),
     ));
     let sessions = TaskTracker::new();
