@@ -1,8 +1,9 @@
 //! The pglive server: change capture, subscription groups, diffs and
 //! WebSocket fan-out, plus the REST write API and the web app.
 //!
-//! `main` parses [`config::Config`], binds a listener and calls [`run`]; tests
-//! call [`run`] the same way on `127.0.0.1:0`.
+//! `main` parses [`config::Config`], binds a listener and calls
+//! [`run_announced`], which says where it listens once it serves; tests call
+//! [`run`] the same way on `127.0.0.1:0`.
 
 mod api;
 mod auth;
