@@ -10,6 +10,9 @@ default:
 
 # [continue]: Ctrl-C is how a developer stops `just dev`, so when the recipe
 # stopped cleanly just exits 0 instead of "interrupted by SIGINT" (just 1.54+).
+# SIGTERM sent to the recipe's shell also exits 0; SIGTERM sent to just itself
+# is forwarded, and just then reports "interrupted by SIGTERM" whatever the
+# recipe did ([continue] cannot name SIGTERM).
 
 # Full stack with HMR: local PostgreSQL (unless DATABASE_URL), migrate, seed, server :8080 + Vite :5173
 [continue]

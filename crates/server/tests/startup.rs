@@ -113,3 +113,55 @@ async fn a_server_that_refuses_to_start_never_says_it_listens() {
         "a refused server said it listens: {out}"
     );
 }
+
+/// The first WARN line pglive writes when run in a pseudo-terminal (by
+/// util-linux `script`), with `no_color` as NO_COLOR; None where `script`
+/// is missing.
+async fn first_warn_on_a_terminal(no_color: &str) -> Option<String> {
+    let command = format!("exec {} --addr 127.0.0.1:0", pglive().display());
+    let mut child = match Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("DATABASE_URL", "postgres://x@127.0.0.1:1/db")
+        .env("PGLIVE_LOG", "warn")
+        .env("NO_COLOR", no_color)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(err) => panic!("spawn script: {err}"),
+    };
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(TIMEOUT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("WARN") {
+                return line;
+            }
+        }
+        panic!("pglive wrote no WARN line on the terminal");
+    })
+    .await
+    .expect("a WARN line on the terminal");
+    let _ = child.start_kill();
+    Some(line)
+}
+
+#[tokio::test]
+async fn logs_are_coloured_on_a_terminal_unless_no_color_is_set() {
+    let Some(coloured) = first_warn_on_a_terminal("").await else {
+        eprintln!("skipped: no `script` to run pglive in a pseudo-terminal");
+        return;
+    };
+    assert!(
+        coloured.contains('\u{1b}'),
+        "no colour on a terminal: {coloured:?}"
+    );
+    let plain = first_warn_on_a_terminal("1").await.unwrap();
+    assert!(
+        !plain.contains('\u{1b}'),
+        "colour with NO_COLOR=1: {plain:?}"
+    );
+}
