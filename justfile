@@ -8,10 +8,28 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list --unsorted
 
+# [continue]: Ctrl-C is how a developer stops `just dev`, so when the recipe
+# stopped cleanly just exits 0 instead of "interrupted by SIGINT" (just 1.54+).
+# SIGTERM sent to the recipe's shell also exits 0; SIGTERM sent to just itself
+# is forwarded, and just then reports "interrupted by SIGTERM" whatever the
+# recipe did ([continue] cannot name SIGTERM).
+
 # Full stack with HMR: local PostgreSQL (unless DATABASE_URL), migrate, seed, server :8080 + Vite :5173
+[continue]
 dev:
     #!/usr/bin/env bash
     set -euo pipefail
+    # Ctrl-C (SIGINT) and SIGTERM stop everything this recipe started and
+    # exit 0: stopping it is not a failure. Set first, so that a Ctrl-C
+    # during the build or the migrations exits quietly too.
+    pids=()
+    stop() {
+        trap - INT TERM EXIT
+        for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+        wait 2>/dev/null || true
+    }
+    trap 'stop; exit 0' INT TERM
+    trap stop EXIT
     # Least privilege, as a deployment should run: migrations and the seed
     # run as the tables' owner (MIGRATE_DATABASE_URL), the server logs in as
     # pglive_authenticator (NOINHERIT, granted only pglive_user and
@@ -32,14 +50,6 @@ dev:
     # also stops what it spawned (npx -> node vite); stdin is /dev/null so a
     # background group never reads the terminal (SIGTTIN would freeze it).
     set -m
-    pids=()
-    stop() {
-        trap - INT TERM EXIT
-        for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
-        wait 2>/dev/null || true
-    }
-    trap 'stop; exit 0' INT TERM
-    trap stop EXIT
     # The page comes from Vite (:5173), which forwards /api and /ws: allow its origin.
     # Multi-user demo: tokens signed with a development secret, minted by
     # POST /api/dev/token for the dashboard's user switcher (anonymous,
@@ -59,7 +69,7 @@ dev:
         sleep 0.5
     done
     echo "pglive: open http://127.0.0.1:5173 (Vite with HMR; it forwards /api and /ws to the server)"
-    # When either one exits, stop the other.
+    # When either one exits, stop the other (the EXIT trap).
     wait -n
 
 # Production-like: build the web app, run only the server serving web/dist at 127.0.0.1:8080

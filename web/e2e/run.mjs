@@ -16,8 +16,15 @@
 //   PGLIVE_E2E_ONLY=REGEX     run only the tests whose name matches (debugging)
 //
 // A fresh database `pglive_e2e_<random>` is created, migrated with
-// `pglive migrate`, served with `pglive --addr 127.0.0.1:0`, and dropped at
-// the end. Some tests start servers of their own on the same database (with
+// `pglive migrate` and written by psql as the admin URL's user (the tables'
+// owner), served with `pglive --addr 127.0.0.1:0`, and dropped at the end.
+// Every server logs in as `pglive_authenticator` (the least-privileged role
+// the migrations create; trust auth, no password), with authentication on
+// as `just dev` runs it (development tokens, tenant contexts, the anonymous
+// role): such a role cannot read anything without a token's role. The pages
+// sign in as editor@public, who reads and writes the public tenant, the
+// one psql rows without a tenant land in; REST calls from here carry
+// editor's token. Some tests start servers of their own on the same database (with
 // authentication, behind a TCP proxy that can cut connections, serving the
 // React example); the PostgreSQL outage test runs against a throwaway
 // cluster of its own (`dev/pg.sh start <dir> <port>`), never the shared one.
@@ -40,6 +47,20 @@ const EXAMPLE_DIST = path.join(WEB, 'examples', 'react', 'dist')
 const PG_SH = path.join(ROOT, 'dev', 'pg.sh')
 /** Signs the development tokens of the multi-user tests' server (never a real secret). */
 const JWT_SECRET = 'e2e-development-secret-not-for-production'
+/** The role every server logs in as (NOINHERIT; granted pglive_user and pglive_anon by the migrations). */
+const AUTHENTICATOR = 'pglive_authenticator'
+/** Authentication as `just dev` runs it; every server the tests start has it. */
+const AUTH_ARGS = [
+  '--jwt-secret',
+  JWT_SECRET,
+  '--dev-tokens',
+  '--jwt-context-claims',
+  'tenant',
+  '--anon-role',
+  'pglive_anon',
+]
+/** The demo user the main pages sign in as (web/src/session.ts): the public tenant's writer. */
+const EDITOR = { id: 'editor', sub: 'editor', role: 'pglive_user', claims: { tenant: 'public' } }
 const TIMEOUT_MS = Number(process.env.PGLIVE_E2E_TIMEOUT_MS ?? 600_000)
 const TEST_TIMEOUT_MS = 90_000
 const CHROMIUM = process.env.PGLIVE_CHROMIUM ?? '/usr/bin/chromium'
@@ -65,6 +86,8 @@ const state = {
   dbName: null,
   dbUrl: null,
   server: null, // { proc, port, base }
+  /** Editor's bearer token for REST calls to the main server, minted once it runs. */
+  editorToken: null,
   /** Servers started by single tests; stopped at the end whatever happens. */
   extraServers: new Set(),
   /** TCP proxies started by tests. */
@@ -164,17 +187,26 @@ function serverBin() {
   return bin
 }
 
+/** `url` with its user replaced by the authenticator role (no password: the clusters trust local logins). */
+function asAuthenticator(url) {
+  const u = new URL(url)
+  u.username = AUTHENTICATOR
+  u.password = ''
+  return u.toString()
+}
+
 /**
  * Starts pglive on `port` (0: any) and resolves once it says where it
- * listens. `options`: `dbUrl` (default the test database), `webDir`
- * (default the dashboard's dist/), `args` (more flags).
+ * listens. `options`: `dbUrl` (an admin URL, default the test database; the
+ * server logs in to it as the authenticator), `webDir` (default the
+ * dashboard's dist/), `args` (more flags, after authentication's).
  */
 function startServer(bin, port, options = {}) {
-  const dbUrl = options.dbUrl ?? state.dbUrl
+  const dbUrl = asAuthenticator(options.dbUrl ?? state.dbUrl)
   const webDir = options.webDir ?? DIST
   const extra = options.args ?? []
   return new Promise((resolve, reject) => {
-    const args = ['--database-url', dbUrl, '--addr', `127.0.0.1:${port}`, '--web-dir', webDir, ...extra]
+    const args = ['--database-url', dbUrl, '--addr', `127.0.0.1:${port}`, '--web-dir', webDir, ...AUTH_ARGS, ...extra]
     const proc = spawn(bin, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, PGLIVE_LOG: process.env.PGLIVE_LOG ?? 'info' },
@@ -348,6 +380,22 @@ async function until(check, what, timeout = 15_000) {
   }
 }
 
+/**
+ * A browser context whose pages act as demo user `user` ('editor' unless
+ * said; null: anonymous) from their first load: the dashboard reads its
+ * user from sessionStorage (web/src/session.ts). A page that switches user
+ * later keeps its own choice across reloads.
+ */
+async function newContext(options = {}, user = EDITOR.id) {
+  const context = await state.browser.newContext(options)
+  if (user !== null) {
+    await context.addInitScript((id) => {
+      if (sessionStorage.getItem('pglive.user') === null) sessionStorage.setItem('pglive.user', id)
+    }, user)
+  }
+  return context
+}
+
 async function openPage(context, label, base = state.server.base, url = '/') {
   const page = await context.newPage()
   page.setDefaultTimeout(15_000)
@@ -400,6 +448,9 @@ const card = (page, column, title) =>
     .getByTestId('task-card')
     .filter({ has: page.getByTestId('task-title').getByText(title, { exact: true }) })
 
+/** The public tenant's item names, as editor's pages show them. */
+const publicItemNames = () => sql(`SELECT name FROM items WHERE tenant = 'public' ORDER BY id`)
+
 async function hasItem(page, name) {
   return (await itemNames(page)).includes(name)
 }
@@ -408,10 +459,28 @@ async function countOf(page, testId) {
   return Number(await page.getByTestId(testId).textContent())
 }
 
+/** A development token for `user` (EDITOR's shape) from the server at `base`. */
+async function devToken(base, user = EDITOR) {
+  const res = await fetch(`${base}/api/dev/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ sub: user.sub, role: user.role, claims: user.claims }),
+  })
+  const body = await res.json().catch(() => null)
+  if (res.status !== 200 || typeof body?.token !== 'string') {
+    throw new Error(`no development token: ${res.status} ${JSON.stringify(body)}`)
+  }
+  return body.token
+}
+
+/** A REST call to the main server as editor. */
 async function api(method, url, body) {
+  state.editorToken ??= await devToken(state.server.base)
+  const headers = { authorization: `Bearer ${state.editorToken}` }
+  if (body) headers['content-type'] = 'application/json'
   const res = await fetch(state.server.base + url, {
     method,
-    headers: body ? { 'content-type': 'application/json' } : {},
+    headers,
     body: body ? JSON.stringify(body) : undefined,
   })
   const text = await res.text()
@@ -452,7 +521,7 @@ test('(p) README screenshots: desktop 1280×800 and phone 375×700 in docs/scree
     ['desktop-inspector.png', { width: 1280, height: 800 }, true],
     ['phone.png', { width: 375, height: 700 }, false],
   ]) {
-    const context = await state.browser.newContext({ viewport, deviceScaleFactor: viewport.width < 600 ? 2 : 1 })
+    const context = await newContext({ viewport, deviceScaleFactor: viewport.width < 600 ? 2 : 1 })
     try {
       const page = await openPage(context, `screenshot ${file}`)
       await page.getByTestId('task-card').first().waitFor({ state: 'visible' })
@@ -547,7 +616,9 @@ test('(e) tasks board: add, move and filter by assignee, live across pages', asy
   // The filter changes the columns' subscriptions.
   await pageB.getByTestId('assignee-filter').selectOption('alice')
   await until(async () => (await card(pageB, 'done', title).count()) === 0, 'bob task hidden under alice filter')
-  const aliceDone = Number(sql(`SELECT count(*) FROM tasks WHERE status = 'done' AND assignee = 'alice'`)[0])
+  const aliceDone = Number(
+    sql(`SELECT count(*) FROM tasks WHERE status = 'done' AND assignee = 'alice' AND tenant = 'public'`)[0],
+  )
   await until(async () => (await countOf(pageB, 'count-done')) === aliceDone, `done count = ${aliceDone} for alice`)
   await pageB.getByTestId('assignee-filter').selectOption('bob')
   await until(async () => (await card(pageB, 'done', title).count()) === 1, 'bob task visible under bob filter')
@@ -558,7 +629,7 @@ test('(e) tasks board: add, move and filter by assignee, live across pages', asy
   await until(async () => (await card(pageB, 'todo', title).count()) === 0, 'bob task hidden under unassigned filter')
   await pageB.getByTestId('assignee-filter').selectOption('all')
   await until(async () => (await card(pageB, 'todo', title).count()) === 1, 'task visible for everyone')
-  const total = Number(sql('SELECT count(*) FROM tasks')[0])
+  const total = Number(sql(`SELECT count(*) FROM tasks WHERE tenant = 'public'`)[0])
   await until(
     async () =>
       (await countOf(pageB, 'tasks-count')) === total &&
@@ -617,7 +688,7 @@ test('(c) server restart: reconnecting, then live, converging to the database', 
 
   state.server = await restartServer(bin, port)
   await waitStatus(pageA, 'live', 30_000)
-  const expected = sql('SELECT name FROM items ORDER BY id')
+  const expected = publicItemNames()
   await until(
     async () => JSON.stringify(await itemNames(pageA)) === JSON.stringify(expected),
     'page items = database items',
@@ -630,7 +701,7 @@ test('(c) server restart: reconnecting, then live, converging to the database', 
 
 test('(c2) the second page converged too and writes work after the restart', async ({ pageA, pageB }) => {
   await waitStatus(pageB, 'live', 30_000)
-  const expected = sql('SELECT name FROM items ORDER BY id')
+  const expected = publicItemNames()
   await until(
     async () => JSON.stringify(await itemNames(pageB)) === JSON.stringify(expected),
     'page B items = database items',
@@ -959,12 +1030,11 @@ test('(g) comments: uuid keys live from psql and the UI in the open panel', asyn
 test("(h) two users side by side each see only their tenant's rows, live", async ({ bin }) => {
   // A server with authentication: development tokens, tenant-scoped
   // contexts, and the anonymous role for pages that sign in as nobody.
-  const server = await startExtraServer(bin, {
-    args: ['--jwt-secret', JWT_SECRET, '--dev-tokens', '--jwt-context-claims', 'tenant', '--anon-role', 'pglive_anon'],
-  })
+  const server = await startExtraServer(bin)
   const contexts = []
   const newPage = async (label, url = '/') => {
-    const context = await state.browser.newContext({ viewport: { width: 1280, height: 800 } })
+    // Anonymous to begin with: the pages sign in with the switcher.
+    const context = await newContext({ viewport: { width: 1280, height: 800 } }, null)
     contexts.push(context)
     return openPage(context, label, server.base, url)
   }
@@ -981,6 +1051,19 @@ test("(h) two users side by side each see only their tenant's rows, live", async
     await converged(alice, 'acme', 'alice sees the acme items')
     await converged(bob, 'globex', 'bob sees the globex items')
     await converged(anon, 'public', 'anonymous sees the public items')
+
+    // Anonymous → alice moved the subscriptions in band: one connection,
+    // and the inspector's status history shows no reconnect.
+    assertEqual((await liveStats(alice)).connections, 1, "alice's connections after the switch")
+    await alice.getByTestId('inspector-toggle').click()
+    const switched = await alice
+      .getByTestId('inspector-history')
+      .locator('li')
+      .evaluateAll((els) => els.map((e) => e.dataset.state))
+    if (switched.includes('reconnecting')) {
+      throw new Error(`the user switch shows as a reconnect (newest first): ${switched.join(', ')}`)
+    }
+    await alice.getByTestId('inspector-close').click()
 
     // psql writes to each tenant reach that tenant's page only.
     const acme = `acme item ${rand()}`
@@ -1081,12 +1164,12 @@ test('(i) a dropped connection resumes: rows stay on screen, writes made while a
   target = server.port
   const contexts = []
   try {
-    const direct = await state.browser.newContext()
-    const proxied = await state.browser.newContext()
+    const direct = await newContext()
+    const proxied = await newContext()
     contexts.push(direct, proxied)
     const keeper = await openPage(direct, 'resume (direct)', server.base)
     const page = await openPage(proxied, 'resume (proxied)', proxy.base)
-    const dbNames = () => sql('SELECT name FROM items ORDER BY id')
+    const dbNames = publicItemNames
     await until(async () => JSON.stringify(await itemNames(page)) === JSON.stringify(dbNames()), 'page = database')
     await until(async () => JSON.stringify(await itemNames(keeper)) === JSON.stringify(dbNames()), 'keeper = database')
     const before = await liveStats(page)
@@ -1109,7 +1192,7 @@ test('(i) a dropped connection resumes: rows stay on screen, writes made while a
 
     proxy.cut()
     await waitStatus(page, 'reconnecting', 15_000)
-    const [first, second] = sql('SELECT id FROM items ORDER BY id LIMIT 2')
+    const [first, second] = sql(`SELECT id FROM items WHERE tenant = 'public' ORDER BY id LIMIT 2`)
     const added = `while away ${rand()}`
     sql(`INSERT INTO items (name) VALUES ('${added}')`)
     sql(`UPDATE items SET name = name || ' (edited while away)' WHERE id = ${first}`)
@@ -1180,9 +1263,13 @@ test('(j) PostgreSQL stopped: delayed within 2 s, writes say why; started again:
     }
     q(`INSERT INTO items (name) VALUES ('Anvil'), ('Bicycle'), ('Compass')`)
     server = await startExtraServer(bin, { dbUrl })
-    const context = await state.browser.newContext()
+    // Minted now: the token endpoint checks the role against PostgreSQL.
+    const token = await devToken(server.base)
+    const context = await newContext()
     contexts.push(context)
     const page = await openPage(context, 'outage', server.base)
+    const pillState = () => page.getByTestId('inspector-toggle').getAttribute('data-state')
+    assertEqual(await pillState(), 'live', "the inspector pill's state while PostgreSQL is up")
     const dbNames = () => q('SELECT name FROM items ORDER BY id')
     await until(async () => JSON.stringify(await itemNames(page)) === JSON.stringify(dbNames()), 'page = database')
 
@@ -1198,12 +1285,15 @@ test('(j) PostgreSQL stopped: delayed within 2 s, writes say why; started again:
       10_000,
     )
     log(`   "delayed — database unreachable" shown ${Date.now() - stopped} ms after PostgreSQL stopped`)
+    // The inspector's pill says what the header says, from the same status.
+    assertEqual(await pillState(), 'delayed', "the inspector pill's state while PostgreSQL is down")
+    assertEqual(await pillState(), await page.getByTestId('conn').getAttribute('data-state'), 'pill and header')
     await page.screenshot({ path: path.join(RESULTS, 'dashboard-delayed.png') })
 
     // A write says why it failed, in the server's words.
     const direct = await fetch(server.base + '/api/items', {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
       body: JSON.stringify({ name: 'probe' }),
     })
     const body = await direct.json()
@@ -1221,6 +1311,7 @@ test('(j) PostgreSQL stopped: delayed within 2 s, writes say why; started again:
 
     startCluster(cluster)
     await waitStatus(page, 'live', 30_000)
+    await until(async () => (await pillState()) === 'live', 'the pill live again')
     const back = `after the outage ${rand()}`
     q(`INSERT INTO items (name) VALUES ('${back}')`)
     await until(async () => JSON.stringify(await itemNames(page)) === JSON.stringify(dbNames()), 'converged again')
@@ -1234,14 +1325,15 @@ test('(j) PostgreSQL stopped: delayed within 2 s, writes say why; started again:
 })
 
 test('(k) the React example frontend: a psql write arrives live', async ({ bin }) => {
+  // The example has no sign-in: it reads as the anonymous role, the public tenant.
   const server = await startExtraServer(bin, { webDir: EXAMPLE_DIST })
-  const context = await state.browser.newContext()
+  const context = await newContext({}, null)
   try {
     const page = await context.newPage()
     page.on('pageerror', (e) => state.pageErrors.push(`react example: ${e.message}`))
     await page.goto(server.base + '/')
     const names = () => page.getByTestId('example-item').allTextContents()
-    const newest = () => sql('SELECT name FROM items ORDER BY id DESC LIMIT 50')
+    const newest = () => sql(`SELECT name FROM items WHERE tenant = 'public' ORDER BY id DESC LIMIT 50`)
     await until(async () => (await page.getByTestId('example-status').textContent()) === 'live', 'example live')
     await until(async () => JSON.stringify(await names()) === JSON.stringify(newest()), 'example = database')
     const name = `react ${rand()}`
@@ -1270,7 +1362,7 @@ test('(l) phones: no sideways scrolling at 375 and 320 px with 200-character nam
   const longTitle = `Long${'T'.repeat(190)}${rand()}`.slice(0, 200)
   const [itemId] = sql(`INSERT INTO items (name) VALUES ('${long}') RETURNING id`)
   const [taskId] = sql(`INSERT INTO tasks (title, status, priority) VALUES ('${longTitle}', 'todo', 3) RETURNING id`)
-  const context = await state.browser.newContext({
+  const context = await newContext({
     viewport: { width: 375, height: 700 },
     isMobile: true,
     hasTouch: true,
@@ -1321,7 +1413,7 @@ test('(l) phones: no sideways scrolling at 375 and 320 px with 200-character nam
 })
 
 test('(m) a change that lands below the fold shows "new below", which scrolls to it', async () => {
-  const context = await state.browser.newContext({ viewport: { width: 375, height: 700 } })
+  const context = await newContext({ viewport: { width: 375, height: 700 } })
   try {
     const page = await openPage(context, 'phone cue')
     await page.getByTestId('column-done').waitFor({ state: 'attached' })
@@ -1343,6 +1435,79 @@ test('(m) a change that lands below the fold shows "new below", which scrolls to
     }
     await until(() => inViewport(newCard), 'the new card scrolled into view', 5_000)
     sql(`DELETE FROM tasks WHERE id = ${id}`)
+  } finally {
+    await context.close().catch(() => {})
+  }
+})
+
+/**
+ * Every visible control of the page (button, input, select, a, textarea)
+ * that some other element covers at its centre: what `elementFromPoint`
+ * finds there is neither the control nor inside it. Controls under the
+ * sticky header (scrolled beneath it by design) are not visible and not
+ * counted; the header's own are.
+ */
+const coveredControls = (page) =>
+  page.evaluate(() => {
+    const header = document.querySelector('header.topbar')
+    const headerBottom = header ? header.getBoundingClientRect().bottom : 0
+    const describe = (el) =>
+      el
+        ? `${el.tagName.toLowerCase()}${el.dataset?.testid ? `[${el.dataset.testid}]` : ''}.${el.className}`
+        : 'nothing'
+    const covered = []
+    for (const el of document.querySelectorAll('button, input, select, a, textarea')) {
+      const style = getComputedStyle(el)
+      if (style.visibility === 'hidden' || style.display === 'none') continue
+      const r = el.getBoundingClientRect()
+      if (r.width === 0 || r.height === 0) continue
+      const x = r.left + r.width / 2
+      const y = r.top + r.height / 2
+      if (x < 0 || x >= window.innerWidth || y < 0 || y >= window.innerHeight) continue
+      if (!header?.contains(el) && y < headerBottom) continue
+      const hit = document.elementFromPoint(x, y)
+      if (hit !== el && !el.contains(hit)) covered.push(`${describe(el)} under ${describe(hit)}`)
+    }
+    return covered
+  })
+
+test('(r) phones: the "Live queries" pill covers no control at 375×700 and 320×640', async () => {
+  const context = await newContext({ viewport: { width: 375, height: 700 }, isMobile: true, hasTouch: true })
+  try {
+    const page = await openPage(context, 'phone pill')
+    await page.getByTestId('task-add').waitFor({ state: 'attached' })
+    for (const [width, height] of [
+      [375, 700],
+      [320, 640],
+    ]) {
+      await page.setViewportSize({ width, height })
+      await until(async () => (await page.evaluate(() => window.innerWidth)) === width, `the viewport at ${width} px`)
+      const pill = page.getByTestId('inspector-toggle')
+      await pill.waitFor({ state: 'visible' })
+      if (!(await inViewport(pill))) throw new Error(`at ${width} px the pill is not shown`)
+      // At the top (the first screen: the tasks form), scrolled to the
+      // middle, and at the bottom of the page.
+      const scrollHeight = await page.evaluate(() => document.documentElement.scrollHeight)
+      for (const y of [0, Math.round(scrollHeight / 2), scrollHeight]) {
+        await page.evaluate((to) => window.scrollTo(0, to), y)
+        await until(
+          async () =>
+            page.evaluate(
+              (to) =>
+                Math.abs(window.scrollY - Math.min(to, document.documentElement.scrollHeight - window.innerHeight)) < 2,
+              y,
+            ),
+          `scrolled to ${y}`,
+        )
+        const covered = await coveredControls(page)
+        if (covered.length > 0) {
+          throw new Error(`at ${width}×${height}, scrolled to ${y}: ${covered.slice(0, 5).join('; ')}`)
+        }
+        if (!(await inViewport(pill))) throw new Error(`at ${width} px, scrolled to ${y}, the pill left the screen`)
+      }
+      await page.evaluate(() => window.scrollTo(0, 0))
+    }
+    await page.screenshot({ path: path.join(RESULTS, 'phone-pill.png') })
   } finally {
     await context.close().catch(() => {})
   }
@@ -1439,7 +1604,7 @@ test('(q) a query the database keeps refusing shows as delayed — query_failing
   const created = psqlRaw(state.adminUrl, `CREATE DATABASE "${dbName}"`)
   if (created.status !== 0) throw new Error(`CREATE DATABASE failed: ${created.stderr}`)
   let server = null
-  const context = await state.browser.newContext()
+  const context = await newContext()
   const q = (query) => {
     const r = psqlRaw(dbUrl, query)
     if (r.status !== 0) throw new Error(`psql failed: ${r.stderr}`)
@@ -1545,6 +1710,7 @@ async function main() {
     run('npm', ['run', 'build:example'], { cwd: WEB, stdio: ['ignore', 'ignore', 'inherit'] })
   }
   const bin = serverBin()
+  // Migrations as the owner; the server as the authenticator (startServer).
   run(bin, ['migrate', '--database-url', state.dbUrl])
   state.server = await startServer(bin, 0)
   log(`e2e: pglive at ${state.server.base}`)
@@ -1558,8 +1724,8 @@ async function main() {
     headless: process.env.PGLIVE_E2E_HEADFUL !== '1',
     timeout: 60_000,
   })
-  const contextA = await state.browser.newContext({ viewport: { width: 1440, height: 900 } })
-  const contextB = await state.browser.newContext({ viewport: { width: 1280, height: 800 } })
+  const contextA = await newContext({ viewport: { width: 1440, height: 900 } })
+  const contextB = await newContext({ viewport: { width: 1280, height: 800 } })
   const pageA = await openPage(contextA, 'page A')
   const pageB = await openPage(contextB, 'page B')
   const ctx = { pageA, pageB, bin }

@@ -23,6 +23,9 @@ export interface DemoUser {
 
 export const USERS = [
   { id: 'anonymous', label: 'anonymous', sub: null, tenant: 'public' },
+  // Edits what anonymous visitors read: sign in as editor in one tab and
+  // stay anonymous in another to watch the public tenant change live.
+  { id: 'editor', label: 'editor@public', sub: 'editor', tenant: 'public' },
   { id: 'alice', label: 'alice@acme', sub: 'alice', tenant: 'acme' },
   { id: 'bob', label: 'bob@globex', sub: 'bob', tenant: 'globex' },
 ] as const satisfies readonly DemoUser[]

@@ -61,11 +61,12 @@ fn status(capture_up: bool, database_up: bool) -> Status {
 }
 
 /// Keeps the status current until `shutdown` flips: follows capture, and
-/// probes the database every two seconds.
+/// probes the database (at `database_url`) every two seconds.
 pub async fn run(
     health: Health,
     capture: Arc<CaptureStatus>,
     pool: Pool<AsyncPgConnection>,
+    database_url: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut capture_up = capture.watch();
@@ -74,7 +75,14 @@ pub async fn run(
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = probe.tick() => database_up = reachable(&pool).await,
+            _ = probe.tick() => {
+                let was_up = database_up;
+                database_up = reachable(&pool).await;
+                if was_up && !database_up {
+                    let cause = unreachable_because(&database_url).await;
+                    tracing::warn!(%cause, "the database does not answer");
+                }
+            }
             changed = capture_up.changed() => if changed.is_err() { break },
             _ = shutdown.changed() => break,
         }
@@ -87,6 +95,16 @@ pub async fn run(
             }
             changed
         });
+    }
+}
+
+/// Why the database cannot be reached, found by connecting once: the pool
+/// reports only that no connection came in time, not why.
+async fn unreachable_because(database_url: &str) -> String {
+    match tokio::time::timeout(PROBE_TIMEOUT, crate::db::connect(database_url)).await {
+        Ok(Err(err)) => crate::db::Causes(&err).to_string(),
+        Ok(Ok(_)) => "the pool's connections fail, although a new connection works".to_owned(),
+        Err(_) => format!("no answer within {PROBE_TIMEOUT:?}"),
     }
 }
 

@@ -1,8 +1,9 @@
 //! The pglive server: change capture, subscription groups, diffs and
 //! WebSocket fan-out, plus the REST write API and the web app.
 //!
-//! `main` parses [`config::Config`], binds a listener and calls [`run`]; tests
-//! call [`run`] the same way on `127.0.0.1:0`.
+//! `main` parses [`config::Config`], binds a listener and calls
+//! [`run_announced`], which says where it listens once it serves; tests call
+//! [`run`] the same way on `127.0.0.1:0`.
 
 mod api;
 mod auth;
@@ -51,6 +52,11 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum ServerError {
     #[error("no database URL: set DATABASE_URL or pass --database-url")]
     NoDatabaseUrl,
+    #[error(
+        "DATABASE_URL (or --database-url) is not a PostgreSQL connection string ({0}); \
+expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+    )]
+    BadDatabaseUrl(db::BadUrl),
     #[error(transparent)]
     Db(#[from] db::DbError),
     #[error(transparent)]
@@ -73,10 +79,27 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    run_announced(config, listener, shutdown, |_| {}).await
+}
+
+/// [`run`], calling `serving` with the bound address once every start-up
+/// check has passed and the server accepts connections. `main` prints its
+/// "listening" line there, so that a harness waiting for that line never
+/// sees it from a server that is about to refuse to start.
+pub async fn run_announced(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    serving: impl FnOnce(std::net::SocketAddr) + Send,
+) -> Result<(), ServerError> {
     let url = config
         .database_url
         .clone()
         .ok_or(ServerError::NoDatabaseUrl)?;
+    // A URL that cannot be parsed never connects: refuse it now instead of
+    // retrying it forever.
+    let database = db::target(&url).map_err(ServerError::BadDatabaseUrl)?;
+    tracing::debug!(%database, "database");
     // Protected mode: without authentication, only loopback unless told.
     if !config.auth_enabled()
         && let Ok(addr) = listener.local_addr()
@@ -117,6 +140,7 @@ pub async fn run(
         health.clone(),
         Arc::clone(&status),
         hub.pool().clone(),
+        url.clone(),
         shutdown_rx.clone(),
     ));
     let sessions = TaskTracker::new();
@@ -154,6 +178,9 @@ pub async fn run(
         tracing::warn!(error = %err, "cannot set TCP_NODELAY; small messages may be delayed");
     }
     tracing::info!(addr = ?listener.local_addr().ok(), tables = ?hub.registry().names(), "serving");
+    if let Ok(addr) = listener.local_addr() {
+        serving(addr);
+    }
     connections::serve(
         listener,
         routes,
@@ -191,6 +218,7 @@ pub async fn drop_slot(config: &Config) -> Result<(String, bool), ServerError> {
         .database_url
         .as_deref()
         .ok_or(ServerError::NoDatabaseUrl)?;
+    db::target(url).map_err(ServerError::BadDatabaseUrl)?;
     Ok(capture::drop_slot(url, config.slot_name.as_deref()).await?)
 }
 

@@ -1,3 +1,5 @@
+use std::io::IsTerminal;
+
 use anyhow::Context;
 use clap::Parser;
 use pglive_server::config::{Cli, Command, LogFormat, SlotAction};
@@ -9,8 +11,13 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut config = cli.config;
     let filter = EnvFilter::try_new(&config.log).context("invalid --log filter")?;
+    // Colour only for a person at a terminal: escape codes in a log file or
+    // a collector are noise. NO_COLOR (https://no-color.org: set and not
+    // empty) turns it off there too.
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(!no_color && std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match config.log_format {
         LogFormat::Json => logs.json().init(),
@@ -24,6 +31,9 @@ async fn main() -> anyhow::Result<()> {
     if let Some(Command::Migrate) = cli.command {
         let url = config.migrate_url().context(
             "no database URL: set MIGRATE_DATABASE_URL or DATABASE_URL, or pass --migrate-url or --database-url",
+        )?;
+        pglive_server::db::target(url).context(
+            "MIGRATE_DATABASE_URL (or DATABASE_URL, --migrate-url, --database-url) is not a PostgreSQL connection string",
         )?;
         let applied = pglive_server::db::migrate(url).await?;
         if applied.is_empty() {
@@ -55,9 +65,12 @@ async fn main() -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;
-    // Harnesses started with port 0 read the real address from this line.
-    println!("pglive listening on http://{}", listener.local_addr()?);
-    pglive_server::run(config, listener, shutdown_signal()).await?;
+    // Harnesses started with port 0 read the real address from this line,
+    // printed only once the start-up checks passed and the server serves.
+    pglive_server::run_announced(config, listener, shutdown_signal(), |addr| {
+        println!("pglive listening on http://{addr}");
+    })
+    .await?;
     Ok(())
 }
 

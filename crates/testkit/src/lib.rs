@@ -34,7 +34,7 @@ pub use db::{
     wal_level_is_logical, with_db,
 };
 pub use pglive_server::config::CaptureMode;
-pub use process::{PrivateCluster, ServerProcess, run_command};
+pub use process::{PrivateCluster, ServerProcess, run_command, run_command_with_env};
 pub use server::{TestServer, config_in, start_error};
 
 /// Runs each named `async fn test(mode: CaptureMode)` twice, as the tests

@@ -77,11 +77,22 @@ impl ServerProcess {
 /// Runs `bin` with `args` (a subcommand) to completion; returns its exit
 /// success and its stdout and stderr.
 pub async fn run_command(bin: &Path, args: &[&str]) -> (bool, String, String) {
+    run_command_with_env(bin, args, &[]).await
+}
+
+/// [`run_command`] with environment variables set (`DATABASE_URL`, say),
+/// for tests of what the binary does with its environment.
+pub async fn run_command_with_env(
+    bin: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
     let out = tokio::time::timeout(
         TIMEOUT,
         Command::new(bin)
             .args(args)
             .env("PGLIVE_LOG", "warn")
+            .envs(env.iter().copied())
             .output(),
     )
     .await

@@ -47,6 +47,8 @@ pub enum CaptureError {
     Url(String),
     #[error("cannot connect to the database: {0}")]
     Connect(#[from] diesel::ConnectionError),
+    #[error(transparent)]
+    Unreachable(#[from] crate::db::ConnectError),
     #[error("database error: {0}")]
     Query(#[from] diesel::result::Error),
     #[error("the database did not answer within 5 s")]

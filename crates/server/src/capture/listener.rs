@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::StreamExt;
 use pglive_schema::notice::{CHANNEL, ChangeNotice};
 use tokio::sync::watch;
@@ -19,6 +19,7 @@ use super::error::CaptureError;
 use super::kind::CaptureMode;
 use super::mode;
 use super::status::CaptureStatus;
+use crate::db::Causes;
 use crate::engine::{Change, Hub};
 use crate::metrics::Metrics;
 
@@ -104,9 +105,11 @@ async fn run(
             // would hear nothing. Stay down (and /readyz at 503) until the
             // fleet agrees.
             Err(err) if err.is_fatal() => {
-                tracing::error!(error = %err, "NOTIFY capture cannot start");
+                tracing::error!(error = %Causes(&err), "NOTIFY capture cannot start");
             }
-            Err(err) => tracing::warn!(error = %err, "listener cannot connect"),
+            Err(err) => {
+                tracing::warn!(error = %Causes(&err), "listener cannot connect");
+            }
         }
         let delay = backoff.next().unwrap_or(Duration::from_secs(10));
         tokio::select! {
@@ -120,7 +123,7 @@ async fn run(
 /// Connects, makes sure the database is in NOTIFY mode (the triggers
 /// attached; see `mode`), and listens.
 async fn connect(url: &str) -> Result<AsyncPgConnection, CaptureError> {
-    let mut conn = AsyncPgConnection::establish(url).await?;
+    let mut conn = crate::db::connect(url).await?;
     mode::ensure(&mut conn, CaptureMode::Notify).await?;
     conn.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
     Ok(conn)
@@ -150,7 +153,7 @@ async fn check(database_url: &str) -> Result<(), CaptureError> {
     match connect(&CaptureMode::Notify.connection_url(database_url)).await {
         Err(err) if err.is_fatal() => Err(err),
         Err(err) => {
-            tracing::warn!(error = %err, "cannot prepare NOTIFY capture yet; retrying in the background");
+            tracing::warn!(error = %Causes(&err), "cannot prepare NOTIFY capture yet; retrying in the background");
             Ok(())
         }
         Ok(_) => Ok(()),

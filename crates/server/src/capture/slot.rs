@@ -195,12 +195,11 @@ pub async fn drop_for(
     database_url: &str,
     slot_name: Option<&str>,
 ) -> Result<(String, Dropped), CaptureError> {
-    use diesel_async::AsyncConnection;
     let slot = match slot_name {
         Some(name) => name.to_owned(),
         None => default_name(database_url)?,
     };
-    let mut conn = AsyncPgConnection::establish(database_url).await?;
+    let mut conn = crate::db::connect(database_url).await?;
     let dropped = drop(&mut conn, &slot).await?;
     Ok((slot, dropped))
 }

@@ -148,6 +148,8 @@ export interface AuthEvents {
   report(error: LiveAuthError): void
   /** The token expired on the server: its subscriptions stopped there, and wait for the next identity. */
   expired(): void
+  /** The connection is about to be replaced by a new one, for `reason` (shown in the status history). */
+  restarting(reason: string): void
 }
 
 /** The token lifecycle of one client, across its connections. */
@@ -301,6 +303,7 @@ export class Authenticator {
           if (this.sentToken) {
             // In band, a connection can only move to another token: signing
             // out takes a new connection, which starts anonymous.
+            this.events.restarting('signed out: a new connection reads as the anonymous role')
             this.transport.restart()
             return
           }

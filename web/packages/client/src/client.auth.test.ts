@@ -227,6 +227,75 @@ describe('LiveClient authentication', () => {
     expect(factory.last.messages().map((m) => m.type)).toEqual(['subscribe', 'subscribe'])
   })
 
+  it('a user switch moves subscriptions in band: the history shows no reconnect; signing out says why it reconnects', async () => {
+    // As the dashboard: anonymous first (no token), then alice, then anonymous again.
+    let user: string | null = null
+    const getToken = vi.fn(async () => (user === null ? null : `token-${user}`))
+    const { client, factory } = setup({ getToken })
+    const anonymous = watchItems(client)
+    const s = factory.last
+    s.accept()
+    await flush()
+    expect(sentOf(s, 'auth')).toHaveLength(0)
+    s.receive({ type: 'status', state: 'live' })
+    s.receive({ type: 'snapshot', epoch: 'e1', id: subId(s), version: 1, table: 'items', rows: [item(1)] })
+    expect(client.getStatus().state).toBe('live')
+
+    user = 'alice'
+    client.reauthenticate()
+    // The dashboard drops the previous user's queries and subscribes again meanwhile.
+    anonymous.unsubscribe()
+    const alices = watchItems(client)
+    expect(client.getStatus().state).toBe('live')
+    await flush()
+    expect(sentOf(s, 'auth')).toEqual([{ type: 'auth', token: 'token-alice' }])
+    expect(client.getStatus().state).toBe('live')
+    s.receive({ type: 'authenticated', role: 'pglive_user', expires_at: nowSecs() + 3600 })
+    expect(client.getStatus().state).toBe('live')
+    s.receive({ type: 'snapshot', epoch: 'e2', id: subId(s), version: 1, table: 'items', rows: [item(7)] })
+    expect(alices.rows).toEqual([item(7)])
+    expect(factory.sockets).toHaveLength(1)
+    expect(client.getStatusHistory().map((h) => h.status.state)).toEqual(['connecting', 'live'])
+
+    // Signing out takes a new connection; the history says so.
+    user = null
+    client.reauthenticate()
+    await flush()
+    expect(factory.sockets).toHaveLength(2)
+    factory.last.accept()
+    await flush()
+    factory.last.receive({ type: 'status', state: 'live' })
+    factory.last.receive({
+      type: 'snapshot',
+      epoch: 'e2',
+      id: subId(factory.last),
+      version: 1,
+      table: 'items',
+      rows: [item(1)],
+    })
+    const history = client.getStatusHistory()
+    expect(history.map((h) => h.status.state)).toEqual(['connecting', 'live', 'reconnecting', 'live'])
+    expect(history[2]?.reason).toMatch(/signed out/)
+    expect(history[3]?.reason).toBeUndefined()
+  })
+
+  it('a user switch whose token expires on the way is not shown as live', async () => {
+    let user = 'alice'
+    const getToken = vi.fn(async () => `token-${user}`)
+    const { client, factory } = setup({ getToken })
+    watchItems(client)
+    const s = factory.last
+    s.accept()
+    await flush()
+    s.receive({ type: 'authenticated', role: 'pglive_user', expires_at: nowSecs() + 3600 })
+    s.receive({ type: 'snapshot', epoch: 'e1', id: subId(s), version: 1, table: 'items', rows: [item(1)] })
+    user = 'bob'
+    client.reauthenticate()
+    // The server stopped the subscriptions: nothing is moving over, so the status must not claim live.
+    s.receive({ type: 'error', code: 'token_expired', message: 'expired' })
+    expect(client.getStatus().state).not.toBe('live')
+  })
+
   it('a connection closed for not authenticating (4401) shows unauthenticated, then reconnects', () => {
     const { client, factory, errors } = setup()
     const w = watchItems(client)

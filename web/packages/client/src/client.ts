@@ -54,6 +54,14 @@ export class LiveClient {
   private everReady = false
   private status: ConnectionStatus = { state: 'connecting' }
   private server: Status | null = null
+  /**
+   * The open connection, current before, is moving to another identity in
+   * band (`reauthenticate`): it is not reconnecting. Cleared once it is
+   * current again, or when it closes or its token expires.
+   */
+  private switching = false
+  /** Why the next status change happens, when the client causes it (for the history). */
+  private changeReason: string | undefined = undefined
   private readonly statusListeners = new Listeners<ConnectionStatus>()
   private readonly errorListeners = new Listeners<LiveError>()
 
@@ -71,8 +79,13 @@ export class LiveClient {
       changed: () => this.updateStatus(),
       report: (error) => this.report(error),
       expired: () => {
+        // The server stopped the subscriptions: they are not moving over.
+        this.switching = false
         this.subscriptions.detachAll()
         this.step({ type: 'reauthenticate' })
+      },
+      restarting: (reason) => {
+        this.changeReason = reason
       },
     })
     this.subscriptions = new Subscriptions(this.transport, this.diagnostics, this.now, {
@@ -112,6 +125,9 @@ export class LiveClient {
    */
   reauthenticate(): void {
     if (!this.auth.enabled || !isConnected(this.phase)) return
+    // A connection that was current stays open and stays live: the server
+    // moves its subscriptions in band.
+    if (this.phase === 'ready') this.switching = true
     this.step({ type: 'reauthenticate' })
     this.auth.authenticate()
   }
@@ -186,6 +202,7 @@ export class LiveClient {
   private step(event: PhaseEvent): void {
     this.phase = transition(this.phase, event)
     if (this.phase === 'ready') this.everReady = true
+    if (this.phase === 'ready' || !isConnected(this.phase)) this.switching = false
     this.updateStatus()
   }
 
@@ -287,10 +304,13 @@ export class LiveClient {
       online: this.transport.isOnline(),
       server: this.server,
       authError: this.auth.error,
+      switching: this.switching,
     })
     if (sameStatus(this.status, next)) return
     this.status = next
-    this.diagnostics.statusChanged(next)
+    const reason = this.changeReason
+    this.changeReason = undefined
+    this.diagnostics.statusChanged(next, reason)
     this.statusListeners.emit(next)
   }
 }

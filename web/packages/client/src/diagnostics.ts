@@ -62,6 +62,11 @@ export interface StatusChange {
   /** Client clock, ms since the epoch. */
   readonly at: number
   readonly status: ConnectionStatus
+  /**
+   * Why the client itself caused the change, when it did: e.g. signing out
+   * takes a new connection, so that `reconnecting` is not an outage.
+   */
+  readonly reason?: string
 }
 
 /** How many status changes `getStatusHistory()` keeps. */
@@ -117,9 +122,9 @@ export class Diagnostics {
     this.inspectListeners.emit(event)
   }
 
-  /** The connection's status changed to `status`: the history keeps the last ones. */
-  statusChanged(status: ConnectionStatus): void {
-    this.history.push({ at: this.now(), status })
+  /** The connection's status changed to `status` (because of `reason`, if the client caused it): the history keeps the last ones. */
+  statusChanged(status: ConnectionStatus, reason?: string): void {
+    this.history.push(reason === undefined ? { at: this.now(), status } : { at: this.now(), status, reason })
     if (this.history.length > STATUS_HISTORY) this.history.shift()
   }
 

@@ -102,17 +102,24 @@ export interface StatusInputs {
   server: Status | null
   /** Why the connection has no identity, while it has none. */
   authError: LiveAuthError | null
+  /**
+   * Whether the open connection, current before, is moving to another
+   * identity in band (a user switch): the server moves its subscriptions
+   * and nothing reconnects, so until they are current again the connection
+   * stays what it was, not `reconnecting`.
+   */
+  switching?: boolean
 }
 
 /** The status an app shows for the client's current state. */
 export function deriveStatus(inputs: StatusInputs): ConnectionStatus {
-  const { phase, retrying, online, server, authError } = inputs
+  const { phase, retrying, online, server, authError, switching = false } = inputs
   if (phase === 'closed') return OFFLINE
   const connected = isConnected(phase)
   if (!connected && !online) return OFFLINE
   if (authError) return { state: 'unauthenticated', error: authError }
   if (connected && server?.state === 'delayed') return { state: 'delayed', reason: server.reason ?? null }
-  if (phase === 'ready') return LIVE
+  if (phase === 'ready' || (connected && switching)) return LIVE
   return retrying ? RECONNECTING : CONNECTING
 }
 

@@ -36,7 +36,7 @@ mod visible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::AsyncPgConnection;
 use pglive_schema::live::{Listed, TableVisitor};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -69,7 +69,7 @@ pub async fn start(
         Ok(Ok(control)) => Some(control),
         Ok(Err(err)) if err.is_fatal() => return Err(err),
         Ok(Err(err)) => {
-            tracing::warn!(error = %err, "cannot prepare WAL capture yet; retrying in the background");
+            tracing::warn!(error = %crate::db::Causes(&err), "cannot prepare WAL capture yet; retrying in the background");
             None
         }
         Err(_) => {
@@ -94,8 +94,7 @@ pub async fn start(
 /// publication existed cannot be decoded with it). Returns the control
 /// connection.
 async fn prepare(settings: &Settings, fresh: bool) -> Result<AsyncPgConnection, CaptureError> {
-    let mut conn =
-        AsyncPgConnection::establish(&CaptureMode::Wal.connection_url(settings.url())).await?;
+    let mut conn = crate::db::connect(&CaptureMode::Wal.connection_url(settings.url())).await?;
     slot::preflight(&mut conn).await?;
     let switched = mode::ensure(&mut conn, CaptureMode::Wal).await? == mode::Ensured::Switched;
     if slot::ensure(&mut conn, settings.slot(), fresh || switched).await? == slot::Ensured::Created
@@ -191,7 +190,7 @@ async fn run(
             // Configuration mistakes are the operator's to fix; capture
             // stays down (and /readyz at 503) while it retries.
             Err(err) if err.is_fatal() => {
-                tracing::error!(error = %err, "WAL capture cannot start");
+                tracing::error!(error = %crate::db::Causes(&err), "WAL capture cannot start");
             }
             Err(err) => {
                 // The publication was dropped and made again (by hand, or
@@ -202,7 +201,7 @@ async fn run(
                 {
                     fresh_slot = true;
                 }
-                tracing::warn!(error = %err, "WAL capture lost its connection");
+                tracing::warn!(error = %crate::db::Causes(&err), "WAL capture lost its connection");
             }
         }
         let delay = backoff.next().unwrap_or(Duration::from_secs(10));
