@@ -1,17 +1,11 @@
 // LiveClient's errors: a subscription's (permanent, or transient and
 // retried with backoff), the connection's, and a subscriber that throws.
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { item } from './test/fixtures'
 import { LiveConnectionError, LiveSubscriptionError } from './errors'
-import { setup, subId, watchItems } from './test/harness'
+import { setup, subId, useFakeTimersInEachTest, watchItems } from './test/harness'
 
-beforeEach(() => {
-  vi.useFakeTimers()
-})
-
-afterEach(() => {
-  vi.useRealTimers()
-})
+useFakeTimersInEachTest()
 
 describe('LiveClient errors', () => {
   it('reports a subscription error; a permanent one is not retried until reconnect', () => {

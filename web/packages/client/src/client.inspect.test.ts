@@ -1,4 +1,5 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { useFakeTimersInEachTest } from './test/harness'
+import { describe, expect, it, vi } from 'vitest'
 import { item, socketFactory, type FakeSocket } from './test/fixtures'
 import { LiveClient, type InspectEvent, type SubscriptionStatus } from './client'
 
@@ -27,13 +28,7 @@ function subId(socket: FakeSocket): string {
   return sub.id
 }
 
-beforeEach(() => {
-  vi.useFakeTimers()
-})
-
-afterEach(() => {
-  vi.useRealTimers()
-})
+useFakeTimersInEachTest()
 
 describe('LiveClient.inspect', () => {
   it('lists each subscription with its query, version, rows, counters and last change', () => {

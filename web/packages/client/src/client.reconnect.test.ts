@@ -1,18 +1,12 @@
 // LiveClient across connections: the statuses it shows, the backoff and its
 // jitter, the network coming back, close() and reconnectNow().
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import type { Task } from './generated'
 import { item, socketFactory, task } from './test/fixtures'
 import { LiveClient } from './client'
-import { setup, subId, watchItems } from './test/harness'
+import { setup, subId, useFakeTimersInEachTest, watchItems } from './test/harness'
 
-beforeEach(() => {
-  vi.useFakeTimers()
-})
-
-afterEach(() => {
-  vi.useRealTimers()
-})
+useFakeTimersInEachTest()
 
 describe('LiveClient reconnect', () => {
   it('goes connecting → live → reconnecting → live and resubscribes everything, resuming', () => {

@@ -1,14 +1,8 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { item } from './test/fixtures'
-import { sentOf, setup, subId, watchItems } from './test/harness'
+import { sentOf, setup, subId, useFakeTimersInEachTest, watchItems } from './test/harness'
 
-beforeEach(() => {
-  vi.useFakeTimers()
-})
-
-afterEach(() => {
-  vi.useRealTimers()
-})
+useFakeTimersInEachTest()
 
 /** A client with one items subscription at version 4 of epoch `e1`, then disconnected and reconnected. */
 function reconnected() {

@@ -1,17 +1,11 @@
 // LiveClient's subscriptions on one connection: snapshots, diffs in order,
 // each table's keys, frames that do not fit, unsubscribing.
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { Comment, Task } from './generated'
 import { comment, item, task, uuid } from './test/fixtures'
-import { setup, subId, watchItems } from './test/harness'
+import { setup, subId, useFakeTimersInEachTest, watchItems } from './test/harness'
 
-beforeEach(() => {
-  vi.useFakeTimers()
-})
-
-afterEach(() => {
-  vi.useRealTimers()
-})
+useFakeTimersInEachTest()
 
 describe('LiveClient subscriptions', () => {
   it('subscribes once open and delivers the snapshot', () => {

@@ -1,5 +1,6 @@
 // A LiveClient on fake sockets and (vitest's) fake timers, with helpers to
 // play the server's side of the protocol.
+import { afterEach, beforeEach, vi } from 'vitest'
 import type { ClientMessage, Item } from '../generated'
 import { LiveClient, type LiveClientOptions } from '../client'
 import type { LiveError, LiveSubscriptionError } from '../errors'
@@ -86,4 +87,14 @@ export function sentOf<T extends ClientMessage['type']>(
 /** Lets pending promise callbacks (a token being fetched) run. */
 export async function flush(): Promise<void> {
   for (let i = 0; i < 10; i++) await Promise.resolve()
+}
+
+/** Every test of the calling file runs on vitest's fake timers, real ones restored after. */
+export function useFakeTimersInEachTest() {
+  beforeEach(() => {
+    vi.useFakeTimers()
+  })
+  afterEach(() => {
+    vi.useRealTimers()
+  })
 }
