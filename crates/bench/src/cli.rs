@@ -77,7 +77,7 @@ pub struct Cli {
     #[arg(long, default_value = "update,insert")]
     pub ops: String,
     /// W: the capture modes, comma-separated: unwatched, notify, wal.
-    #[arg(long, default_value = "unwatched,notify,wal")]
+    #[arg(long, default_value = "unwatched,notify,wal,recvlogical")]
     pub modes: String,
     /// The node executable.
     #[arg(long, default_value = "node")]

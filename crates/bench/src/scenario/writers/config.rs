@@ -14,6 +14,11 @@ pub enum Mode {
     Notify,
     /// `items`, pglive running with `--capture wal`.
     Wal,
+    /// `items` set up for WAL capture (its publication, no triggers), read
+    /// by a bare `pg_recvlogical` on the same publication instead of
+    /// pglive: the least any logical-replication consumer costs the
+    /// writers here, the peer of `wal`.
+    Recvlogical,
 }
 
 impl Mode {
@@ -22,6 +27,7 @@ impl Mode {
             Mode::Unwatched => "unwatched",
             Mode::Notify => "notify",
             Mode::Wal => "wal",
+            Mode::Recvlogical => "recvlogical",
         }
     }
 }
@@ -100,6 +106,7 @@ impl Config {
                 "unwatched" => Some(Mode::Unwatched),
                 "notify" => Some(Mode::Notify),
                 "wal" => Some(Mode::Wal),
+                "recvlogical" => Some(Mode::Recvlogical),
                 _ => None,
             })?,
             subscribers: clients.unwrap_or(1_000),
@@ -136,7 +143,8 @@ impl Config {
         let mut v = Vec::new();
         for &m in &self.modes {
             v.push((m, 0));
-            if m != Mode::Unwatched && self.subscribers > 0 {
+            // Only pglive has subscribers.
+            if matches!(m, Mode::Notify | Mode::Wal) && self.subscribers > 0 {
                 v.push((m, self.subscribers));
             }
         }
@@ -170,7 +178,7 @@ mod tests {
         let c = Config::from_flags(
             "1,8",
             "update,insert",
-            "unwatched,notify,wal",
+            "unwatched,notify,wal,recvlogical",
             None,
             None,
             None,
@@ -185,7 +193,8 @@ mod tests {
                 (Mode::Notify, 0),
                 (Mode::Notify, 1_000),
                 (Mode::Wal, 0),
-                (Mode::Wal, 1_000)
+                (Mode::Wal, 1_000),
+                (Mode::Recvlogical, 0)
             ]
         );
         assert_eq!(

@@ -6,9 +6,11 @@
 //! against an unwatched copy of `items` (same columns, indexes, defaults and
 //! `updated_at` trigger, no pglive triggers, its own sequence, no server),
 //! against the watched `items` with pglive on NOTIFY capture, and with
-//! `pglive --capture wal` when the server has that flag; the watched cases
-//! run with no subscribers and with N subscribed WebSocket clients. The
-//! result is transactions per second and its ratio to the unwatched copy.
+//! `pglive --capture wal` when the server has that flag, and against the
+//! same publication read by a bare `pg_recvlogical` (the peer of WAL
+//! capture); pglive's cases run with no subscribers and with N subscribed
+//! WebSocket clients. The result is transactions per second and its ratio
+//! to the unwatched copy (and WAL capture's to the `pg_recvlogical` peer).
 //!
 //! With subscribers, every write carries a marker `<prefix><case>.<w>.<n>`
 //! (writer w's n-th write of the case). After the writers stop, one fence

@@ -30,6 +30,9 @@ pub struct CaseResult {
     pub seconds: f64,
     pub tps: f64,
     pub ratio_to_unwatched: Option<f64>,
+    /// WAL capture's rate over the bare `pg_recvlogical` peer's (same
+    /// statement and writers).
+    pub ratio_to_recvlogical: Option<f64>,
     /// Commit round trip of each transaction.
     pub commit_ms: Percentiles,
     /// pglive's CPU over the case (writes and catch-up).

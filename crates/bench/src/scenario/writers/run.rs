@@ -155,6 +155,21 @@ pub async fn run(ctx: &Ctx, cfg: &Config) -> WritersResult {
                 .map(|(_, _, t)| c.tps / t);
         }
     }
+    // WAL capture beside the bare logical-replication consumer.
+    let peer: Vec<(String, usize, f64)> = res
+        .cases
+        .iter()
+        .filter(|c| c.mode == Mode::Recvlogical.name() && c.tps > 0.0)
+        .map(|c| (c.op.clone(), c.writers, c.tps))
+        .collect();
+    for c in &mut res.cases {
+        if c.mode == Mode::Wal.name() && c.tps > 0.0 {
+            c.ratio_to_recvlogical = peer
+                .iter()
+                .find(|(o, w, _)| *o == c.op && *w == c.writers)
+                .map(|(_, _, t)| c.tps / t);
+        }
+    }
     res
 }
 

@@ -69,7 +69,7 @@ impl Setup<'_> {
     fn table(&self) -> &'static str {
         match self.mode {
             Mode::Unwatched => "items_unwatched",
-            Mode::Notify | Mode::Wal => "items",
+            Mode::Notify | Mode::Wal | Mode::Recvlogical => "items",
         }
     }
 
@@ -87,6 +87,12 @@ impl Setup<'_> {
         db::seed(&url, Table::Items, self.cfg.rows, true).await?;
         if self.mode == Mode::Unwatched {
             make_unwatched_copy(&url).await?;
+        }
+        if self.mode == Mode::Recvlogical {
+            let peer = Recvlogical::start(ctx, &url, self.db_name).await?;
+            let out = self.with_server(None, &url, cases).await;
+            peer.stop(ctx, cases).await;
+            return out;
         }
         let mut server = if self.mode == Mode::Unwatched {
             None
@@ -227,5 +233,113 @@ impl Setup<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// The `recvlogical` peer: the database switched to WAL capture (its
+/// publication `pglive`, the triggers quiet), a slot of its own, and
+/// `pg_recvlogical` streaming it with pgoutput into /dev/null. It does
+/// nothing with a change but receive it and confirm its position (every
+/// 10 s, pg_recvlogical's default): what any logical-replication consumer
+/// costs the writers at least.
+struct Recvlogical {
+    child: tokio::process::Child,
+    slot: String,
+    url: String,
+    cpu_before: Option<f64>,
+}
+
+impl Recvlogical {
+    async fn start(ctx: &Ctx, url: &str, db_name: &str) -> Result<Recvlogical> {
+        let c = db::connect(url).await?;
+        c.batch_execute("SELECT pglive_capture_mode('wal')")
+            .await
+            .context("switching the database to WAL capture")?;
+        drop(c);
+        let slot = format!("{db_name}_recvlogical");
+        let created = tokio::process::Command::new("pg_recvlogical")
+            .args([
+                "-d",
+                url,
+                "--slot",
+                &slot,
+                "--create-slot",
+                "-P",
+                "pgoutput",
+            ])
+            .output()
+            .await
+            .context("running pg_recvlogical (Debian: postgresql-client)")?;
+        anyhow::ensure!(
+            created.status.success(),
+            "pg_recvlogical --create-slot: {}",
+            String::from_utf8_lossy(&created.stderr).trim()
+        );
+        let log = ctx.out_dir.join(format!("w-recvlogical-{}.log", ctx.stamp));
+        let log =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let child = tokio::process::Command::new("pg_recvlogical")
+            .args([
+                "-d",
+                url,
+                "--slot",
+                &slot,
+                "--start",
+                "--no-loop",
+                "-o",
+                "proto_version=1",
+                "-o",
+                "publication_names=pglive",
+                "-f",
+                "/dev/null",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting pg_recvlogical")?;
+        let cpu_before = child.id().and_then(server::cpu_seconds);
+        Ok(Recvlogical {
+            child,
+            slot,
+            url: url.to_owned(),
+            cpu_before,
+        })
+    }
+
+    /// Stops it, notes its CPU over the whole setup, and drops its slot.
+    async fn stop(mut self, ctx: &Ctx, cases: &mut [CaseResult]) {
+        let cpu = self
+            .child
+            .id()
+            .and_then(server::cpu_seconds)
+            .zip(self.cpu_before)
+            .map(|(a, b)| a - b);
+        if let Ok(Some(status)) = self.child.try_wait() {
+            for c in cases.iter_mut() {
+                c.notes
+                    .push(format!("pg_recvlogical exited during the run ({status})"));
+                c.error
+                    .get_or_insert_with(|| "pg_recvlogical exited".into());
+            }
+        }
+        let _ = self.child.kill().await;
+        if let Some(cpu) = cpu {
+            for c in cases.iter_mut() {
+                c.notes.push(format!(
+                    "pg_recvlogical CPU over the setup's cases: {cpu:.2} s"
+                ));
+            }
+        }
+        let dropped = tokio::process::Command::new("pg_recvlogical")
+            .args(["-d", &self.url, "--slot", &self.slot, "--drop-slot"])
+            .output()
+            .await;
+        if !dropped.is_ok_and(|o| o.status.success()) {
+            let _ = ctx
+                .admin
+                .batch_execute(&format!("SELECT pg_drop_replication_slot('{}')", self.slot))
+                .await;
+        }
     }
 }

@@ -24,6 +24,7 @@ pub fn table(res: &WritersResult, markdown: bool) -> String {
         "subscribers",
         "tx/s",
         "vs unwatched",
+        "vs recvlogical",
         "commit p50 / p99",
         "pglive CPU s",
         "subscribers converged",
@@ -49,6 +50,10 @@ pub fn table(res: &WritersResult, markdown: bool) -> String {
             r.push(
                 c.ratio_to_unwatched
                     .map_or("n/a".into(), |x| format!("{:.0} %", x * 100.0)),
+            );
+            r.push(
+                c.ratio_to_recvlogical
+                    .map_or("-".into(), |x| format!("{:.0} %", x * 100.0)),
             );
             r.push(format!(
                 "{:.2} / {:.2} ms",
