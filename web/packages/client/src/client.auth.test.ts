@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { LiveAuthError } from './errors'
 import { item } from './test/fixtures'
-import { flush, sentOf, setup, subId, watchItems } from './test/harness'
+import { flush, receiveSnapshot, sentOf, setup, subId, watchItems } from './test/harness'
 
 const NOW = Date.parse('2026-11-30T12:00:00Z')
 const nowSecs = () => Math.floor(Date.now() / 1000)
@@ -34,14 +34,7 @@ describe('LiveClient authentication', () => {
     factory.last.receive({ type: 'authenticated', role: 'pglive_user', expires_at: nowSecs() + 3600 })
     expect(factory.last.messages().map((m) => m.type)).toEqual(['auth', 'subscribe'])
     expect(client.getIdentity()).toEqual({ role: 'pglive_user', expiresAt: nowSecs() + 3600 })
-    factory.last.receive({
-      type: 'snapshot',
-      epoch: 'e1',
-      id: subId(factory.last),
-      version: 1,
-      table: 'items',
-      rows: [item(1)],
-    })
+    receiveSnapshot(factory.last, { rows: [item(1)] })
     expect(client.getStatus().state).toBe('live')
     expect(w.rows).toEqual([item(1)])
 
@@ -62,14 +55,7 @@ describe('LiveClient authentication', () => {
     factory.last.accept()
     await flush()
     factory.last.receive({ type: 'authenticated', role: 'pglive_user', expires_at: nowSecs() + 3600 })
-    factory.last.receive({
-      type: 'snapshot',
-      epoch: 'e1',
-      id: subId(factory.last),
-      version: 1,
-      table: 'items',
-      rows: [],
-    })
+    receiveSnapshot(factory.last)
     // An hour-long token is refreshed 30 s before it expires.
     await vi.advanceTimersByTimeAsync(3_569_000)
     expect(getToken).toHaveBeenCalledTimes(1)
@@ -122,14 +108,7 @@ describe('LiveClient authentication', () => {
     expect(getToken).toHaveBeenCalledTimes(2)
     factory.last.receive({ type: 'authenticated', role: 'pglive_user', expires_at: nowSecs() + 3600 })
     expect(sentOf(factory.last, 'subscribe')).toHaveLength(1)
-    factory.last.receive({
-      type: 'snapshot',
-      epoch: 'e1',
-      id: subId(factory.last),
-      version: 1,
-      table: 'items',
-      rows: [],
-    })
+    receiveSnapshot(factory.last)
     expect(client.getStatus().state).toBe('live')
   })
 
@@ -265,14 +244,7 @@ describe('LiveClient authentication', () => {
     factory.last.accept()
     await flush()
     factory.last.receive({ type: 'status', state: 'live' })
-    factory.last.receive({
-      type: 'snapshot',
-      epoch: 'e2',
-      id: subId(factory.last),
-      version: 1,
-      table: 'items',
-      rows: [item(1)],
-    })
+    receiveSnapshot(factory.last, { epoch: 'e2', rows: [item(1)] })
     const history = client.getStatusHistory()
     expect(history.map((h) => h.status.state)).toEqual(['connecting', 'live', 'reconnecting', 'live'])
     expect(history[2]?.reason).toMatch(/signed out/)

@@ -3,7 +3,7 @@
 import { describe, expect, it, vi } from 'vitest'
 import { item } from './test/fixtures'
 import { LiveConnectionError, LiveSubscriptionError } from './errors'
-import { setup, subId, useFakeTimersInEachTest, watchItems } from './test/harness'
+import { receiveSnapshot, setup, subId, useFakeTimersInEachTest, watchItems } from './test/harness'
 
 useFakeTimersInEachTest()
 
@@ -55,14 +55,7 @@ describe('LiveClient errors', () => {
     expect(factory.last.messages().filter((m) => m.type === 'subscribe')).toHaveLength(1)
     vi.advanceTimersByTime(1)
     expect(factory.last.messages().filter((m) => m.type === 'subscribe')).toHaveLength(2)
-    factory.last.receive({
-      type: 'snapshot',
-      epoch: 'e1',
-      id: subId(factory.last),
-      version: 1,
-      table: 'items',
-      rows: [item(1)],
-    })
+    receiveSnapshot(factory.last, { rows: [item(1)] })
     expect(w.rows).toEqual([item(1)])
   })
 

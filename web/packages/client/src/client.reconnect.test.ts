@@ -4,7 +4,7 @@ import { describe, expect, it, vi } from 'vitest'
 import type { Task } from './generated'
 import { item, socketFactory, task } from './test/fixtures'
 import { LiveClient } from './client'
-import { setup, subId, useFakeTimersInEachTest, watchItems } from './test/harness'
+import { receiveSnapshot, setup, useFakeTimersInEachTest, watchItems } from './test/harness'
 
 useFakeTimersInEachTest()
 
@@ -158,14 +158,7 @@ describe('LiveClient reconnect', () => {
     const { client, factory, statuses } = setup()
     watchItems(client)
     factory.last.accept()
-    factory.last.receive({
-      type: 'snapshot',
-      epoch: 'e1',
-      id: subId(factory.last),
-      version: 1,
-      table: 'items',
-      rows: [],
-    })
+    receiveSnapshot(factory.last)
     client.close()
     expect(client.getStatus().state).toBe('offline')
     expect(factory.last.closedWith?.code).toBe(1000)
@@ -192,26 +185,12 @@ describe('LiveClient reconnect', () => {
     const { client, factory } = setup()
     const w = watchItems(client)
     factory.last.accept()
-    factory.last.receive({
-      type: 'snapshot',
-      epoch: 'e1',
-      id: subId(factory.last),
-      version: 1,
-      table: 'items',
-      rows: [item(1)],
-    })
+    receiveSnapshot(factory.last, { rows: [item(1)] })
     factory.last.drop()
     vi.advanceTimersByTime(10_000)
     expect(w.seen).toHaveLength(1)
     factory.last.accept()
-    factory.last.receive({
-      type: 'snapshot',
-      epoch: 'e1',
-      id: subId(factory.last),
-      version: 1,
-      table: 'items',
-      rows: [item(1), item(2)],
-    })
+    receiveSnapshot(factory.last, { rows: [item(1), item(2)] })
     expect(w.rows).toEqual([item(1), item(2)])
   })
 

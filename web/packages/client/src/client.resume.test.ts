@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest'
 import { item } from './test/fixtures'
-import { sentOf, setup, subId, useFakeTimersInEachTest, watchItems } from './test/harness'
+import { receiveSnapshot, sentOf, setup, subId, useFakeTimersInEachTest, watchItems } from './test/harness'
 
 useFakeTimersInEachTest()
 
@@ -10,14 +10,7 @@ function reconnected() {
   const w = watchItems(h.client)
   const first = h.factory.last
   first.accept()
-  first.receive({
-    type: 'snapshot',
-    epoch: 'e1',
-    id: subId(first),
-    version: 4,
-    table: 'items',
-    rows: [item(1), item(2)],
-  })
+  receiveSnapshot(first, { version: 4, rows: [item(1), item(2)] })
   expect(h.client.getStatus().state).toBe('live')
   first.drop(1006, '')
   expect(h.client.getStatus().state).toBe('reconnecting')
@@ -136,14 +129,7 @@ describe('LiveClient resume', () => {
     vi.advanceTimersByTime(10_000)
     factory.last.accept()
     expect(sentOf(factory.last, 'subscribe').at(-1)?.since).toBeUndefined()
-    factory.last.receive({
-      type: 'snapshot',
-      epoch: 'e1',
-      id: subId(factory.last),
-      version: 9,
-      table: 'items',
-      rows: [],
-    })
+    receiveSnapshot(factory.last, { version: 9 })
     expect(fresh).not.toBe(subId(factory.last))
     factory.last.drop()
     vi.advanceTimersByTime(10_000)

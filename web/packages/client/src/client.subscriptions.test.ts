@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest'
 import type { Comment, Task } from './generated'
 import { comment, item, task, uuid } from './test/fixtures'
-import { setup, subId, useFakeTimersInEachTest, watchItems } from './test/harness'
+import { receiveSnapshot, setup, subId, useFakeTimersInEachTest, watchItems } from './test/harness'
 
 useFakeTimersInEachTest()
 
@@ -17,14 +17,7 @@ describe('LiveClient subscriptions', () => {
     factory.last.accept()
     const sent = factory.last.messages()
     expect(sent).toEqual([{ type: 'subscribe', id: expect.any(String), query: { table: 'items' } }])
-    factory.last.receive({
-      type: 'snapshot',
-      epoch: 'e1',
-      id: subId(factory.last),
-      version: 3,
-      table: 'items',
-      rows: [item(1), item(2)],
-    })
+    receiveSnapshot(factory.last, { version: 3, rows: [item(1), item(2)] })
     expect(w.seen).toEqual([{ rows: [item(1), item(2)], version: 3 }])
   })
 
@@ -234,14 +227,7 @@ describe('LiveClient subscriptions', () => {
     expect(w.seen).toEqual([])
     // Still waiting for the snapshot: connected, but not live yet.
     expect(client.getStatus().state).toBe('connecting')
-    factory.last.receive({
-      type: 'snapshot',
-      epoch: 'e1',
-      id: subId(factory.last),
-      version: 1,
-      table: 'items',
-      rows: [],
-    })
+    receiveSnapshot(factory.last)
     expect(client.getStatus().state).toBe('live')
   })
 })

@@ -76,6 +76,24 @@ export function subId(socket: FakeSocket): string {
   return sub.id
 }
 
+/**
+ * The server's snapshot of `items` for the last subscription sent on
+ * `socket` (epoch `e1`, version 1 and no rows unless given).
+ */
+export function receiveSnapshot(
+  socket: FakeSocket,
+  snapshot: { epoch?: string; version?: number; rows?: Item[] } = {},
+) {
+  socket.receive({
+    type: 'snapshot',
+    epoch: snapshot.epoch ?? 'e1',
+    id: subId(socket),
+    version: snapshot.version ?? 1,
+    table: 'items',
+    rows: snapshot.rows ?? [],
+  })
+}
+
 /** Messages of one type sent on `socket`. */
 export function sentOf<T extends ClientMessage['type']>(
   socket: FakeSocket,
