@@ -10,7 +10,7 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use pglive_schema::Task;
 use pglive_server::config::Config;
-use pglive_server::{Authenticator, Secret, unix_now};
+use pglive_server::{Secret, unix_now};
 use pglive_testkit::{Client, TestDb, TestServer, fresh_as, fresh_json};
 use serde_json::{Value, json};
 
@@ -27,13 +27,7 @@ fn secured(db: &TestDb) -> Config {
 }
 
 fn mint(claims: Value) -> String {
-    let mut config = Config::new("postgres://unused");
-    config.jwt_secret = Some(Secret::new(SECRET));
-    Authenticator::new(&config.auth_config())
-        .unwrap()
-        .unwrap()
-        .mint(claims.as_object().unwrap())
-        .unwrap()
+    pglive_testkit::mint_hs256(SECRET, &claims)
 }
 
 fn user(sub: &str, tenant: &str, ttl: u64) -> String {

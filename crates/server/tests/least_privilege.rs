@@ -12,20 +12,14 @@
 use std::time::Duration;
 
 use pglive_server::config::Config;
-use pglive_server::{Authenticator, Secret, unix_now};
+use pglive_server::{Secret, unix_now};
 use pglive_testkit::{Client, TestDb, TestServer, fresh_json, run_command, start_error};
 use serde_json::{Value, json};
 
 const SECRET: &str = "a test secret, long enough for HS256 keys";
 
 fn mint(claims: Value) -> String {
-    let mut config = Config::new("postgres://unused");
-    config.jwt_secret = Some(Secret::new(SECRET));
-    Authenticator::new(&config.auth_config())
-        .unwrap()
-        .unwrap()
-        .mint(claims.as_object().unwrap())
-        .unwrap()
+    pglive_testkit::mint_hs256(SECRET, &claims)
 }
 
 fn token(role: &str, tenant: &str) -> String {

@@ -35,7 +35,7 @@ pub use db::{
 };
 pub use pglive_server::config::CaptureMode;
 pub use process::{PrivateCluster, ServerProcess, run_command, run_command_with_env};
-pub use server::{TestServer, config_in, start_error};
+pub use server::{TestServer, config_in, mint_hs256, start_error};
 
 /// Runs each named `async fn test(mode: CaptureMode)` twice, as the tests
 /// `test::notify` and `test::wal`: both capture modes must pass the same

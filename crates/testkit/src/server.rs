@@ -48,6 +48,19 @@ pub async fn start_error(config: Config, addr: &str) -> Option<String> {
     }
 }
 
+/// A token signed with the HS256 `secret`, as a server configured with
+/// `--jwt-secret secret` verifies it (pglive's own minting, as
+/// `pglive token` uses it).
+pub fn mint_hs256(secret: &str, claims: &serde_json::Value) -> String {
+    let mut config = Config::new("postgres://unused");
+    config.jwt_secret = Some(pglive_server::Secret::new(secret));
+    pglive_server::Authenticator::new(&config.auth_config())
+        .expect("a valid secret")
+        .expect("authentication configured")
+        .mint(claims.as_object().expect("claims are an object"))
+        .expect("an HMAC secret mints")
+}
+
 impl TestServer {
     pub async fn start(db: &TestDb) -> TestServer {
         TestServer::with_config(config_in(db, CaptureMode::Notify)).await
