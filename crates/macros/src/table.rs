@@ -261,6 +261,11 @@ impl<'a> Gen<'a> {
                 #[serde(default, skip_serializing_if = "Option::is_none")]
                 #[ts(optional)]
                 pub limit: ::std::option::Option<u32>,
+                /// Also keep the number of rows that pass the filter, whatever
+                /// the limit, live: snapshots and diffs then carry `count`.
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                #[ts(optional)]
+                pub count: ::std::option::Option<bool>,
             }
 
             #[doc = #filter_doc]
@@ -426,6 +431,7 @@ impl<'a> Gen<'a> {
         let filters = self.filters();
         let columns = self.column_meta();
         let head = format!("SELECT {} FROM {}", self.column_list(), self.table_sql());
+        let count_head = format!("SELECT count(*) AS n FROM {}", self.table_sql());
         let returning = format!(" RETURNING {}", self.column_list());
         let table_sql = self.table_sql();
         let key_quoted = format!("\"{key_name}\"");
@@ -461,17 +467,20 @@ impl<'a> Gen<'a> {
                 }
             }
         });
-        let conditions = filters.iter().map(|f| {
-            let field = &f.field;
-            let op = self.supports(f);
-            let col = self.column_sql(f.col);
-            quote! {
-                if let ::std::option::Option::Some(v) = &f.#field {
-                    sql.condition(&mut first);
-                    #op::sql(&#col, v, &mut sql);
+        let conditions: Vec<_> = filters
+            .iter()
+            .map(|f| {
+                let field = &f.field;
+                let op = self.supports(f);
+                let col = self.column_sql(f.col);
+                quote! {
+                    if let ::std::option::Option::Some(v) = &f.#field {
+                        sql.condition(&mut first);
+                        #op::sql(&#col, v, &mut sql);
+                    }
                 }
-            }
-        });
+            })
+            .collect();
         let ordered = self.ordered();
         let compare_arms = ordered.iter().map(|(c, v)| {
             if c.is_key {
@@ -632,7 +641,22 @@ impl<'a> Gen<'a> {
                         filter,
                         order: ::std::option::Option::Some(order),
                         limit: query.limit,
+                        count: query.count.filter(|c| *c),
                     }
+                }
+
+                fn counted(query: &#query) -> bool {
+                    query.count == ::std::option::Option::Some(true)
+                }
+
+                #[allow(unused_variables, unused_mut)]
+                fn count(query: &#query) -> #s::sql::Sql {
+                    let mut sql = #s::sql::Sql::new(#count_head);
+                    let mut first = true;
+                    if let ::std::option::Option::Some(f) = &query.filter {
+                        #(#conditions)*
+                    }
+                    sql
                 }
 
                 #[allow(unused_variables, unused_mut)]

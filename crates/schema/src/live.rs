@@ -78,6 +78,11 @@ pub trait LiveTable:
     fn validate(query: &Self::Query, max_limit: u32) -> Result<(), QueryError>;
     /// The canonical form of a query (see [`LiveQuery::normalized`]).
     fn normalized(query: &Self::Query) -> Self::Query;
+    /// Whether the query asks for its live count (`count: true`).
+    fn counted(query: &Self::Query) -> bool;
+    /// The number of rows that pass the query's filter, whatever its limit,
+    /// as one column `n` (`bigint`).
+    fn count(query: &Self::Query) -> Sql;
     /// The query's SQL: its rows in order, at most `limit`.
     fn select(query: &Self::Query, limit: i64) -> Sql;
     /// The rows with these keys, unfiltered, in any order.

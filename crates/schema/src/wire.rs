@@ -155,6 +155,11 @@ pub struct Snapshot {
     pub epoch: String,
     #[ts(type = "number")]
     pub version: u64,
+    /// With `count: true` in the query: how many rows pass its filter,
+    /// whatever its limit, at this version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "number")]
+    pub count: Option<u64>,
     #[serde(flatten)]
     pub rows: TableRows,
 }
@@ -178,6 +183,12 @@ pub struct Diff {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional, type = "number")]
     pub noticed_at: Option<u64>,
+    /// With `count: true` in the query: the new count, when it changed
+    /// (absent: the count at `from` still holds). A diff may change only
+    /// the count, with no upserts or deletes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "number")]
+    pub count: Option<u64>,
     #[serde(flatten)]
     pub changes: TableChanges,
 }

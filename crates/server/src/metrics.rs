@@ -30,6 +30,7 @@ pub struct Metrics {
     pub capture_slot_lag_bytes: Gauge,
     pub refreshes: Counter,
     pub refreshes_keyed: Counter,
+    pub counts: Counter,
     pub refresh_errors: Counter,
     pub refresh_seconds: Histogram,
     pub rows_read: Counter,
@@ -119,6 +120,10 @@ impl Default for Metrics {
             "refreshes_keyed",
             "Reads of changed rows only (one per table, batch and context).",
         );
+        let counts = counter(
+            "counts",
+            "count(*) reads for live counts (limited queries whose window is not their whole result).",
+        );
         let refresh_errors = counter("refresh_errors", "Reads that failed.");
         let rows_read = counter("rows_read", "Rows read from PostgreSQL for groups.");
         let reads_skipped_by_partition = counter(
@@ -179,6 +184,7 @@ impl Default for Metrics {
             capture_slot_lag_bytes,
             refreshes,
             refreshes_keyed,
+            counts,
             refresh_errors,
             refresh_seconds,
             rows_read,

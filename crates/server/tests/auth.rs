@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use pglive_schema::Task;
 use pglive_server::config::Config;
 use pglive_server::{Secret, unix_now};
-use pglive_testkit::{Client, TestDb, TestServer, fresh_as, fresh_json};
+use pglive_testkit::{Client, TestDb, TestServer, fresh_as, fresh_count, fresh_json};
 use serde_json::{Value, json};
 
 const SECRET: &str = "a test secret, long enough for HS256 keys";
@@ -499,11 +499,11 @@ async fn random_writes_never_leak_across_tenants() {
     let mut clients = Vec::new();
     for i in 0..9 {
         let tenant = tenants[i % 3];
-        let (query, sql) = random::query(&mut rng, &spec);
+        let q = random::counted_query(&mut rng, &spec);
         let mut c = Client::connect(&server).await;
         c.auth(&user(&format!("u{i}"), tenant, 600)).await;
-        c.subscribe("p", query.clone()).await;
-        clients.push((c, tenant, query, sql));
+        c.subscribe("p", q.json.clone()).await;
+        clients.push((c, tenant, q.json, q.sql, q.count_sql));
     }
     for step in 0..150 {
         let mut batch = vec![random::write(&mut rng, &spec)];
@@ -521,14 +521,22 @@ async fn random_writes_never_leak_across_tenants() {
             }
         }
     }
-    for (c, tenant, query, sql) in &mut clients {
+    for (c, tenant, query, sql, count_sql) in &mut clients {
         let claims = json!({"tenant": tenant}).to_string();
         let want = fresh_as::<Task>(&db, "pglive_user", &claims, sql).await;
-        let ok = c.until(|c| c.has("p") && c.rows("p") == want).await;
+        // A live count counts only what the user may see.
+        let count = match count_sql {
+            Some(sql) => Some(fresh_count(&db, Some(("pglive_user", &claims)), sql).await),
+            None => None,
+        };
+        let ok = c
+            .until(|c| c.has("p") && c.rows("p") == want && c.count("p") == count)
+            .await;
         assert!(
             ok,
-            "seed {seed}: {tenant} {query} diverged:\n got {:?}\nwant {:?}",
+            "seed {seed}: {tenant} {query} diverged:\n got {:?} (count {:?})\nwant {:?} (count {count:?})",
             c.rows("p"),
+            c.count("p"),
             want
         );
         let leaked: Vec<&Value> = c.seen.iter().filter(|r| r["tenant"] != *tenant).collect();

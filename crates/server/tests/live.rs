@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use pglive_schema::Item;
+use pglive_schema::{Item, ServerMessage, TableChanges};
 use pglive_testkit::{CaptureMode, Client, TestDb, TestServer, fresh, in_both_modes};
 use serde_json::json;
 
@@ -15,6 +15,7 @@ in_both_modes!(
     unsubscribe_and_disconnect_clean_up,
     burst_of_writes_coalesces,
     one_read_per_write_across_filtered_groups,
+    live_counts_follow_writes_past_the_limit,
 );
 
 fn now_ms() -> u64 {
@@ -222,6 +223,70 @@ async fn one_read_per_write_across_filtered_groups(mode: CaptureMode) {
         server.metric("pglive_refreshes_total").await - before,
         1,
         "one read for 40 groups"
+    );
+    server.stop().await;
+}
+
+/// `count: true`: the snapshot and then diffs carry how many rows pass the
+/// filter, whatever the limit. A limited window that is not its whole
+/// result is counted by `count(*)` after each round with changes (a diff of
+/// the count alone when no row in the window changed); a window that holds
+/// its whole result counts itself, with no extra read.
+async fn live_counts_follow_writes_past_the_limit(mode: CaptureMode) {
+    let db = TestDb::new().await;
+    db.exec("INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 30) g")
+        .await;
+    let server = TestServer::start_in(&db, mode).await;
+    let mut c = Client::connect(&server).await;
+    let limited = json!({"table":"items","filter":{"name_contains":"n"},"order":{"by":"id"},"limit":5,"count":true});
+    c.subscribe("top", limited).await;
+    let whole = json!({"table":"items","filter":{"name_contains":"z"},"count":true});
+    c.subscribe("z", whole).await;
+    assert!(c.until(|c| c.has("top") && c.has("z")).await);
+    assert_eq!((c.len("top"), c.count("top")), (5, Some(30)));
+    assert_eq!((c.len("z"), c.count("z")), (0, Some(0)));
+    // Without `count`, nothing is counted and no count is sent.
+    c.subscribe("plain", json!({"table":"items","limit":5}))
+        .await;
+    assert!(c.until(|c| c.has("plain")).await);
+    assert_eq!(c.count("plain"), None);
+
+    // A row past the limit: the rows stay, the count moves.
+    db.exec("INSERT INTO items (name) VALUES ('n31')").await;
+    let diff = loop {
+        match c.next(pglive_testkit::TIMEOUT).await.expect("a diff") {
+            ServerMessage::Diff(d) if d.id.0 == "top" => break d,
+            _ => {}
+        }
+    };
+    assert_eq!(diff.count, Some(31));
+    let TableChanges::Items { upserts, deletes } = &diff.changes else {
+        panic!("{diff:?}");
+    };
+    assert!(upserts.is_empty() && deletes.is_empty(), "{diff:?}");
+
+    // A row leaving the window, and rows that do not pass the filter.
+    let counted = server.metric("pglive_counts_total").await;
+    db.exec("DELETE FROM items WHERE id = 2; INSERT INTO items (name) VALUES ('zz'), ('z')")
+        .await;
+    let want = fresh::<Item>(
+        &db,
+        "SELECT * FROM items WHERE strpos(name, 'n') > 0 ORDER BY id LIMIT 5",
+    )
+    .await;
+    assert!(
+        c.until(|c| c.rows("top") == want && c.count("top") == Some(30) && c.count("z") == Some(2))
+            .await,
+        "{:?} {:?} {:?}",
+        c.rows("top"),
+        c.count("top"),
+        c.count("z")
+    );
+    assert_eq!(c.len("z"), 2);
+    let reads = server.metric("pglive_counts_total").await - counted;
+    assert!(
+        (1..=2).contains(&reads),
+        "only the limited group counts, once per round: {reads}"
     );
     server.stop().await;
 }

@@ -2,9 +2,10 @@
 //! the declarations rather than written per table: random inserts, updates
 //! (several rows, any column, key changes) and deletes in multi-statement
 //! transactions, interleaved with subscriptions to random filters, orders
-//! and limits. After quiescence every client's rows equal a fresh SQL run of
-//! its query (SQL written independently of the server's), row for row and in
-//! order.
+//! and limits, half of them asking for a live count. After quiescence every
+//! client's rows equal a fresh SQL run of its query (SQL written
+//! independently of the server's), row for row and in order, and its count
+//! a fresh `count(*)`.
 //!
 //! It runs once per capture mode.
 //!
@@ -19,7 +20,7 @@ use futures_util::future::BoxFuture;
 use pglive_schema::live::{Listed, TableVisitor};
 use pglive_schema::tables::visit_tables;
 use pglive_testkit::random::{self, Spec};
-use pglive_testkit::{CaptureMode, Client, TestDb, TestServer, fresh, in_both_modes};
+use pglive_testkit::{CaptureMode, Client, TestDb, TestServer, fresh, fresh_count, in_both_modes};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -73,14 +74,14 @@ async fn converge(table: &Table, all: &[Table], seed: u64, mode: CaptureMode) {
         let rows: Vec<String> = (0..15).map(|_| random::insert(&mut rng, &t.spec)).collect();
         random::transaction(&mut conn, &rows).await;
     }
-    let mut clients: Vec<(Client, Value, String)> = Vec::new();
+    let mut clients: Vec<(Client, Value, String, Option<String>)> = Vec::new();
     let mut pending = Vec::new();
     for step in 0..200 {
         if step % 20 == 0 {
-            let (query, sql) = random::query(&mut rng, &table.spec);
+            let q = random::counted_query(&mut rng, &table.spec);
             let mut c = Client::connect(&server).await;
-            c.subscribe("p", query.clone()).await;
-            clients.push((c, query, sql));
+            c.subscribe("p", q.json.clone()).await;
+            clients.push((c, q.json, q.sql, q.count_sql));
         }
         // Mostly this table; now and then another, whose changes may reach
         // this one (cascading deletes, say).
@@ -96,20 +97,27 @@ async fn converge(table: &Table, all: &[Table], seed: u64, mode: CaptureMode) {
         }
         // Let clients read now and then so that both diffs and backlog occur.
         if step % 7 == 0 {
-            for (c, _, _) in &mut clients {
+            for (c, ..) in &mut clients {
                 c.drain(Duration::from_millis(1)).await;
             }
         }
     }
     random::transaction(&mut conn, &pending).await;
-    for (c, query, sql) in &mut clients {
+    for (c, query, sql, count_sql) in &mut clients {
         let want = (table.fresh)(&db, sql.clone()).await;
-        let ok = c.until(|c| c.has("p") && c.rows("p") == want).await;
+        let count = match count_sql {
+            Some(sql) => Some(fresh_count(&db, None, sql).await),
+            None => None,
+        };
+        let ok = c
+            .until(|c| c.has("p") && c.rows("p") == want && c.count("p") == count)
+            .await;
         assert!(
             ok,
-            "seed {seed}, table {}: {query} diverged from\n  {sql}\n got {:?}\nwant {:?}\nerrors {:?}",
+            "seed {seed}, table {}: {query} diverged from\n  {sql}\n got {:?} (count {:?})\nwant {:?} (count {count:?})\nerrors {:?}",
             table.spec.name,
             c.rows("p"),
+            c.count("p"),
             want,
             c.errors
         );

@@ -325,6 +325,38 @@ pub async fn fresh_as<T: LiveTable>(
         .collect()
 }
 
+/// The one `bigint` column `n` of a count's SQL.
+#[derive(diesel::QueryableByName)]
+struct Counted {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// A count's fresh value (`sql` selects one `bigint` column `n`), as the
+/// database's owner, or with `as_user` as that role and claims (so that
+/// row-level security applies, as for [`fresh_as`]).
+pub async fn fresh_count(db: &TestDb, as_user: Option<(&str, &str)>, sql: &str) -> u64 {
+    let mut conn = db.conn().await;
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    if let Some((role, claims)) = as_user {
+        conn.batch_execute(&format!(
+            "BEGIN; SELECT set_config('role', {}, true), set_config('request.jwt.claims', {}, true)",
+            quote(role),
+            quote(claims)
+        ))
+        .await
+        .unwrap();
+    }
+    let rows: Vec<Counted> = diesel::sql_query(sql)
+        .load(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    if as_user.is_some() {
+        conn.batch_execute("ROLLBACK").await.unwrap();
+    }
+    rows.as_slice().first().map_or(0, |c| c.n as u64)
+}
+
 /// A query's fresh result as PostgreSQL's own JSON (`json_agg`).
 pub async fn fresh_json(db: &TestDb, sql: &str) -> Vec<Value> {
     #[derive(QueryableByName)]

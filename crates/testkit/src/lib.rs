@@ -30,8 +30,8 @@ mod server;
 
 pub use client::{Client, Connect, ConnectError, Ended, Frame, Sub, Ws};
 pub use db::{
-    TestDb, admin_url, drop_database, fresh, fresh_as, fresh_at, fresh_json, repo_root,
-    wal_level_is_logical, with_db,
+    TestDb, admin_url, drop_database, fresh, fresh_as, fresh_at, fresh_count, fresh_json,
+    repo_root, wal_level_is_logical, with_db,
 };
 pub use pglive_server::config::CaptureMode;
 pub use process::{PrivateCluster, ServerProcess, run_command, run_command_with_env};

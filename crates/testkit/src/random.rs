@@ -229,6 +229,22 @@ pub fn write(rng: &mut StdRng, spec: &Spec) -> String {
 
 /// A random live query on the table: its JSON and the SQL of a fresh run.
 pub fn query(rng: &mut StdRng, spec: &Spec) -> (Value, String) {
+    let q = counted_query(rng, spec);
+    (q.json, q.sql)
+}
+
+/// A random live query, and the SQL of its rows and of its count.
+pub struct RandomQuery {
+    pub json: Value,
+    /// Its rows, in order.
+    pub sql: String,
+    /// `Some`: the query asks for `count: true`, and this SQL (one
+    /// `bigint` column `n`) is the count a client must end up with.
+    pub count_sql: Option<String>,
+}
+
+/// A random live query that asks for its live count half of the time.
+pub fn counted_query(rng: &mut StdRng, spec: &Spec) -> RandomQuery {
     let mut filter = serde_json::Map::new();
     let mut conds = Vec::new();
     let options: Vec<(&Column, Op)> = spec
@@ -314,6 +330,10 @@ pub fn query(rng: &mut StdRng, spec: &Spec) -> (Value, String) {
     if let Some(l) = limit {
         q["limit"] = json!(l);
     }
+    let counted = rng.random_bool(0.5);
+    if counted {
+        q["count"] = json!(true);
+    }
     let dir = if desc { "DESC" } else { "ASC" };
     let key = spec.key_column();
     let mut order = Vec::new();
@@ -323,14 +343,21 @@ pub fn query(rng: &mut StdRng, spec: &Spec) -> (Value, String) {
     }
     order.push(format!("{} {dir}", ordered(key)));
     let mut sql = format!("SELECT * FROM {}", spec.table());
+    let mut count_sql = format!("SELECT count(*) AS n FROM {}", spec.table());
     if !conds.is_empty() {
-        sql.push_str(&format!(" WHERE {}", conds.join(" AND ")));
+        let conds = format!(" WHERE {}", conds.join(" AND "));
+        sql.push_str(&conds);
+        count_sql.push_str(&conds);
     }
     sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
     if let Some(l) = limit {
         sql.push_str(&format!(" LIMIT {l}"));
     }
-    (q, sql)
+    RandomQuery {
+        json: q,
+        sql,
+        count_sql: counted.then_some(count_sql),
+    }
 }
 
 /// Runs `statements` in one transaction, each under a savepoint so that one

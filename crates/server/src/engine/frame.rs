@@ -116,6 +116,8 @@ pub fn fragments(body: &Bytes) -> impl Iterator<Item = Bytes> + '_ {
 struct SnapshotBody<'a, R> {
     epoch: &'a str,
     version: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<u64>,
     table: &'static str,
     rows: &'a [Arc<R>],
 }
@@ -132,6 +134,8 @@ struct DiffBody<'a, R, K> {
     to: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     noticed_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<u64>,
     table: &'static str,
     upserts: Vec<Placed<'a, R>>,
     deletes: &'a [K],
@@ -149,11 +153,13 @@ pub fn snapshot_body<R: Serialize>(
     table: &'static str,
     epoch: &str,
     version: u64,
+    count: Option<u64>,
     rows: &[Arc<R>],
 ) -> Result<Bytes, serde_json::Error> {
     body_of(&SnapshotBody {
         epoch,
         version,
+        count,
         table,
         rows,
     })
@@ -165,12 +171,14 @@ pub fn diff_body<R: Serialize, K: Serialize>(
     from: u64,
     to: u64,
     noticed_at: Option<u64>,
+    count: Option<u64>,
     changes: &Changes<R, K>,
 ) -> Result<Bytes, serde_json::Error> {
     body_of(&DiffBody {
         from,
         to,
         noticed_at,
+        count,
         table,
         upserts: changes
             .upserts
@@ -217,13 +225,14 @@ mod tests {
     fn shared_frames_are_typed_messages() {
         let id = SubscriptionId("sub \"1\"".into());
         let rows = vec![Arc::new(item(1, "a")), Arc::new(item(2, "b"))];
-        let body = snapshot_body("items", "e1.2", 7, &rows).unwrap();
+        let body = snapshot_body("items", "e1.2", 7, Some(40), &rows).unwrap();
         assert_eq!(
             join(Kind::Snapshot, &id, &body),
             ServerMessage::Snapshot(Snapshot {
                 id: id.clone(),
                 epoch: "e1.2".into(),
                 version: 7,
+                count: Some(40),
                 rows: TableRows::Items {
                     rows: vec![item(1, "a"), item(2, "b")]
                 },
@@ -233,7 +242,7 @@ mod tests {
             upserts: vec![(0, Arc::clone(&rows[1]))],
             deletes: vec![pglive_schema::Int8(1)],
         };
-        let body = diff_body("items", 7, 8, Some(1_790_000_000_123), &changes).unwrap();
+        let body = diff_body("items", 7, 8, Some(1_790_000_000_123), None, &changes).unwrap();
         assert_eq!(
             join(Kind::Diff, &id, &body),
             ServerMessage::Diff(Diff {
@@ -241,6 +250,7 @@ mod tests {
                 from: 7,
                 to: 8,
                 noticed_at: Some(1_790_000_000_123),
+                count: None,
                 changes: TableChanges::Items {
                     upserts: vec![pglive_schema::wire::Placed {
                         at: 0,

@@ -232,6 +232,37 @@ impl Reads {
         self.read::<T>(ctx, T::fetch(keys)).await
     }
 
+    /// How many rows pass the query's filter, whatever its limit.
+    pub async fn count<T: LiveTable>(
+        &self,
+        ctx: &Context,
+        query: &T::Query,
+    ) -> Result<u64, ReadError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| ReadError::ShuttingDown)?;
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| ReadError::Unavailable(e.to_string()))?;
+        self.metrics.counts.inc();
+        let started = Instant::now();
+        let counted = rows_in::<Count>(&mut conn, ctx, T::count(query)).await;
+        self.metrics
+            .refresh_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match counted {
+            Ok(rows) => Ok(rows.first().map_or(0, |c| c.n.max(0) as u64)),
+            Err(err) => {
+                self.metrics.refresh_errors.inc();
+                Err(ReadError::from_diesel(err))
+            }
+        }
+    }
+
     /// Whether the database answers at all: tells a refused query from an
     /// unreachable database, which diesel does not always distinguish.
     pub async fn probe(&self) -> bool {
@@ -337,6 +368,13 @@ async fn enter(
     diesel_async::RunQueryDsl::execute(sql, conn)
         .await
         .map(|_| ())
+}
+
+/// The one column of a count's statement.
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }
 
 struct Read<T> {

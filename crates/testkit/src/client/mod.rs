@@ -241,6 +241,7 @@ impl Client {
                 sub.rows = Some(rows);
                 sub.epoch = s.epoch;
                 sub.version = s.version;
+                sub.count = s.count;
                 sub.snapshots += 1;
             }
             ServerMessage::Diff(d) => {
@@ -254,6 +255,9 @@ impl Client {
                 sub.version = d.to;
                 sub.diffs += 1;
                 sub.noticed_at = d.noticed_at;
+                if d.count.is_some() {
+                    sub.count = d.count;
+                }
             }
             ServerMessage::Error(e) => self.errors.push(e),
         }
@@ -274,6 +278,11 @@ impl Client {
     /// A subscription's rows (empty before its snapshot).
     pub fn rows(&self, id: &str) -> Vec<Value> {
         self.subs.get(id).map(Sub::rows).unwrap_or_default()
+    }
+
+    /// A subscription's live count, when its query asked for one.
+    pub fn count(&self, id: &str) -> Option<u64> {
+        self.subs.get(id).and_then(|s| s.count)
     }
 
     /// How many rows a subscription has.

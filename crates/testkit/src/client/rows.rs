@@ -94,6 +94,9 @@ pub struct Sub {
     pub diffs: u64,
     /// The `noticed_at` of the last diff.
     pub noticed_at: Option<u64>,
+    /// The live count (`count: true`): the snapshot's, then each diff's
+    /// that carries one, as a client keeps it.
+    pub count: Option<u64>,
     pub(super) rows: Option<Box<dyn Rows>>,
 }
 

@@ -26,19 +26,22 @@ pub(super) struct Current<T> {
     /// The published rows: the first `limit` rows of the window (the same
     /// vector as the window's when there is no limit).
     rows: Rows<T>,
+    /// The live count, for a query that asks for it (`count: true`).
+    pub(super) count: Option<u64>,
     /// The snapshot body of `rows`, once encoded.
     snapshot: Option<Bytes>,
     /// Recent diffs, for resuming clients.
     pub(super) history: History,
 }
 
-/// Makes `rows` the group's result: sends the diff to live members, or, when
-/// the diff would be as large as the result, a snapshot to everyone.
+/// Makes `rows` (and `count`) the group's result: sends the diff to live
+/// members, or, when the diff would be as large as the result, a snapshot
+/// to everyone. A diff carries the count only when it changed.
 pub(super) fn publish<T: LiveTable>(
     shared: &GroupShared<T>,
     reads: &Reads,
     previous: Option<Current<T>>,
-    (window, rows): (Window<T>, Rows<T>),
+    (window, rows, count): (Window<T>, Rows<T>, Option<u64>),
     touched: Option<&HashSet<Key<T>>>,
     noticed: Option<Noticed>,
 ) -> Current<T> {
@@ -47,6 +50,7 @@ pub(super) fn publish<T: LiveTable>(
             version: 1,
             window,
             rows,
+            count,
             snapshot: None,
             history: History::default(),
         };
@@ -55,12 +59,14 @@ pub(super) fn publish<T: LiveTable>(
         Some(touched) => diff::diff_touched(&previous.rows, &rows, touched, T::key),
         None => diff::diff(&previous.rows, &rows, T::key),
     };
-    if changes.is_empty() {
+    let recounted = (count != previous.count).then_some(count).flatten();
+    if changes.is_empty() && recounted.is_none() {
         // The rows past the window may have changed; the result did not.
         return Current { window, ..previous };
     }
     let version = previous.version + 1;
-    let as_snapshot = changes.len() >= rows.len().max(1);
+    // A diff of the count alone is always smaller than a snapshot.
+    let as_snapshot = !changes.is_empty() && changes.len() >= rows.len().max(1);
     let body = if as_snapshot {
         None
     } else {
@@ -69,6 +75,7 @@ pub(super) fn publish<T: LiveTable>(
             previous.version,
             version,
             noticed.map(|n| n.0),
+            recounted,
             &changes,
         ) {
             Ok(body) => Some(body),
@@ -114,6 +121,7 @@ pub(super) fn publish<T: LiveTable>(
         version,
         window,
         rows,
+        count,
         snapshot: None,
         history,
     }
@@ -175,7 +183,13 @@ pub(super) fn serve_snapshots<T: LiveTable>(
     let body = match &current.snapshot {
         Some(body) => body.clone(),
         None => {
-            match frame::snapshot_body(T::NAME, &shared.epoch, current.version, &current.rows) {
+            match frame::snapshot_body(
+                T::NAME,
+                &shared.epoch,
+                current.version,
+                current.count,
+                &current.rows,
+            ) {
                 Ok(body) => {
                     reads.metrics.snapshots.inc();
                     current.snapshot = Some(body.clone());

@@ -35,6 +35,7 @@ impl<T: LiveTable> GroupTask<T> {
             query,
         } = self;
         let limit = T::limit(&query);
+        let counted = T::counted(&query);
         let mut current: Option<Current<T>> = None;
         let mut held = 0usize;
         let mut failures: u32 = 0;
@@ -69,50 +70,80 @@ impl<T: LiveTable> GroupTask<T> {
             if full {
                 touched = None;
             }
-            if full {
-                match load::<T>(&reads, &shared.ctx, &query).await {
-                    Ok(window) => {
-                        if failures > 0 {
-                            shared.tell_status(&reads, None);
+            // The query's rows (on a re-run) and its live count: a window
+            // that is its whole result counts itself; a limited window that
+            // is not is counted again after every round with changes, so
+            // that the count converges on what the database has once the
+            // changes stop (see README "Live counts").
+            let mut count = current.as_ref().and_then(|c| c.count);
+            let read: Result<(), ReadError> = async {
+                if full {
+                    next = Some(load::<T>(&reads, &shared.ctx, &query).await?);
+                }
+                if counted {
+                    let basis = next.as_ref().or(current.as_ref().map(|c| &c.window));
+                    match basis {
+                        Some(w) if w.boundary.is_none() => count = Some(w.prefix.len() as u64),
+                        Some(_) if full || !pending.batches.is_empty() => {
+                            count = Some(reads.count::<T>(&shared.ctx, &query).await?);
                         }
-                        failures = 0;
-                        backoff = crate::backoff::policy();
-                        next = Some(window);
-                    }
-                    Err(err) => {
-                        if matches!(err, ReadError::ShuttingDown) || shared.is_closed() {
-                            break;
-                        }
-                        let unavailable =
-                            matches!(err, ReadError::Unavailable(_)) || !reads.probe().await;
-                        if !unavailable {
-                            failures += 1;
-                            if failures == 1 {
-                                shared.tell_status(&reads, Some(DelayReason::QueryFailing));
-                            }
-                            tracing::debug!(table = T::NAME, group = %shared.key, error = %err, failures, "query refused");
-                            if failures >= reads.limits.max_query_failures {
-                                reads.metrics.query_failures.inc();
-                                tracing::info!(table = T::NAME, error = %err, "a live query kept failing; its subscribers were told query_failed");
-                                let message = format!(
-                                    "the query failed {failures} times in a row ({}); the subscription was stopped",
-                                    err.class()
-                                );
-                                shared.end(&reads, ErrorCode::QueryFailed, &message);
-                                break;
-                            }
-                        }
-                        // Nothing is lost: the whole query runs again after a
-                        // capped backoff. Members keep their last state meanwhile.
-                        shared.mark_all(pending.noticed);
-                        let delay = backoff.next().unwrap_or(Duration::from_secs(5));
-                        tokio::select! {
-                            () = tokio::time::sleep(delay) => {}
-                            () = reads.shutdown.cancelled() => break,
-                        }
-                        continue;
+                        _ => {}
                     }
                 }
+                Ok(())
+            }
+            .await;
+            match read {
+                Ok(()) => {
+                    if failures > 0 {
+                        shared.tell_status(&reads, None);
+                        failures = 0;
+                        backoff = crate::backoff::policy();
+                    }
+                }
+                Err(err) => {
+                    if matches!(err, ReadError::ShuttingDown) || shared.is_closed() {
+                        break;
+                    }
+                    let unavailable =
+                        matches!(err, ReadError::Unavailable(_)) || !reads.probe().await;
+                    if !unavailable {
+                        failures += 1;
+                        if failures == 1 {
+                            shared.tell_status(&reads, Some(DelayReason::QueryFailing));
+                        }
+                        tracing::debug!(table = T::NAME, group = %shared.key, error = %err, failures, "query refused");
+                        if failures >= reads.limits.max_query_failures {
+                            reads.metrics.query_failures.inc();
+                            tracing::info!(table = T::NAME, error = %err, "a live query kept failing; its subscribers were told query_failed");
+                            let message = format!(
+                                "the query failed {failures} times in a row ({}); the subscription was stopped",
+                                err.class()
+                            );
+                            shared.end(&reads, ErrorCode::QueryFailed, &message);
+                            break;
+                        }
+                    }
+                    // Nothing is lost: the whole query runs again after a
+                    // capped backoff. Members keep their last state meanwhile.
+                    shared.mark_all(pending.noticed);
+                    let delay = backoff.next().unwrap_or(Duration::from_secs(5));
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = reads.shutdown.cancelled() => break,
+                    }
+                    continue;
+                }
+            }
+            // Only the count changed: publish the same window with it.
+            if next.is_none()
+                && let Some(now) = current.as_ref()
+                && count != now.count
+            {
+                next = Some(Window {
+                    prefix: Arc::clone(&now.window.prefix),
+                    boundary: now.window.boundary.clone(),
+                });
             }
             if let Some(window) = next {
                 let rows: Rows<T> = match limit {
@@ -153,7 +184,7 @@ impl<T: LiveTable> GroupTask<T> {
                     &shared,
                     &reads,
                     current.take(),
-                    (window, rows),
+                    (window, rows, count.filter(|_| counted)),
                     touched,
                     pending.noticed,
                 ));

@@ -240,6 +240,7 @@ mod tests {
                         }),
                     }),
                     limit,
+                    count: None,
                 }
             })
     }

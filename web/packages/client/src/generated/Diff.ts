@@ -20,4 +20,10 @@ export type Diff = { id: SubscriptionId, from: number, to: number,
  * a synchronized clock can tell how long a change took to reach it.
  * Absent when the diff came from re-running the query as a whole.
  */
-noticed_at?: number, } & ({ "table": "items", upserts: Array<Placed<Item>>, deletes: Array<Int8>, } | { "table": "tasks", upserts: Array<Placed<Task>>, deletes: Array<number>, } | { "table": "comments", upserts: Array<Placed<Comment>>, deletes: Array<string>, });
+noticed_at?: number, 
+/**
+ * With `count: true` in the query: the new count, when it changed
+ * (absent: the count at `from` still holds). A diff may change only
+ * the count, with no upserts or deletes.
+ */
+count?: number, } & ({ "table": "items", upserts: Array<Placed<Item>>, deletes: Array<Int8>, } | { "table": "tasks", upserts: Array<Placed<Task>>, deletes: Array<number>, } | { "table": "comments", upserts: Array<Placed<Comment>>, deletes: Array<string>, });

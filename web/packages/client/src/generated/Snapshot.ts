@@ -11,4 +11,9 @@ export type Snapshot = { id: SubscriptionId,
 /**
  * Which result this is, for resuming later (see [`Since`]).
  */
-epoch: string, version: number, } & ({ "table": "items", rows: Array<Item>, } | { "table": "tasks", rows: Array<Task>, } | { "table": "comments", rows: Array<Comment>, });
+epoch: string, version: number, 
+/**
+ * With `count: true` in the query: how many rows pass its filter,
+ * whatever its limit, at this version.
+ */
+count?: number, } & ({ "table": "items", rows: Array<Item>, } | { "table": "tasks", rows: Array<Task>, } | { "table": "comments", rows: Array<Comment>, });

@@ -9,4 +9,9 @@ export type TasksQuery = { filter?: TasksFilter, order?: TasksOrder,
 /**
  * At most this many rows (after ordering).
  */
-limit?: number, };
+limit?: number, 
+/**
+ * Also keep the number of rows that pass the filter, whatever
+ * the limit, live: snapshots and diffs then carry `count`.
+ */
+count?: boolean, };
