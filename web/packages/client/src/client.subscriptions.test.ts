@@ -40,6 +40,53 @@ describe('LiveClient subscriptions', () => {
     expect(tasks.at(-1)).toEqual([task(3, { priority: 3 }), task(1)])
   })
 
+  it('keeps a live count: the snapshot sets it, a diff with one moves it, a diff without keeps it', () => {
+    const { client, factory } = setup()
+    const seen: { rows: number; count: number | null }[] = []
+    client.subscribe(
+      { table: 'items', limit: 2, count: true },
+      { next: (rows, _version, count) => seen.push({ rows: rows.length, count }) },
+    )
+    factory.last.accept()
+    const id = subId(factory.last)
+    factory.last.receive({
+      type: 'snapshot',
+      epoch: 'e1',
+      id,
+      version: 1,
+      count: 40,
+      table: 'items',
+      rows: [item(1), item(2)],
+    })
+    // A row past the limit: the count alone changes.
+    factory.last.receive({ type: 'diff', id, from: 1, to: 2, count: 41, table: 'items', upserts: [], deletes: [] })
+    // A change to a row in the window that leaves the count as it was.
+    factory.last.receive({
+      type: 'diff',
+      id,
+      from: 2,
+      to: 3,
+      table: 'items',
+      upserts: [{ at: 0, row: item(1, 'renamed') }],
+      deletes: [],
+    })
+    expect(seen).toEqual([
+      { rows: 2, count: 40 },
+      { rows: 2, count: 41 },
+      { rows: 2, count: 41 },
+    ])
+    expect(client.inspect()[0]).toMatchObject({ rows: 2, count: 41, version: 3 })
+  })
+
+  it('gives no count to a query without count', () => {
+    const { client, factory } = setup()
+    const counts: (number | null)[] = []
+    client.subscribe({ table: 'items' }, { next: (_rows, _version, count) => counts.push(count) })
+    factory.last.accept()
+    receiveSnapshot(factory.last, { version: 1, rows: [item(1)] })
+    expect(counts).toEqual([null])
+  })
+
   it('keys comments by their uuid', () => {
     const { client, factory } = setup()
     const seen: Comment[][] = []

@@ -30,6 +30,8 @@ export interface SubscriptionInfo {
   readonly version: number | null
   /** Rows held, or null before the first snapshot. */
   readonly rows: number | null
+  /** The live count held, for a query with `count: true`; else null. */
+  readonly count: number | null
   /** Snapshots received (the first load, and each resync or resume that fell back to one). */
   readonly snapshots: number
   /** Times a diff did not fit and the client asked for a fresh snapshot. */

@@ -19,6 +19,8 @@ export type DiffOutcome =
 export interface DiffBody<R, K> {
   from: number
   to: number
+  /** The new live count, when the query has one and it changed. */
+  count?: number
   upserts: readonly Placed<R>[]
   deletes: readonly K[]
 }
@@ -27,6 +29,7 @@ export class MaterializedRows<R, C extends keyof R> {
   private current: R[] | null = null
   private resultEpoch: string | null = null
   private resultVersion: number | null = null
+  private resultCount: number | null = null
 
   constructor(private readonly key: C) {}
 
@@ -43,6 +46,11 @@ export class MaterializedRows<R, C extends keyof R> {
     return this.resultVersion
   }
 
+  /** The live count at this version, for a query with `count: true`; else null. */
+  get count(): number | null {
+    return this.resultCount
+  }
+
   /** What a subscribe may resume from; undefined when nothing is held. */
   since(): Since | undefined {
     if (this.current === null || this.resultEpoch === null || this.resultVersion === null) return undefined
@@ -50,10 +58,11 @@ export class MaterializedRows<R, C extends keyof R> {
   }
 
   /** A snapshot: the complete result at `version` of `epoch`. */
-  replace(rows: readonly R[], epoch: string, version: number): void {
+  replace(rows: readonly R[], epoch: string, version: number, count?: number): void {
     this.current = rows.slice()
     this.resultEpoch = epoch
     this.resultVersion = version
+    this.resultCount = typeof count === 'number' ? count : null
   }
 
   /**
@@ -79,6 +88,8 @@ export class MaterializedRows<R, C extends keyof R> {
       throw e
     }
     this.resultVersion = diff.to
+    // A diff without a count leaves the count it started from.
+    if (typeof diff.count === 'number') this.resultCount = diff.count
     return 'applied'
   }
 }

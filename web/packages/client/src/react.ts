@@ -83,6 +83,11 @@ export type UseLiveQueryResult<Q extends LiveQuery> = UseQueryResult<RowsOf<Q>, 
    * the server retries it (rows may be stale then); null when it said none.
    */
   liveStatus: SubscriptionStatus | null
+  /**
+   * For a query with `count: true`: how many rows pass its filter, whatever
+   * its limit, live (null before the first snapshot, or without `count`).
+   */
+  liveCount: number | null
 }
 
 /**
@@ -117,5 +122,10 @@ export function useLiveQuery<Q extends LiveQuery>(query: Q): UseLiveQueryResult<
     () => registry.statusOf(queryKey),
     () => null,
   )
-  return { ...result, liveError, liveStatus }
+  const liveCount = useSyncExternalStore(
+    subscribe,
+    () => registry.countOf(queryKey),
+    () => null,
+  )
+  return { ...result, liveError, liveStatus, liveCount }
 }

@@ -82,6 +82,8 @@ export function tanstackCache(
 interface Entry {
   readonly key: LiveQueryKey
   rows: AnyRow[] | null
+  /** The live count, for a query with `count: true`. */
+  count: number | null
   error: LiveSubscriptionError | null
   /** What the server last said about this subscription alone (e.g. delayed, query_failing). */
   status: SubscriptionStatus | null
@@ -128,12 +130,20 @@ export class LiveQueryRegistry {
     return this.entries.get(this.cache.hash(key))?.error ?? null
   }
 
+  /** The query's live count (`count: true`), or null before its snapshot or without one. */
+  countOf(key: LiveQueryKey): number | null {
+    return this.entries.get(this.cache.hash(key))?.count ?? null
+  }
+
   /** The server's status of the query's subscription alone, while it said one on this connection. */
   statusOf(key: LiveQueryKey): SubscriptionStatus | null {
     return this.entries.get(this.cache.hash(key))?.status ?? null
   }
 
-  /** Calls `listener` whenever any query's error or per-subscription status changes; returns a function that stops it. */
+  /**
+   * Calls `listener` whenever any query's error, per-subscription status or
+   * live count changes; returns a function that stops it.
+   */
   onErrorsChange(listener: () => void): () => void {
     this.errorListeners.add(listener)
     return () => this.errorListeners.delete(listener)
@@ -166,6 +176,7 @@ export class LiveQueryRegistry {
     const entry: Entry = {
       key,
       rows: null,
+      count: null,
       error: null,
       status: null,
       waiters: [],
@@ -174,9 +185,13 @@ export class LiveQueryRegistry {
     }
     this.entries.set(hash, entry)
     entry.unsubscribe = this.live.subscribe(key[1], {
-      next: (rows) => {
+      next: (rows, _version, count) => {
         if (this.entries.get(hash) !== entry) return
         entry.rows = rows
+        if (entry.count !== count) {
+          entry.count = count
+          this.errorsChanged()
+        }
         this.setError(entry, null)
         const waiters = entry.waiters.splice(0)
         if (waiters.length > 0) {

@@ -17,8 +17,12 @@ import type { AnyRow, DiffMessage, KeyColumn, RowOf, SnapshotMessage, Table } fr
 
 /** Receives one subscription's results. */
 export interface LiveSubscriber<R> {
-  /** The complete, current result (a new array on every change). */
-  next(rows: R[], version: number): void
+  /**
+   * The complete, current result (a new array on every change), and, for a
+   * query with `count: true`, how many rows pass its filter whatever its
+   * limit (null otherwise).
+   */
+  next(rows: R[], version: number, count: number | null): void
   /** The server refused or dropped the subscription. */
   error?(error: LiveSubscriptionError): void
   /**
@@ -147,6 +151,7 @@ export class Subscriptions {
       epoch: sub.view.epoch,
       version: sub.view.version,
       rows: sub.view.rows?.length ?? null,
+      count: sub.view.count,
       ...sub.stats,
       lastChangeAt: sub.lastChangeAt,
       lastNoticedAt: sub.lastNoticedAt,
@@ -179,7 +184,7 @@ export class Subscriptions {
     const sub = this.byWireId.get(msg.id)
     // Rows of another table would be keyed and typed wrongly: not ours.
     if (!sub || msg.table !== sub.table || !Array.isArray(msg.rows)) return
-    sub.view.replace(msg.rows, msg.epoch, msg.version)
+    sub.view.replace(msg.rows, msg.epoch, msg.version, msg.count)
     sub.attached = true
     sub.catchUpTo = null
     sub.needsSnapshot = false
@@ -339,9 +344,9 @@ export class Subscriptions {
   }
 
   private emit(sub: Subscription): void {
-    const { rows, version } = sub.view
+    const { rows, version, count } = sub.view
     if (rows === null || version === null) return
-    deliver(() => sub.subscriber.next(rows, version))
+    deliver(() => sub.subscriber.next(rows, version, count))
   }
 
   private setSubStatus(sub: Subscription, status: SubscriptionStatus | null): void {

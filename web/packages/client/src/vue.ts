@@ -89,6 +89,11 @@ export type UseLiveQueryReturn<Q extends LiveQuery> = UseQueryReturnType<RowsOf<
    * the server retries it (rows may be stale then); null when it said none.
    */
   liveStatus: Readonly<Ref<SubscriptionStatus | null>>
+  /**
+   * For a query with `count: true`: how many rows pass its filter, whatever
+   * its limit, live (null before the first snapshot, or without `count`).
+   */
+  liveCount: Readonly<Ref<number | null>>
 }
 
 /**
@@ -122,5 +127,9 @@ export function useLiveQuery<Q extends LiveQuery>(query: MaybeRefOrGetter<Q>): U
     void errorsVersion.value
     return registry.statusOf(key.value)
   })
-  return Object.assign(result, { liveError, liveStatus })
+  const liveCount = computed(() => {
+    void errorsVersion.value
+    return registry.countOf(key.value)
+  })
+  return Object.assign(result, { liveError, liveStatus, liveCount })
 }
