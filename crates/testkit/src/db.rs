@@ -307,14 +307,7 @@ pub async fn fresh_as<T: LiveTable>(
     sql: &str,
 ) -> Vec<Value> {
     let mut conn = db.conn().await;
-    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
-    conn.batch_execute(&format!(
-        "BEGIN; SELECT set_config('role', {}, true), set_config('request.jwt.claims', {}, true)",
-        quote(role),
-        quote(claims)
-    ))
-    .await
-    .unwrap();
+    begin_as(&mut conn, role, claims).await;
     let rows: Vec<T> = diesel::sql_query(sql)
         .load(&mut conn)
         .await
@@ -323,6 +316,19 @@ pub async fn fresh_as<T: LiveTable>(
     rows.iter()
         .map(|r| serde_json::to_value(r).unwrap())
         .collect()
+}
+
+/// Opens a transaction that reads as `role` with `claims`, as the server's
+/// reads do; the caller rolls it back.
+async fn begin_as(conn: &mut AsyncPgConnection, role: &str, claims: &str) {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    conn.batch_execute(&format!(
+        "BEGIN; SELECT set_config('role', {}, true), set_config('request.jwt.claims', {}, true)",
+        quote(role),
+        quote(claims)
+    ))
+    .await
+    .unwrap();
 }
 
 /// The one `bigint` column `n` of a count's SQL.
@@ -337,15 +343,8 @@ struct Counted {
 /// row-level security applies, as for [`fresh_as`]).
 pub async fn fresh_count(db: &TestDb, as_user: Option<(&str, &str)>, sql: &str) -> u64 {
     let mut conn = db.conn().await;
-    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
     if let Some((role, claims)) = as_user {
-        conn.batch_execute(&format!(
-            "BEGIN; SELECT set_config('role', {}, true), set_config('request.jwt.claims', {}, true)",
-            quote(role),
-            quote(claims)
-        ))
-        .await
-        .unwrap();
+        begin_as(&mut conn, role, claims).await;
     }
     let rows: Vec<Counted> = diesel::sql_query(sql)
         .load(&mut conn)

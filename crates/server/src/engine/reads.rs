@@ -238,16 +238,7 @@ impl Reads {
         ctx: &Context,
         query: &T::Query,
     ) -> Result<u64, ReadError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| ReadError::ShuttingDown)?;
-        let mut conn = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| ReadError::Unavailable(e.to_string()))?;
+        let (_permit, mut conn) = self.connection().await?;
         self.metrics.counts.inc();
         let started = Instant::now();
         let counted = rows_in::<Count>(&mut conn, ctx, T::count(query)).await;
@@ -261,6 +252,30 @@ impl Reads {
                 Err(ReadError::from_diesel(err))
             }
         }
+    }
+
+    /// A read permit and a pooled connection, held together for one read:
+    /// the permit bounds reads in flight, not connections checked out.
+    async fn connection(
+        &self,
+    ) -> Result<
+        (
+            tokio::sync::SemaphorePermit<'_>,
+            diesel_async::pooled_connection::bb8::PooledConnection<'_, AsyncPgConnection>,
+        ),
+        ReadError,
+    > {
+        let permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| ReadError::ShuttingDown)?;
+        let conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| ReadError::Unavailable(e.to_string()))?;
+        Ok((permit, conn))
     }
 
     /// Whether the database answers at all: tells a refused query from an
@@ -277,16 +292,7 @@ impl Reads {
     }
 
     async fn read<T: LiveTable>(&self, ctx: &Context, sql: Sql) -> Result<Vec<Arc<T>>, ReadError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| ReadError::ShuttingDown)?;
-        let mut conn = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| ReadError::Unavailable(e.to_string()))?;
+        let (_permit, mut conn) = self.connection().await?;
         let started = Instant::now();
         let result = match (&ctx.role, &ctx.claims) {
             (None, None) => collect::<T>(&mut conn, sql).await,

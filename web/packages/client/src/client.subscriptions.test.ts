@@ -49,15 +49,7 @@ describe('LiveClient subscriptions', () => {
     )
     factory.last.accept()
     const id = subId(factory.last)
-    factory.last.receive({
-      type: 'snapshot',
-      epoch: 'e1',
-      id,
-      version: 1,
-      count: 40,
-      table: 'items',
-      rows: [item(1), item(2)],
-    })
+    receiveSnapshot(factory.last, { count: 40, rows: [item(1), item(2)] })
     // A row past the limit: the count alone changes.
     factory.last.receive({ type: 'diff', id, from: 1, to: 2, count: 41, table: 'items', upserts: [], deletes: [] })
     // A change to a row in the window that leaves the count as it was.

@@ -78,17 +78,18 @@ export function subId(socket: FakeSocket): string {
 
 /**
  * The server's snapshot of `items` for the last subscription sent on
- * `socket` (epoch `e1`, version 1 and no rows unless given).
+ * `socket` (epoch `e1`, version 1, no rows and no count unless given).
  */
 export function receiveSnapshot(
   socket: FakeSocket,
-  snapshot: { epoch?: string; version?: number; rows?: Item[] } = {},
+  snapshot: { epoch?: string; version?: number; rows?: Item[]; count?: number } = {},
 ) {
   socket.receive({
     type: 'snapshot',
     epoch: snapshot.epoch ?? 'e1',
     id: subId(socket),
     version: snapshot.version ?? 1,
+    ...(snapshot.count === undefined ? {} : { count: snapshot.count }),
     table: 'items',
     rows: snapshot.rows ?? [],
   })
