@@ -57,6 +57,29 @@ impl Column {
     }
 }
 
+/// Which way a relation points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelationKind {
+    /// One-to-many: the target's `by` column holds this table's key.
+    HasMany,
+    /// Many-to-one: this table's `by` column holds the target's key.
+    BelongsTo,
+}
+
+/// `has_many(comments = Comment, by = task_id)` or
+/// `belongs_to(task = Task, by = task_id)`.
+#[derive(Debug)]
+pub struct Relation {
+    /// The include field's name.
+    pub name: Ident,
+    pub kind: RelationKind,
+    /// The related table's row type.
+    pub target: syn::Path,
+    /// The foreign-key column: the target's for `has_many`, this table's
+    /// for `belongs_to`.
+    pub by: Ident,
+}
+
 #[derive(Debug)]
 pub struct Table {
     pub name: String,
@@ -64,6 +87,8 @@ pub struct Table {
     /// Tables whose changes can change what this table's policies let a
     /// context see (a policy with a subquery on them).
     pub depends_on: Vec<String>,
+    /// Relations to other live tables, in declaration order.
+    pub relations: Vec<Relation>,
     /// `tasks` → `Tasks`: the prefix of every generated query type.
     pub pascal: String,
     pub row: ItemStruct,
@@ -124,6 +149,7 @@ pub fn parse(attr: TokenStream, item: TokenStream) -> syn::Result<Table> {
     let mut schema: Option<LitStr> = None;
     let mut key: Option<Ident> = None;
     let mut depends_on: Vec<String> = Vec::new();
+    let mut relations: Vec<Relation> = Vec::new();
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("name") {
             name = Some(meta.value()?.parse()?);
@@ -144,9 +170,36 @@ pub fn parse(attr: TokenStream, item: TokenStream) -> syn::Result<Table> {
                 depends_on.push(dependency);
                 Ok(())
             })?;
+        } else if meta.path.is_ident("has_many") || meta.path.is_ident("belongs_to") {
+            let kind = if meta.path.is_ident("has_many") {
+                RelationKind::HasMany
+            } else {
+                RelationKind::BelongsTo
+            };
+            let mut named: Option<(Ident, syn::Path)> = None;
+            let mut by: Option<Ident> = None;
+            meta.parse_nested_meta(|part| {
+                if part.path.is_ident("by") {
+                    by = Some(part.value()?.parse()?);
+                } else if let Some(name) = part.path.get_ident() {
+                    named = Some((name.clone(), part.value()?.parse()?));
+                } else {
+                    return Err(part.error("expected `relation = RowType` or `by = column`"));
+                }
+                Ok(())
+            })?;
+            let (Some((name, target)), Some(by)) = (named, by) else {
+                return Err(meta.error("a relation is `(relation = RowType, by = column)`"));
+            };
+            relations.push(Relation {
+                name,
+                kind,
+                target,
+                by,
+            });
         } else {
             return Err(meta.error(
-                "expected `name = \"table\"`, `key = column`, `schema = \"schema\"` or `depends_on(table, ...)`",
+                "expected `name = \"table\"`, `key = column`, `schema = \"schema\"`, `depends_on(table, ...)`, `has_many(...)` or `belongs_to(...)`",
             ));
         }
         Ok(())
@@ -198,8 +251,30 @@ pub fn parse(attr: TokenStream, item: TokenStream) -> syn::Result<Table> {
             "table names are lower-case snake_case",
         ));
     }
+    for relation in &relations {
+        if relation.kind == RelationKind::BelongsTo
+            && !columns.iter().any(|c| c.ident == relation.by)
+        {
+            return Err(syn::Error::new(
+                relation.by.span(),
+                format!("`by = {}` names no field of this struct", relation.by),
+            ));
+        }
+        if columns.iter().any(|c| c.ident == relation.name)
+            || relations.iter().filter(|r| r.name == relation.name).count() > 1
+        {
+            return Err(syn::Error::new(
+                relation.name.span(),
+                format!(
+                    "relation `{}` is named twice (a column or another relation)",
+                    relation.name
+                ),
+            ));
+        }
+    }
     Ok(Table {
         depends_on,
+        relations,
         pascal: pascal(&table),
         name: table,
         schema: schema.map_or_else(|| "public".to_owned(), |s| s.value()),

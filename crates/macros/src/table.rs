@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::Ident;
 
-use crate::model::{self, Column, Table, Write};
+use crate::model::{self, Column, RelationKind, Table, Write};
 
 pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let table = model::parse(attr, item)?;
@@ -37,6 +37,11 @@ struct Gen<'a> {
     order_by: Ident,
     new: Ident,
     patch: Ident,
+    /// `CommentWindow`: what a `has_many` include of this table asks for.
+    window: Ident,
+    /// `TasksInclude`, `TasksRelated`: only for a table with relations.
+    include: Ident,
+    related: Ident,
 }
 
 /// One filter field: a column and one of its operators.
@@ -63,6 +68,9 @@ impl<'a> Gen<'a> {
             order_by: format_ident!("{}OrderBy", t.pascal),
             new: format_ident!("New{}", row),
             patch: format_ident!("{}Patch", row),
+            window: format_ident!("{}Window", row),
+            include: format_ident!("{}Include", t.pascal),
+            related: format_ident!("{}Related", t.pascal),
         }
     }
 
@@ -242,6 +250,8 @@ impl<'a> Gen<'a> {
             key.name
         );
         let filter_doc = format!(" Conditions on `{table}`; every given condition must hold.");
+        let window = &self.window;
+        let (include_field, relation_types) = self.relation_types();
         let order_by_doc = format!(
             " Columns `{table}` can be ordered by. Ties are broken by `{}` in the same direction.",
             key.name
@@ -266,6 +276,52 @@ impl<'a> Gen<'a> {
                 #[serde(default, skip_serializing_if = "Option::is_none")]
                 #[ts(optional)]
                 pub count: ::std::option::Option<bool>,
+                #include_field
+            }
+
+            #relation_types
+
+            /// What a `has_many` include of this table asks for: the related
+            /// rows that pass `filter`, in `order`, at most `limit` of them
+            /// (required), and with `count: true` how many pass the filter.
+            #[derive(Debug, Clone, Default, PartialEq, ::serde::Serialize, ::serde::Deserialize, ::ts_rs::TS, ::schemars::JsonSchema)]
+            #[serde(deny_unknown_fields)]
+            #vis struct #window {
+                #[serde(default, deserialize_with = "::pglive_schema::live::object", skip_serializing_if = "Option::is_none")]
+                #[ts(optional)]
+                pub filter: ::std::option::Option<#filter>,
+                #[serde(default, deserialize_with = "::pglive_schema::live::object", skip_serializing_if = "Option::is_none")]
+                #[ts(optional)]
+                pub order: ::std::option::Option<#order>,
+                /// At most this many related rows per row (1 to 100).
+                pub limit: u32,
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                #[ts(optional)]
+                pub count: ::std::option::Option<bool>,
+            }
+
+            impl ::std::convert::From<#window> for #query {
+                #[allow(clippy::needless_update)]
+                fn from(w: #window) -> #query {
+                    #query {
+                        filter: w.filter,
+                        order: w.order,
+                        limit: ::std::option::Option::Some(w.limit),
+                        count: w.count,
+                        ..#query::default()
+                    }
+                }
+            }
+
+            impl ::std::convert::From<#query> for #window {
+                fn from(q: #query) -> #window {
+                    #window {
+                        filter: q.filter,
+                        order: q.order,
+                        limit: q.limit.unwrap_or(1),
+                        count: q.count,
+                    }
+                }
             }
 
             #[doc = #filter_doc]
@@ -291,6 +347,216 @@ impl<'a> Gen<'a> {
                 pub dir: ::std::option::Option<#s::live::Direction>,
             }
         }
+    }
+
+    /// The target's `Window` type: `Comment` → `CommentWindow`, at the
+    /// same path.
+    fn target_window(target: &syn::Path) -> syn::Path {
+        let mut path = target.clone();
+        if let Some(last) = path.segments.last_mut() {
+            last.ident = format_ident!("{}Window", last.ident);
+        }
+        path
+    }
+
+    /// For a table with relations: the query's `include` field, the
+    /// `Include` type it has, and the `Related` type that describes what
+    /// clients receive per row (for TypeScript).
+    fn relation_types(&self) -> (TokenStream, TokenStream) {
+        let relations = &self.t.relations;
+        if relations.is_empty() {
+            return (quote!(), quote!());
+        }
+        let vis = &self.t.row.vis;
+        let (include, related) = (&self.include, &self.related);
+        let table = &self.t.name;
+        let include_fields = relations.iter().map(|r| {
+            let name = &r.name;
+            match r.kind {
+                RelationKind::HasMany => {
+                    let window = Self::target_window(&r.target);
+                    let doc = format!(" The related `{name}` rows of each row (`has_many`).");
+                    quote! {
+                        #[doc = #doc]
+                        #[serde(default, deserialize_with = "::pglive_schema::live::object", skip_serializing_if = "Option::is_none")]
+                        #[ts(optional)]
+                        pub #name: ::std::option::Option<#window>,
+                    }
+                }
+                RelationKind::BelongsTo => {
+                    let doc = format!(" `true`: each row's `{name}` row (`belongs_to`), or null.");
+                    quote! {
+                        #[doc = #doc]
+                        #[serde(default, skip_serializing_if = "Option::is_none")]
+                        #[ts(optional)]
+                        pub #name: ::std::option::Option<bool>,
+                    }
+                }
+            }
+        });
+        let related_fields = relations.iter().map(|r| {
+            let (name, target) = (&r.name, &r.target);
+            match r.kind {
+                RelationKind::HasMany => {
+                    let count = format_ident!("{}_count", name);
+                    quote! {
+                        #[ts(optional)]
+                        pub #name: ::std::option::Option<::std::vec::Vec<#target>>,
+                        #[ts(optional, type = "number")]
+                        pub #count: ::std::option::Option<u64>,
+                    }
+                }
+                RelationKind::BelongsTo => quote! {
+                    #[ts(optional)]
+                    pub #name: ::std::option::Option<::std::option::Option<#target>>,
+                },
+            }
+        });
+        let include_doc = format!(" The relations a query over `{table}` includes in each row.");
+        let related_doc = format!(
+            " What an included relation adds to a row of `{table}` in the client: the related rows (and `<relation>_count` with `count: true`)."
+        );
+        (
+            quote! {
+                /// Related rows to keep live with each row.
+                #[serde(default, deserialize_with = "::pglive_schema::live::object", skip_serializing_if = "Option::is_none")]
+                #[ts(optional)]
+                pub include: ::std::option::Option<#include>,
+            },
+            quote! {
+                #[doc = #include_doc]
+                #[derive(Debug, Clone, Default, PartialEq, ::serde::Serialize, ::serde::Deserialize, ::ts_rs::TS, ::schemars::JsonSchema)]
+                #[serde(deny_unknown_fields)]
+                #vis struct #include {
+                    #(#include_fields)*
+                }
+
+                #[doc = #related_doc]
+                #[derive(Debug, Clone, Default, PartialEq, ::ts_rs::TS)]
+                #vis struct #related {
+                    #(#related_fields)*
+                }
+            },
+        )
+    }
+
+    /// `LiveTable`'s relation parts: the `RELATIONS` constant, the body of
+    /// `includes`, the include checks of `validate` and the `include` field
+    /// of `normalized`.
+    fn relation_impl(&self) -> (TokenStream, TokenStream, TokenStream, TokenStream) {
+        let s = &self.s;
+        let relations = &self.t.relations;
+        let key = self.t.key();
+        let (key_ident, key_name, key_ty) = (&key.ident, &key.name, &key.inner);
+        let metas = relations.iter().map(|r| {
+            let name = r.name.to_string();
+            let target = &r.target;
+            let by = r.by.to_string();
+            match r.kind {
+                RelationKind::HasMany => quote! {
+                    #s::live::Relation {
+                        name: #name,
+                        kind: #s::live::RelationKind::HasMany,
+                        target: <#target as #s::live::LiveTable>::NAME,
+                        local: #key_name,
+                        remote: #by,
+                    }
+                },
+                RelationKind::BelongsTo => quote! {
+                    #s::live::Relation {
+                        name: #name,
+                        kind: #s::live::RelationKind::BelongsTo,
+                        target: <#target as #s::live::LiveTable>::NAME,
+                        local: #by,
+                        remote: <#target as #s::live::LiveTable>::KEY,
+                    }
+                },
+            }
+        });
+        let meta = quote!(&[#(#metas),*]);
+        if relations.is_empty() {
+            return (meta, quote!(), quote!(), quote!());
+        }
+        let include = &self.include;
+        let visits = relations.iter().enumerate().map(|(i, r)| {
+            let (name, target, by) = (&r.name, &r.target, &r.by);
+            match r.kind {
+                RelationKind::HasMany => quote! {
+                    if let ::std::option::Option::Some(w) = &include.#name {
+                        visitor.include::<#target, #key_ty>(
+                            &Self::RELATIONS[#i],
+                            |row: &Self| ::std::option::Option::Some(::std::clone::Clone::clone(&row.#key_ident)),
+                            |r: &#target| ::std::convert::From::from(::std::clone::Clone::clone(&r.#by)),
+                            ::std::convert::From::from(::std::clone::Clone::clone(w)),
+                            w.limit,
+                        );
+                    }
+                },
+                RelationKind::BelongsTo => quote! {
+                    if include.#name == ::std::option::Option::Some(true) {
+                        visitor.include::<#target, <#target as #s::live::LiveTable>::Key>(
+                            &Self::RELATIONS[#i],
+                            |row: &Self| ::std::convert::From::from(::std::clone::Clone::clone(&row.#by)),
+                            |r: &#target| ::std::option::Option::Some(#s::live::LiveTable::key(r)),
+                            ::std::default::Default::default(),
+                            1,
+                        );
+                    }
+                },
+            }
+        });
+        let checks = relations
+            .iter()
+            .filter(|r| r.kind == RelationKind::HasMany)
+            .map(|r| {
+                let (name, target) = (&r.name, &r.target);
+                let at = format!("include.{name}.");
+                quote! {
+                    if let ::std::option::Option::Some(w) = &include.#name {
+                        <#target as #s::live::LiveTable>::validate(
+                            &::std::convert::From::from(::std::clone::Clone::clone(w)),
+                            #s::live::MAX_INCLUDE_LIMIT,
+                        )
+                        .map_err(|e| #s::live::QueryError(::std::format!("{}{}", #at, e.0)))?;
+                    }
+                }
+            });
+        let normalize = relations.iter().map(|r| {
+            let (name, target) = (&r.name, &r.target);
+            match r.kind {
+                RelationKind::HasMany => quote! {
+                    #name: include.#name.as_ref().map(|w| {
+                        ::std::convert::From::from(<#target as #s::live::LiveTable>::normalized(
+                            &::std::convert::From::from(::std::clone::Clone::clone(w)),
+                        ))
+                    }),
+                },
+                RelationKind::BelongsTo => quote! {
+                    #name: include.#name.filter(|b| *b),
+                },
+            }
+        });
+        (
+            meta,
+            quote! {
+                let ::std::option::Option::Some(include) = &query.include else {
+                    return;
+                };
+                #(#visits)*
+            },
+            quote! {
+                if let ::std::option::Option::Some(include) = &query.include {
+                    #(#checks)*
+                }
+            },
+            quote! {
+                include: query
+                    .include
+                    .as_ref()
+                    .map(|include| #include { #(#normalize)* })
+                    .filter(|i| *i != #include::default()),
+            },
+        )
     }
 
     fn write_types(&self) -> TokenStream {
@@ -435,6 +701,14 @@ impl<'a> Gen<'a> {
         let returning = format!(" RETURNING {}", self.column_list());
         let table_sql = self.table_sql();
         let key_quoted = format!("\"{key_name}\"");
+        let column_list = self.column_list();
+        let related_ty = if self.t.relations.is_empty() {
+            quote!(())
+        } else {
+            let related = &self.related;
+            quote!(#related)
+        };
+        let (relations_meta, includes, include_checks, include_normalized) = self.relation_impl();
 
         let matches = filters.iter().map(|f| {
             let field = &f.field;
@@ -475,8 +749,8 @@ impl<'a> Gen<'a> {
                 let col = self.column_sql(f.col);
                 quote! {
                     if let ::std::option::Option::Some(v) = &f.#field {
-                        sql.condition(&mut first);
-                        #op::sql(&#col, v, &mut sql);
+                        sql.condition(first);
+                        #op::sql(&#col, v, sql);
                     }
                 }
             })
@@ -498,7 +772,7 @@ impl<'a> Gen<'a> {
                 let col = self.column_sql(c);
                 let nullable = c.nullable;
                 quote!(#order_by::#v => {
-                    #s::live::order_term(&mut sql, &#col, #nullable, dir);
+                    #s::live::order_term(sql, &#col, #nullable, dir);
                     sql.push(", ");
                 })
             }
@@ -584,8 +858,12 @@ impl<'a> Gen<'a> {
                 const KEY: &'static str = #key_name;
                 const COLUMNS: &'static [#s::live::Column] = #columns;
                 const DEPENDS_ON: &'static [&'static str] = &[#(#depends_on),*];
+                const RELATIONS: &'static [#s::live::Relation] = #relations_meta;
+                const TABLE_SQL: &'static str = #table_sql;
+                const SELECT_LIST: &'static str = #column_list;
                 type Key = #key_ty;
                 type Query = #query;
+                type Related = #related_ty;
                 type New = #new;
                 type Patch = #patch;
 
@@ -622,7 +900,29 @@ impl<'a> Gen<'a> {
                     if let ::std::option::Option::Some(f) = &query.filter {
                         #(#checks)*
                     }
+                    #include_checks
                     #s::live::check_limit(query.limit, max_limit)
+                }
+
+                #[allow(unused_variables)]
+                fn includes<__V: #s::live::IncludeVisitor<Self>>(query: &#query, visitor: &mut __V) {
+                    #includes
+                }
+
+                #[allow(unused_variables)]
+                fn conditions(query: &#query, sql: &mut #s::sql::Sql, first: &mut bool) {
+                    if let ::std::option::Option::Some(f) = &query.filter {
+                        #(#conditions)*
+                    }
+                }
+
+                fn order_by(query: &#query, sql: &mut #s::sql::Sql) {
+                    let order = query.order.unwrap_or_default();
+                    let dir = order.dir.unwrap_or_default();
+                    match order.by {
+                        #(#order_arms)*
+                    }
+                    #s::live::order_term(sql, &#key_sql, false, dir);
                 }
 
                 #[allow(unused_mut)]
@@ -642,6 +942,7 @@ impl<'a> Gen<'a> {
                         order: ::std::option::Option::Some(order),
                         limit: query.limit,
                         count: query.count.filter(|c| *c),
+                        #include_normalized
                     }
                 }
 
@@ -652,27 +953,16 @@ impl<'a> Gen<'a> {
                 #[allow(unused_variables, unused_mut)]
                 fn count(query: &#query) -> #s::sql::Sql {
                     let mut sql = #s::sql::Sql::new(#count_head);
-                    let mut first = true;
-                    if let ::std::option::Option::Some(f) = &query.filter {
-                        #(#conditions)*
-                    }
+                    Self::conditions(query, &mut sql, &mut true);
                     sql
                 }
 
                 #[allow(unused_variables, unused_mut)]
                 fn select(query: &#query, limit: i64) -> #s::sql::Sql {
                     let mut sql = #s::sql::Sql::new(#head);
-                    let mut first = true;
-                    if let ::std::option::Option::Some(f) = &query.filter {
-                        #(#conditions)*
-                    }
-                    let order = query.order.unwrap_or_default();
-                    let dir = order.dir.unwrap_or_default();
+                    Self::conditions(query, &mut sql, &mut true);
                     sql.push(" ORDER BY ");
-                    match order.by {
-                        #(#order_arms)*
-                    }
-                    #s::live::order_term(&mut sql, &#key_sql, false, dir);
+                    Self::order_by(query, &mut sql);
                     sql.push(" LIMIT ");
                     sql.bind(#s::sql::SqlValue::Int8(limit));
                     sql

@@ -49,6 +49,11 @@ pub trait LiveTable:
     /// table's rows a context sees: its policies read them. Their changes
     /// make this table's groups re-run. They must be watched too.
     const DEPENDS_ON: &'static [&'static str];
+    /// The relations declared on this table (`has_many`, `belongs_to`).
+    const RELATIONS: &'static [Relation];
+    /// `"schema"."table"`, and the columns every read selects.
+    const TABLE_SQL: &'static str;
+    const SELECT_LIST: &'static str;
     /// The key's type: integer, `Int8`, `Uuid` or text.
     type Key: LiveKey;
     /// This table's query (filter, order, limit).
@@ -63,6 +68,9 @@ pub trait LiveTable:
         + Send
         + Sync
         + 'static;
+    /// What included relations add to a row in the client (TypeScript
+    /// only; `()` for a table without relations).
+    type Related: TS;
     /// REST bodies.
     type New: Debug + DeserializeOwned + TS + JsonSchema + Send + 'static;
     type Patch: Debug + DeserializeOwned + TS + JsonSchema + Send + 'static;
@@ -83,6 +91,15 @@ pub trait LiveTable:
     /// The number of rows that pass the query's filter, whatever its limit,
     /// as one column `n` (`bigint`).
     fn count(query: &Self::Query) -> Sql;
+    /// Calls `visitor` once per relation the query includes, with what
+    /// reading it takes.
+    fn includes<V: IncludeVisitor<Self>>(query: &Self::Query, visitor: &mut V);
+    /// Appends the query's filter as conditions (` WHERE ` first, then
+    /// ` AND `; see [`Sql::condition`]).
+    fn conditions(query: &Self::Query, sql: &mut Sql, first: &mut bool);
+    /// Appends the query's `ORDER BY` terms (without the keywords), the key
+    /// last.
+    fn order_by(query: &Self::Query, sql: &mut Sql);
     /// The query's SQL: its rows in order, at most `limit`.
     fn select(query: &Self::Query, limit: i64) -> Sql;
     /// The rows with these keys, unfiltered, in any order.
@@ -95,6 +112,49 @@ pub trait LiveTable:
     fn delete(key: &Self::Key) -> Sql;
     fn validate_new(new: &Self::New) -> Result<(), Invalid>;
     fn validate_patch(patch: &Self::Patch) -> Result<(), Invalid>;
+}
+
+/// The most related rows one include may ask for per row.
+pub const MAX_INCLUDE_LIMIT: u32 = 100;
+
+/// Which way a relation points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelationKind {
+    /// One-to-many: the target's foreign key holds this table's key.
+    HasMany,
+    /// Many-to-one: this table's foreign key holds the target's key.
+    BelongsTo,
+}
+
+/// One declared relation. Related rows are addressed by the value of
+/// `local` (a row's key for `has_many`, its foreign key for `belongs_to`)
+/// and are the target's rows whose `remote` column holds that value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Relation {
+    pub name: &'static str,
+    pub kind: RelationKind,
+    /// The related table.
+    pub target: &'static str,
+    pub local: &'static str,
+    pub remote: &'static str,
+}
+
+/// Something done once per relation a query includes, with the related
+/// table's type (see [`LiveTable::includes`]).
+pub trait IncludeVisitor<T: LiveTable> {
+    /// `local` gives a row's value of the relation's local column (none:
+    /// no related rows), `remote` a related row's value of its remote
+    /// column; `query` filters and orders the related rows, at most `per`
+    /// of them per value.
+    fn include<U: LiveTable, K: LiveKey + Serialize>(
+        &mut self,
+        relation: &'static Relation,
+        local: fn(&T) -> Option<K>,
+        remote: fn(&U) -> Option<K>,
+        query: U::Query,
+        per: u32,
+    );
 }
 
 /// A table listed in `live_schema!`: it has a variant in [`LiveQuery`],

@@ -25,6 +25,12 @@
 //! with this, a change to `other` re-runs this table's queries, so rows that
 //! became visible or invisible because of it arrive or leave.
 //!
+//! Relations, per table: `has_many(comments = Comment, by = task_id)` (the
+//! target's `task_id` holds this table's key) and `belongs_to(task = Task,
+//! by = task_id)` (this table's `task_id` holds the target's key). A query
+//! may then `include` them (see README "Related rows and counts"); the
+//! server checks at start-up that a foreign key backs each one.
+//!
 //! Text columns that can be filtered by range or ordered should be declared
 //! `COLLATE "C"` in SQL: pglive's statements compare text byte-wise (so that
 //! Rust and PostgreSQL agree), and an index serves them only in that collation.
@@ -72,7 +78,7 @@ crate::text_enum!(TaskStatus {
 });
 
 /// One row of `tasks`: what a team dashboard filters and sorts by.
-#[live_table(name = "tasks", key = id)]
+#[live_table(name = "tasks", key = id, has_many(comments = Comment, by = task_id))]
 pub struct Task {
     #[live(generated, filter(eq, in))]
     pub id: i32,
@@ -100,7 +106,12 @@ pub struct Task {
 /// A comment on a task. Its key is a uuid; `edited_at` stays null until the
 /// body changes. Its policy shows a comment when its task is visible, so it
 /// depends on `tasks`.
-#[live_table(name = "comments", key = id, depends_on(tasks))]
+#[live_table(
+    name = "comments",
+    key = id,
+    depends_on(tasks),
+    belongs_to(task = Task, by = task_id)
+)]
 pub struct Comment {
     #[live(generated, filter(eq, in))]
     pub id: Uuid,

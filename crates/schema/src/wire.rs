@@ -160,6 +160,33 @@ pub struct Snapshot {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional, type = "number")]
     pub count: Option<u64>,
+    /// With `include` in the query: the related rows of the rows below,
+    /// one entry per relation and value (see [`Related`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub related: Option<Vec<Related>>,
+    #[serde(flatten)]
+    pub rows: TableRows,
+}
+
+/// The related rows of one relation for one value of its local column:
+/// for `has_many` the rows of every result row whose key is `of`, for
+/// `belongs_to` the row (at most one) of every result row whose foreign
+/// key is `of`. An entry replaces the one with the same `relation` and
+/// `of`; a result row whose value has no entry has no related rows (an
+/// empty list, `null` for `belongs_to`, a count of 0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+pub struct Related {
+    /// The include's name.
+    pub relation: String,
+    /// The local column's value, as the row carries it.
+    #[ts(type = "string | number")]
+    pub of: serde_json::Value,
+    /// With `count: true` in the include: how many related rows pass its
+    /// filter, whatever its limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "number")]
+    pub count: Option<u64>,
     #[serde(flatten)]
     pub rows: TableRows,
 }
@@ -189,6 +216,13 @@ pub struct Diff {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional, type = "number")]
     pub count: Option<u64>,
+    /// With `include` in the query: related entries that changed (each
+    /// replaces its `relation` and `of`). A parent's upsert does not resend
+    /// unchanged related rows, and a related row's change does not resend
+    /// its parent. A diff may change only related entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub related: Option<Vec<Related>>,
     #[serde(flatten)]
     pub changes: TableChanges,
 }

@@ -47,6 +47,7 @@ fn kebab<T: ?Sized>() -> String {
 struct TableMeta {
     key: &'static str,
     columns: &'static [pglive_schema::live::Column],
+    relations: &'static [pglive_schema::live::Relation],
 }
 
 struct Collect {
@@ -60,6 +61,9 @@ impl TableVisitor for Collect {
         T::export_all(&self.cfg).unwrap();
         T::New::export_all(&self.cfg).unwrap();
         T::Patch::export_all(&self.cfg).unwrap();
+        if !T::RELATIONS.is_empty() {
+            T::Related::export_all(&self.cfg).unwrap();
+        }
         self.schemas.insert(kebab::<T>(), schemars::schema_for!(T));
         self.schemas
             .insert(kebab::<T::New>(), schemars::schema_for!(T::New));
@@ -70,6 +74,7 @@ impl TableVisitor for Collect {
             TableMeta {
                 key: T::KEY,
                 columns: T::COLUMNS,
+                relations: T::RELATIONS,
             },
         );
     }

@@ -17,6 +17,7 @@ mod health;
 mod http;
 mod metrics;
 mod policy;
+mod relations;
 mod session;
 mod webapp;
 mod ws;
@@ -63,6 +64,8 @@ expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
     Auth(#[from] auth::AuthSetupError),
     #[error(transparent)]
     Capture(#[from] CaptureError),
+    #[error(transparent)]
+    Relation(#[from] relations::MissingForeignKey),
     #[error(
         "authentication is off and the server listens on {0}, which is not a loopback address: \
 anyone who can reach it would read and write every live table as the server's own database role. \
@@ -116,6 +119,7 @@ pub async fn run_announced(
     }
     let auth = auth::Authenticator::new(&config.auth_config())?;
     let pool = db::pool(&url, config.pool_size).await?;
+    relations::check(&pool).await?;
     if let Some(auth) = &auth {
         auth::audit(auth, &pool).await?;
     }

@@ -31,6 +31,9 @@ pub struct Metrics {
     pub refreshes: Counter,
     pub refreshes_keyed: Counter,
     pub counts: Counter,
+    /// Reads of included relations' rows, and the rows they returned.
+    pub related_reads: Counter,
+    pub related_rows: Counter,
     pub refresh_errors: Counter,
     pub refresh_seconds: Histogram,
     pub rows_read: Counter,
@@ -120,6 +123,14 @@ impl Default for Metrics {
             "refreshes_keyed",
             "Reads of changed rows only (one per table, batch and context).",
         );
+        let related_reads = counter(
+            "related_reads",
+            "Reads of included relations' rows (one per group round with a related change or a new parent).",
+        );
+        let related_rows = counter(
+            "related_rows",
+            "Rows returned by reads of included relations.",
+        );
         let counts = counter(
             "counts",
             "count(*) reads for live counts (limited queries whose window is not their whole result).",
@@ -185,6 +196,8 @@ impl Default for Metrics {
             refreshes,
             refreshes_keyed,
             counts,
+            related_reads,
+            related_rows,
             refresh_errors,
             refresh_seconds,
             rows_read,

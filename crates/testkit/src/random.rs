@@ -7,7 +7,7 @@
 //! columns, and foreign keys to small integer keys usually exist.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use pglive_schema::live::{Column, LiveTable, Write};
+use pglive_schema::live::{Column, LiveTable, Relation, RelationKind, Write};
 use pglive_schema::ops::Op;
 use pglive_schema::scalar::ScalarKind;
 use rand::Rng;
@@ -22,6 +22,7 @@ pub struct Spec {
     pub name: &'static str,
     pub key: &'static str,
     pub columns: &'static [Column],
+    pub relations: &'static [Relation],
 }
 
 impl Spec {
@@ -31,6 +32,7 @@ impl Spec {
             name: T::NAME,
             key: T::KEY,
             columns: T::COLUMNS,
+            relations: T::RELATIONS,
         }
     }
 
@@ -245,6 +247,160 @@ pub struct RandomQuery {
 
 /// A random live query that asks for its live count half of the time.
 pub fn counted_query(rng: &mut StdRng, spec: &Spec) -> RandomQuery {
+    let limit: Option<u32> = rng.random_bool(0.5).then(|| rng.random_range(1..8));
+    let parts = parts(rng, spec, limit);
+    RandomQuery {
+        sql: parts.select(None),
+        count_sql: parts.counted.then(|| parts.count(None)),
+        json: parts.json,
+    }
+}
+
+/// A random query's JSON and the pieces of its independent SQL.
+struct Parts {
+    json: Value,
+    table: String,
+    conds: Vec<String>,
+    order: Vec<String>,
+    limit: Option<u32>,
+    counted: bool,
+}
+
+impl Parts {
+    fn conditions(&self, and: Option<&str>) -> String {
+        let mut conds = self.conds.clone();
+        conds.extend(and.map(str::to_owned));
+        if conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conds.join(" AND "))
+        }
+    }
+
+    /// Its rows, in order, with one more condition.
+    fn select(&self, and: Option<&str>) -> String {
+        let mut sql = format!("SELECT * FROM {}{}", self.table, self.conditions(and));
+        sql.push_str(&format!(" ORDER BY {}", self.order.join(", ")));
+        if let Some(l) = self.limit {
+            sql.push_str(&format!(" LIMIT {l}"));
+        }
+        sql
+    }
+
+    fn count(&self, and: Option<&str>) -> String {
+        format!(
+            "SELECT count(*) AS n FROM {}{}",
+            self.table,
+            self.conditions(and)
+        )
+    }
+}
+
+/// One relation a random query includes, and how to check a row's related
+/// rows against a fresh run.
+#[derive(Debug, Clone)]
+pub struct RandomInclude {
+    pub relation: &'static str,
+    /// The related table.
+    pub target: &'static str,
+    /// The row's column whose value the related rows have in `remote`.
+    pub local: &'static str,
+    remote: &'static str,
+    table: String,
+    conds: Vec<String>,
+    order: Vec<String>,
+    limit: u32,
+    counted: bool,
+}
+
+impl RandomInclude {
+    /// The SQL of `row`'s related rows, and of their count when the include
+    /// asks for one.
+    pub fn sql_for(&self, row: &Value) -> (String, Option<String>) {
+        let value = match &row[self.local] {
+            Value::Null => "NULL".to_owned(),
+            Value::String(s) => quote(s),
+            other => other.to_string(),
+        };
+        let parts = Parts {
+            json: Value::Null,
+            table: self.table.clone(),
+            conds: self.conds.clone(),
+            order: self.order.clone(),
+            limit: Some(self.limit),
+            counted: self.counted,
+        };
+        let and = format!("\"{}\" = {value}", self.remote);
+        (
+            parts.select(Some(&and)),
+            self.counted.then(|| parts.count(Some(&and))),
+        )
+    }
+}
+
+/// A random query on `spec` that includes some of its relations (to
+/// tables in `all`), each with its own random filter, order, limit and
+/// count for `has_many`.
+pub fn included_query(
+    rng: &mut StdRng,
+    spec: &Spec,
+    all: &[Spec],
+) -> (RandomQuery, Vec<RandomInclude>) {
+    let mut q = counted_query(rng, spec);
+    let mut includes = Vec::new();
+    let mut include = serde_json::Map::new();
+    for relation in spec.relations {
+        if rng.random_bool(0.25) {
+            continue;
+        }
+        let Some(target) = all.iter().find(|s| s.name == relation.target) else {
+            continue;
+        };
+        match relation.kind {
+            RelationKind::HasMany => {
+                let limit = rng.random_range(1..5);
+                let p = parts(rng, target, Some(limit));
+                let mut window = p.json.clone();
+                if let Value::Object(m) = &mut window {
+                    m.remove("table");
+                }
+                include.insert(relation.name.to_owned(), window);
+                includes.push(RandomInclude {
+                    relation: relation.name,
+                    target: target.name,
+                    local: relation.local,
+                    remote: relation.remote,
+                    table: p.table,
+                    conds: p.conds,
+                    order: p.order,
+                    limit,
+                    counted: p.counted,
+                });
+            }
+            RelationKind::BelongsTo => {
+                include.insert(relation.name.to_owned(), json!(true));
+                includes.push(RandomInclude {
+                    relation: relation.name,
+                    target: target.name,
+                    local: relation.local,
+                    remote: relation.remote,
+                    table: target.table(),
+                    conds: Vec::new(),
+                    order: vec![format!("\"{}\"", target.key)],
+                    limit: 1,
+                    counted: false,
+                });
+            }
+        }
+    }
+    if !include.is_empty() {
+        q.json["include"] = Value::Object(include);
+    }
+    (q, includes)
+}
+
+/// A random filter, order and count (half the time) on `spec`, with `limit`.
+fn parts(rng: &mut StdRng, spec: &Spec, limit: Option<u32>) -> Parts {
     let mut filter = serde_json::Map::new();
     let mut conds = Vec::new();
     let options: Vec<(&Column, Op)> = spec
@@ -322,7 +478,6 @@ pub fn counted_query(rng: &mut StdRng, spec: &Spec) -> RandomQuery {
     let orderable: Vec<&Column> = spec.columns.iter().filter(|c| c.order).collect();
     let by = *orderable.choose(rng).unwrap_or(&spec.key_column());
     let desc = rng.random_bool(0.5);
-    let limit: Option<u32> = rng.random_bool(0.5).then(|| rng.random_range(1..8));
     let mut q = json!({"table": spec.name, "order": {"by": by.name, "dir": if desc { "desc" } else { "asc" }}});
     if !filter.is_empty() {
         q["filter"] = Value::Object(filter);
@@ -342,21 +497,13 @@ pub fn counted_query(rng: &mut StdRng, spec: &Spec) -> RandomQuery {
         order.push(format!("{} {dir} {nulls}", ordered(by)));
     }
     order.push(format!("{} {dir}", ordered(key)));
-    let mut sql = format!("SELECT * FROM {}", spec.table());
-    let mut count_sql = format!("SELECT count(*) AS n FROM {}", spec.table());
-    if !conds.is_empty() {
-        let conds = format!(" WHERE {}", conds.join(" AND "));
-        sql.push_str(&conds);
-        count_sql.push_str(&conds);
-    }
-    sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
-    if let Some(l) = limit {
-        sql.push_str(&format!(" LIMIT {l}"));
-    }
-    RandomQuery {
+    Parts {
         json: q,
-        sql,
-        count_sql: counted.then_some(count_sql),
+        table: spec.table(),
+        conds,
+        order,
+        limit,
+        counted,
     }
 }
 

@@ -118,6 +118,8 @@ struct SnapshotBody<'a, R> {
     version: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     count: Option<u64>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    related: &'a [serde_json::Value],
     table: &'static str,
     rows: &'a [Arc<R>],
 }
@@ -136,6 +138,8 @@ struct DiffBody<'a, R, K> {
     noticed_at: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     count: Option<u64>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    related: &'a [serde_json::Value],
     table: &'static str,
     upserts: Vec<Placed<'a, R>>,
     deletes: &'a [K],
@@ -154,12 +158,14 @@ pub fn snapshot_body<R: Serialize>(
     epoch: &str,
     version: u64,
     count: Option<u64>,
+    related: &[serde_json::Value],
     rows: &[Arc<R>],
 ) -> Result<Bytes, serde_json::Error> {
     body_of(&SnapshotBody {
         epoch,
         version,
         count,
+        related,
         table,
         rows,
     })
@@ -172,6 +178,7 @@ pub fn diff_body<R: Serialize, K: Serialize>(
     to: u64,
     noticed_at: Option<u64>,
     count: Option<u64>,
+    related: &[serde_json::Value],
     changes: &Changes<R, K>,
 ) -> Result<Bytes, serde_json::Error> {
     body_of(&DiffBody {
@@ -179,6 +186,7 @@ pub fn diff_body<R: Serialize, K: Serialize>(
         to,
         noticed_at,
         count,
+        related,
         table,
         upserts: changes
             .upserts
@@ -225,7 +233,7 @@ mod tests {
     fn shared_frames_are_typed_messages() {
         let id = SubscriptionId("sub \"1\"".into());
         let rows = vec![Arc::new(item(1, "a")), Arc::new(item(2, "b"))];
-        let body = snapshot_body("items", "e1.2", 7, Some(40), &rows).unwrap();
+        let body = snapshot_body("items", "e1.2", 7, Some(40), &[], &rows).unwrap();
         assert_eq!(
             join(Kind::Snapshot, &id, &body),
             ServerMessage::Snapshot(Snapshot {
@@ -233,6 +241,7 @@ mod tests {
                 epoch: "e1.2".into(),
                 version: 7,
                 count: Some(40),
+                related: None,
                 rows: TableRows::Items {
                     rows: vec![item(1, "a"), item(2, "b")]
                 },
@@ -242,7 +251,7 @@ mod tests {
             upserts: vec![(0, Arc::clone(&rows[1]))],
             deletes: vec![pglive_schema::Int8(1)],
         };
-        let body = diff_body("items", 7, 8, Some(1_790_000_000_123), None, &changes).unwrap();
+        let body = diff_body("items", 7, 8, Some(1_790_000_000_123), None, &[], &changes).unwrap();
         assert_eq!(
             join(Kind::Diff, &id, &body),
             ServerMessage::Diff(Diff {
@@ -251,6 +260,7 @@ mod tests {
                 to: 8,
                 noticed_at: Some(1_790_000_000_123),
                 count: None,
+                related: None,
                 changes: TableChanges::Items {
                     upserts: vec![pglive_schema::wire::Placed {
                         at: 0,

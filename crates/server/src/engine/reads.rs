@@ -254,6 +254,31 @@ impl Reads {
         }
     }
 
+    /// The rows of an included relation's read (`group::related`), in
+    /// `ctx`: row-level security applies to the related table too.
+    pub async fn related<R>(&self, ctx: &Context, sql: Sql) -> Result<Vec<R>, ReadError>
+    where
+        R: diesel::QueryableByName<diesel::pg::Pg> + Send + 'static,
+    {
+        let (_permit, mut conn) = self.connection().await?;
+        self.metrics.related_reads.inc();
+        let started = Instant::now();
+        let read = rows_in::<R>(&mut conn, ctx, sql).await;
+        self.metrics
+            .refresh_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match read {
+            Ok(rows) => {
+                self.metrics.related_rows.inc_by(rows.len() as u64);
+                Ok(rows)
+            }
+            Err(err) => {
+                self.metrics.refresh_errors.inc();
+                Err(ReadError::from_diesel(err))
+            }
+        }
+    }
+
     /// A read permit and a pooled connection, held together for one read:
     /// the permit bounds reads in flight, not connections checked out.
     async fn connection(

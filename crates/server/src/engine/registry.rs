@@ -40,6 +40,14 @@ pub trait TableEngine: Send + Sync {
     ) -> bool;
     /// Any row may have changed.
     fn changed_all(&self, noticed: Option<Noticed>);
+    /// Rows of `table`, which some of this table's queries include,
+    /// changed (`None`: any row).
+    fn related_changed(
+        &self,
+        table: &'static str,
+        keys: Option<&Arc<Vec<serde_json::Value>>>,
+        noticed: Option<Noticed>,
+    );
     /// Completes once the table's reader has handled every change recorded
     /// before the call (see `ReaderShared::settled`).
     fn settled(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -92,6 +100,15 @@ impl<T: Listed> TableEngine for Table<T> {
         self.reader.mark_all(noticed);
     }
 
+    fn related_changed(
+        &self,
+        table: &'static str,
+        keys: Option<&Arc<Vec<serde_json::Value>>>,
+        noticed: Option<Noticed>,
+    ) {
+        self.groups.related_changed(table, keys, noticed);
+    }
+
     fn settled(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
         Box::pin(self.reader.settled())
     }
@@ -103,6 +120,8 @@ pub struct Registry {
     tables: HashMap<&'static str, Arc<dyn TableEngine>>,
     /// Live tables by the (schema, table) their policies depend on.
     dependents: HashMap<(&'static str, &'static str), Vec<Arc<dyn TableEngine>>>,
+    /// Live tables by the tables their relations point to.
+    relating: HashMap<&'static str, Vec<Arc<dyn TableEngine>>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -116,6 +135,7 @@ struct Register<'a> {
     reads: &'a Arc<Reads>,
     tables: HashMap<&'static str, Arc<dyn TableEngine>>,
     dependents: HashMap<(&'static str, &'static str), Vec<Arc<dyn TableEngine>>>,
+    relating: HashMap<&'static str, Vec<Arc<dyn TableEngine>>>,
 }
 
 impl pglive_schema::live::TableVisitor for Register<'_> {
@@ -134,6 +154,12 @@ impl pglive_schema::live::TableVisitor for Register<'_> {
                 .or_default()
                 .push(Arc::clone(&engine));
         }
+        for relation in T::RELATIONS {
+            let engines = self.relating.entry(relation.target).or_default();
+            if !engines.iter().any(|e| Arc::ptr_eq(e, &engine)) {
+                engines.push(Arc::clone(&engine));
+            }
+        }
         self.tables.insert(T::NAME, engine);
     }
 }
@@ -145,11 +171,13 @@ impl Registry {
             reads,
             tables: HashMap::new(),
             dependents: HashMap::new(),
+            relating: HashMap::new(),
         };
         visit_tables(&mut register);
         Registry {
             tables: register.tables,
             dependents: register.dependents,
+            relating: register.relating,
         }
     }
 
@@ -184,6 +212,11 @@ impl Registry {
             .iter()
             .filter(move |((_, n), _)| *n == name)
             .flat_map(|(_, engines)| engines.iter())
+    }
+
+    /// The live tables with a relation to `name`.
+    pub fn relating(&self, name: &str) -> &[Arc<dyn TableEngine>] {
+        self.relating.get(name).map_or(&[], Vec::as_slice)
     }
 
     pub fn engines(&self) -> impl Iterator<Item = &Arc<dyn TableEngine>> {

@@ -237,12 +237,15 @@ impl Client {
             ServerMessage::Snapshot(s) => {
                 let sub = self.subs.entry(s.id.0).or_default();
                 let mut rows = rows::rows_of(s.rows.table());
+                sub.table = rows::table_name(s.rows.table());
                 rows.snapshot(s.rows);
                 sub.rows = Some(rows);
                 sub.epoch = s.epoch;
                 sub.version = s.version;
                 sub.count = s.count;
                 sub.snapshots += 1;
+                sub.related.clear();
+                sub.relate(s.related);
             }
             ServerMessage::Diff(d) => {
                 let sub = self.subs.entry(d.id.0.clone()).or_default();
@@ -258,6 +261,7 @@ impl Client {
                 if d.count.is_some() {
                     sub.count = d.count;
                 }
+                sub.relate(d.related);
             }
             ServerMessage::Error(e) => self.errors.push(e),
         }

@@ -57,6 +57,27 @@ impl<T: Listed> Rows for Typed<T> {
 
 type Factory = fn() -> Box<dyn Rows>;
 
+/// The local column of each (table, relation).
+fn locals() -> &'static HashMap<(&'static str, &'static str), &'static str> {
+    struct Locals(HashMap<(&'static str, &'static str), &'static str>);
+    impl TableVisitor for Locals {
+        fn visit<T: Listed>(&mut self) {
+            for r in T::RELATIONS {
+                self.0.insert((T::NAME, r.name), r.local);
+            }
+        }
+    }
+    static LOCALS: OnceLock<HashMap<(&'static str, &'static str), &'static str>> = OnceLock::new();
+    LOCALS.get_or_init(|| {
+        let mut l = Locals(HashMap::new());
+        visit_tables(&mut l);
+        l.0
+    })
+}
+
+/// One related entry as a client keeps it: its rows and count.
+pub type Entry = (Vec<Value>, Option<u64>);
+
 struct Factories(HashMap<&'static str, Factory>);
 
 impl TableVisitor for Factories {
@@ -66,6 +87,23 @@ impl TableVisitor for Factories {
         }
         self.0.insert(T::NAME, make::<T>);
     }
+}
+
+/// The `&'static` name of live table `table`.
+pub(super) fn table_name(table: &str) -> &'static str {
+    struct Names(Vec<&'static str>);
+    impl TableVisitor for Names {
+        fn visit<T: Listed>(&mut self) {
+            self.0.push(T::NAME);
+        }
+    }
+    let mut names = Names(Vec::new());
+    visit_tables(&mut names);
+    names
+        .0
+        .into_iter()
+        .find(|n| *n == table)
+        .unwrap_or_else(|| panic!("no live table {table}"))
 }
 
 /// Empty rows of live table `table`.
@@ -97,6 +135,11 @@ pub struct Sub {
     /// The live count (`count: true`): the snapshot's, then each diff's
     /// that carries one, as a client keeps it.
     pub count: Option<u64>,
+    /// Related entries by (relation, `of` as JSON text), as the contract
+    /// says a client keeps them: replaced by each entry that arrives,
+    /// dropped when no row has their value any more.
+    pub related: HashMap<(String, String), Entry>,
+    pub(super) table: &'static str,
     pub(super) rows: Option<Box<dyn Rows>>,
 }
 
@@ -121,5 +164,47 @@ impl Sub {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Applies a message's related entries, then drops the entries no row
+    /// refers to.
+    pub(super) fn relate(&mut self, entries: Option<Vec<pglive_schema::wire::Related>>) {
+        for entry in entries.unwrap_or_default() {
+            let rows = serde_json::to_value(&entry.rows).unwrap();
+            let rows = rows["rows"].as_array().cloned().unwrap_or_default();
+            self.related
+                .insert((entry.relation, entry.of.to_string()), (rows, entry.count));
+        }
+        if self.related.is_empty() {
+            return;
+        }
+        let rows = self.rows();
+        let table = self.table;
+        // The values rows have, per local column, as JSON text.
+        let mut values: HashMap<&str, std::collections::HashSet<String>> = HashMap::new();
+        self.related.retain(|(relation, of), _| {
+            let Some(local) = locals().get(&(table, relation.as_str())) else {
+                return false;
+            };
+            values
+                .entry(local)
+                .or_insert_with(|| rows.iter().map(|r| r[*local].to_string()).collect())
+                .contains(of)
+        });
+    }
+
+    /// The related rows and count of `row` for `relation`, as a client shows
+    /// them: an absent entry is no rows (and a count of 0).
+    pub fn related_of(&self, relation: &str, row: &Value) -> (Vec<Value>, u64) {
+        let local = locals()
+            .get(&(self.table, relation))
+            .unwrap_or_else(|| panic!("{} has no relation {relation}", self.table));
+        match self
+            .related
+            .get(&(relation.to_owned(), row[*local].to_string()))
+        {
+            Some((rows, count)) => (rows.clone(), count.unwrap_or(0)),
+            None => (Vec::new(), 0),
+        }
     }
 }

@@ -28,10 +28,11 @@ import {
 } from './state'
 import { Subscriptions, type LiveSubscriber } from './subscriptions'
 import { Transport, type TransportOptions } from './transport'
-import type { ErrorFrame, RowOf } from './types'
+import type { ErrorFrame, LiveRowOf } from './types'
 
 export type { LiveIdentity } from './auth'
 export type { InspectEvent, LiveStats, StatusChange, SubscriptionInfo, SubscriptionStatus } from './diagnostics'
+export type { RelationInfo } from './related'
 export type { LiveSubscriber } from './subscriptions'
 
 export interface LiveClientOptions extends TransportOptions, AuthOptions {
@@ -181,12 +182,13 @@ export class LiveClient {
 
   /**
    * Subscribes to `query`. `subscriber.next` gets the complete result after
-   * the first snapshot and after every change. Across reconnects the client
+   * the first snapshot and after every change; with `include`, each row
+   * carries its related rows (`LiveRowOf`). Across reconnects the client
    * resubscribes by itself and resumes from the rows it holds when the
    * server still can; the rows stay meanwhile. Returns a function that
    * unsubscribes.
    */
-  subscribe<Q extends LiveQuery>(query: Q, subscriber: LiveSubscriber<RowOf<Q['table']>>): () => void {
+  subscribe<Q extends LiveQuery>(query: Q, subscriber: LiveSubscriber<LiveRowOf<Q['table']>>): () => void {
     const unsubscribe = this.subscriptions.add(query, subscriber)
     if (this.phase === 'idle') this.connect()
     return unsubscribe

@@ -6,6 +6,7 @@
 import type { DelayReason, LiveQuery, LiveState } from './generated'
 import type { LiveSubscriptionError } from './errors'
 import { Listeners } from './listeners'
+import type { RelationInfo } from './related'
 import type { ConnectionStatus } from './state'
 
 /** What the server last said about one subscription (a `status` message with its id). */
@@ -32,6 +33,11 @@ export interface SubscriptionInfo {
   readonly rows: number | null
   /** The live count held, for a query with `count: true`; else null. */
   readonly count: number | null
+  /**
+   * The relations its query includes (`include`), each with the related
+   * entries and rows held; empty without `include`.
+   */
+  readonly relations: readonly RelationInfo[]
   /** Snapshots received (the first load, and each resync or resume that fell back to one). */
   readonly snapshots: number
   /** Times a diff did not fit and the client asked for a fresh snapshot. */

@@ -12,6 +12,7 @@ export {
   type LiveIdentity,
   type LiveStats,
   type LiveSubscriber,
+  type RelationInfo,
   type StatusChange,
   type SubscriptionInfo,
   type SubscriptionStatus,
@@ -25,6 +26,7 @@ export {
   type LiveError,
 } from './errors'
 export { MaterializedRows, type DiffOutcome } from './materialized'
+export { inclusionsOf, RelatedRows, type Inclusion } from './related'
 export {
   deriveStatus,
   sameStatus,

@@ -3,10 +3,10 @@ import { QueryClient, QueryClientProvider } from '@tanstack/react-query'
 import { act, createElement, useState, type ReactNode } from 'react'
 import { createRoot, type Root } from 'react-dom/client'
 import { afterEach, describe, expect, expectTypeOf, it, vi } from 'vitest'
-import type { Item, LiveQuery, Task } from './generated'
+import type { Comment, Item, LiveQuery, Task, TasksRelated } from './generated'
 import { LiveClient } from './client'
 import { statusLabel } from './state'
-import { item, socketFactory, task } from './test/fixtures'
+import { comment, item, socketFactory, task } from './test/fixtures'
 import { sentOf } from './test/harness'
 import type { QueryFor } from './types'
 import { LiveClientProvider, liveQueryRegistry, useConnectionStatus, useLiveQuery } from './react'
@@ -79,7 +79,9 @@ describe('useLiveQuery (React)', () => {
       const items = useLiveQuery({ table: 'items' })
       expectTypeOf(items.data).toEqualTypeOf<Item[] | undefined>()
       const tasks = useLiveQuery<QueryFor<'tasks'>>({ table: 'tasks', filter: { assignee_eq: 'bob' } })
-      expectTypeOf(tasks.data).toEqualTypeOf<Task[] | undefined>()
+      expectTypeOf(tasks.data).toEqualTypeOf<(Task & TasksRelated)[] | undefined>()
+      const nested = useLiveQuery({ table: 'tasks', include: { comments: { limit: 3 } } })
+      expectTypeOf(nested.data?.[0]?.comments).toEqualTypeOf<Comment[] | undefined>()
       // @ts-expect-error: not a live table
       useLiveQuery({ table: 'users' })
     }
@@ -214,6 +216,44 @@ describe('useLiveQuery (React)', () => {
     await expectText(el, '1|delayed|query_failing')
     act(() => factory.last.receive({ type: 'status', id: sub!.id, state: 'live' }))
     await expectText(el, '1|live|-')
+  })
+
+  it('gives rows with their included relations (belongs_to), following a related entry alone', async () => {
+    const { factory, wrap } = setup()
+    function Comments() {
+      const { data } = useLiveQuery({ table: 'comments', include: { task: true } })
+      const text = data ? data.map((c) => `${c.body}@${c.task?.title ?? '-'}`).join(',') : 'loading'
+      return createElement('p', null, text)
+    }
+    const el = render(wrap(createElement(Comments)))
+    act(() => factory.last.accept())
+    await settle()
+    const [sub] = sentOf(factory.last, 'subscribe')
+    act(() =>
+      factory.last.receive({
+        type: 'snapshot',
+        epoch: 'e1',
+        id: sub!.id,
+        version: 1,
+        table: 'comments',
+        rows: [comment(1, { task_id: 1 }), comment(2, { task_id: 2 })],
+        related: [{ relation: 'task', of: 1, table: 'tasks', rows: [task(1, { title: 'one' })] }],
+      }),
+    )
+    await expectText(el, 'comment 1@one,comment 2@-')
+    act(() =>
+      factory.last.receive({
+        type: 'diff',
+        id: sub!.id,
+        from: 1,
+        to: 2,
+        table: 'comments',
+        upserts: [],
+        deletes: [],
+        related: [{ relation: 'task', of: 1, table: 'tasks', rows: [task(1, { title: 'renamed' })] }],
+      }),
+    )
+    await expectText(el, 'comment 1@renamed,comment 2@-')
   })
 
   it('surfaces a subscription error as liveError and the query error', async () => {

@@ -92,8 +92,11 @@ export type UseLiveQueryResult<Q extends LiveQuery> = UseQueryResult<RowsOf<Q>, 
 
 /**
  * A live query: `data` is the query's current rows, kept up to date by the
- * server. `useLiveQuery({ table: 'items' })` gives `Item[]`. A query with
- * other contents (compared by value) switches to that query's subscription.
+ * server. `useLiveQuery({ table: 'items' })` gives `Item[]`; with `include`,
+ * each row carries its related rows, e.g. `{ table: 'comments', include:
+ * { task: true } }` gives comments with `task: Task | null` (typed
+ * `(Comment & CommentsRelated)[]`). A query with other contents (compared
+ * by value) switches to that query's subscription.
  */
 export function useLiveQuery<Q extends LiveQuery>(query: Q): UseLiveQueryResult<Q> {
   const queryClient = useQueryClient()

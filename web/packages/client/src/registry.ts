@@ -11,7 +11,7 @@
 import type { LiveQuery } from './generated'
 import type { LiveClient, SubscriptionStatus } from './client'
 import type { LiveSubscriptionError } from './errors'
-import type { AnyRow } from './types'
+import type { AnyLiveRow } from './types'
 
 /**
  * A live query's TanStack Query key: `['live', query]`. TanStack's `hashKey`
@@ -43,7 +43,7 @@ export interface LiveQueryCache {
   /** Observers of the query with `key` now (0 when it is not cached). */
   observers(key: LiveQueryKey): number
   /** Replaces the query's data, as `setQueryData` does. */
-  setRows(key: LiveQueryKey, rows: AnyRow[]): void
+  setRows(key: LiveQueryKey, rows: AnyLiveRow[]): void
   /** TanStack's `hashKey`. */
   hash(key: LiveQueryKey): string
 }
@@ -61,7 +61,7 @@ export interface QueryClientLike {
 /** A `LiveQueryCache` over a TanStack QueryClient; `setRows` and `hash` come from the adapter's package. */
 export function tanstackCache(
   queryClient: QueryClientLike,
-  setRows: (key: LiveQueryKey, rows: AnyRow[]) => void,
+  setRows: (key: LiveQueryKey, rows: AnyLiveRow[]) => void,
   hash: (key: LiveQueryKey) => string,
 ): LiveQueryCache {
   return {
@@ -81,13 +81,13 @@ export function tanstackCache(
 
 interface Entry {
   readonly key: LiveQueryKey
-  rows: AnyRow[] | null
+  rows: AnyLiveRow[] | null
   /** The live count, for a query with `count: true`. */
   count: number | null
   error: LiveSubscriptionError | null
   /** What the server last said about this subscription alone (e.g. delayed, query_failing). */
   status: SubscriptionStatus | null
-  waiters: { resolve(rows: AnyRow[]): void; reject(error: unknown): void }[]
+  waiters: { resolve(rows: AnyLiveRow[]): void; reject(error: unknown): void }[]
   unsubscribe: () => void
   lingerTimer: ReturnType<typeof setTimeout> | null
 }
@@ -119,7 +119,7 @@ export class LiveQueryRegistry {
   }
 
   /** Resolves with the query's rows: the current ones, or the first snapshot's. */
-  rows(key: LiveQueryKey): Promise<AnyRow[]> {
+  rows(key: LiveQueryKey): Promise<AnyLiveRow[]> {
     const entry = this.ensure(key)
     if (entry.rows) return Promise.resolve(entry.rows)
     return new Promise((resolve, reject) => entry.waiters.push({ resolve, reject }))

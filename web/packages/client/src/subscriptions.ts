@@ -1,5 +1,6 @@
 // The client's subscriptions: each one's query, subscriber and rows (kept
-// across connections in `MaterializedRows`, so that a reconnect resumes),
+// across connections in `MaterializedRows`, so that a reconnect resumes,
+// with the related entries of its included relations in `RelatedRows`),
 // its wire id on the current connection, and what the server's frames for
 // one subscription do to it: snapshot, resumed, diff, error and status.
 // When they may be sent is the connection's business: `SubscriptionsHost`
@@ -11,16 +12,21 @@ import { LiveAuthError, LiveSubscriptionError } from './errors'
 import { keyColumn } from './keys'
 import { deliver } from './listeners'
 import { MaterializedRows } from './materialized'
+import { inclusionsOf, RelatedRows } from './related'
 import type { Phase } from './state'
 import type { Transport } from './transport'
-import type { AnyRow, DiffMessage, KeyColumn, RowOf, SnapshotMessage, Table } from './types'
+import type { AnyLiveRow, AnyRow, DiffMessage, KeyColumn, LiveRowOf, SnapshotMessage, Table } from './types'
 
 /** Receives one subscription's results. */
 export interface LiveSubscriber<R> {
   /**
    * The complete, current result (a new array on every change), and, for a
    * query with `count: true`, how many rows pass its filter whatever its
-   * limit (null otherwise).
+   * limit (null otherwise). With `include`, each row carries its related
+   * rows: `{...task, comments: Comment[], comments_count}` for a has_many
+   * (`comments_count` with `count: true`), `{...comment, task: Task | null}`
+   * for a belongs_to. A row whose data and related rows did not change is
+   * the same object as in the previous result.
    */
   next(rows: R[], version: number, count: number | null): void
   /** The server refused or dropped the subscription. */
@@ -54,7 +60,7 @@ interface Subscription {
   readonly query: LiveQuery
   /** The query's table: frames for another table are not this subscription's. */
   readonly table: Table
-  readonly subscriber: LiveSubscriber<AnyRow>
+  readonly subscriber: LiveSubscriber<AnyLiveRow>
   /** Rows, epoch and version; kept across connections for resuming. */
   readonly view: MaterializedRows<AnyRow, KeyColumn<Table>>
   /** The id on the current connection, or null when not subscribed there. */
@@ -111,14 +117,18 @@ export class Subscriptions {
   }
 
   /** Adds a subscription, sent now if the connection can take it; returns a function that ends it. */
-  add<Q extends LiveQuery>(query: Q, subscriber: LiveSubscriber<RowOf<Q['table']>>): () => void {
+  add<Q extends LiveQuery>(query: Q, subscriber: LiveSubscriber<LiveRowOf<Q['table']>>): () => void {
+    const inclusions = inclusionsOf(query)
     const sub: Subscription = {
       key: (this.nextKey += 1),
       query,
       table: query.table,
       // A subscription only ever receives rows of its own query's table.
       subscriber,
-      view: new MaterializedRows<AnyRow, KeyColumn<Table>>(keyColumn(query.table)),
+      view: new MaterializedRows<AnyRow, KeyColumn<Table>>(
+        keyColumn(query.table),
+        inclusions.length > 0 ? new RelatedRows<AnyRow>(inclusions) : null,
+      ),
       wireId: null,
       attached: false,
       catchUpTo: null,
@@ -152,6 +162,7 @@ export class Subscriptions {
       version: sub.view.version,
       rows: sub.view.rows?.length ?? null,
       count: sub.view.count,
+      relations: sub.view.related?.info() ?? [],
       ...sub.stats,
       lastChangeAt: sub.lastChangeAt,
       lastNoticedAt: sub.lastNoticedAt,
@@ -184,7 +195,8 @@ export class Subscriptions {
     const sub = this.byWireId.get(msg.id)
     // Rows of another table would be keyed and typed wrongly: not ours.
     if (!sub || msg.table !== sub.table || !Array.isArray(msg.rows)) return
-    sub.view.replace(msg.rows, msg.epoch, msg.version, msg.count)
+    if (!sub.view.accepts(msg.related)) return
+    sub.view.replace(msg.rows, msg.epoch, msg.version, msg.count, msg.related)
     sub.attached = true
     sub.catchUpTo = null
     sub.needsSnapshot = false

@@ -3,10 +3,10 @@ import { hashKey, QueryClient, VueQueryPlugin } from '@tanstack/vue-query'
 import { flushPromises, mount } from '@vue/test-utils'
 import { afterEach, beforeEach, describe, expect, expectTypeOf, it, vi } from 'vitest'
 import { defineComponent, h, nextTick, ref, type Plugin, type Ref } from 'vue'
-import type { Comment, Item, LiveQuery, Task } from './generated'
-import { item, socketFactory, task } from './test/fixtures'
+import type { Comment, CommentsRelated, Item, LiveQuery, Task, TasksRelated } from './generated'
+import { comment, item, socketFactory, task } from './test/fixtures'
 import { LiveClient } from './client'
-import type { QueryFor } from './types'
+import type { QueryFor, RowsOf } from './types'
 import { createLive, liveQueryKey, liveQueryRegistry, useConnectionStatus, useLiveQuery } from './vue'
 
 function setup(lingerMs = 0) {
@@ -61,7 +61,7 @@ describe('useLiveQuery', () => {
       const items = useLiveQuery({ table: 'items' })
       expectTypeOf(items.data.value).toEqualTypeOf<Item[] | undefined>()
       const tasks = useLiveQuery(ref<QueryFor<'tasks'>>({ table: 'tasks', filter: { assignee_eq: 'bob' } }))
-      expectTypeOf(tasks.data.value).toEqualTypeOf<Task[] | undefined>()
+      expectTypeOf(tasks.data.value).toEqualTypeOf<(Task & TasksRelated)[] | undefined>()
       // @ts-expect-error: not a live table
       useLiveQuery({ table: 'users' })
       // @ts-expect-error: items have no status filter
@@ -69,7 +69,15 @@ describe('useLiveQuery', () => {
       // @ts-expect-error: comments are not filtered by body equality
       useLiveQuery({ table: 'comments', filter: { body_eq: 'x' } })
       const comments = useLiveQuery({ table: 'comments', filter: { task_id_eq: 1 } })
-      expectTypeOf(comments.data.value).toEqualTypeOf<Comment[] | undefined>()
+      expectTypeOf(comments.data.value).toEqualTypeOf<(Comment & CommentsRelated)[] | undefined>()
+      // Included relations nest their rows: `comments` (and `comments_count`), `task`.
+      const nested = useLiveQuery({ table: 'tasks', include: { comments: { limit: 3, count: true } } })
+      expectTypeOf(nested.data.value?.[0]?.comments).toEqualTypeOf<Comment[] | undefined>()
+      expectTypeOf(nested.data.value?.[0]?.comments_count).toEqualTypeOf<number | undefined>()
+      const withTask = useLiveQuery({ table: 'comments', include: { task: true } })
+      expectTypeOf(withTask.data.value?.[0]?.task).toEqualTypeOf<Task | null | undefined>()
+      // @ts-expect-error: a has_many include needs its limit
+      useLiveQuery({ table: 'tasks', include: { comments: { count: true } } })
     }
     expect(typeof check).toBe('function')
   })
@@ -263,6 +271,57 @@ describe('useLiveQuery', () => {
     factory.last.receive({ type: 'status', id: sub!.id, state: 'live' })
     await flushPromises()
     expect(wrapper.text()).toBe('1|live|-')
+    wrapper.unmount()
+  })
+
+  it('gives rows with their included relations, and re-renders for a related entry alone', async () => {
+    const { factory, plugins } = setup()
+    const query = { table: 'tasks', include: { comments: { limit: 2, count: true } } } as const
+    let data: Ref<RowsOf<typeof query> | undefined> | null = null
+    const Comp = defineComponent({
+      setup() {
+        const result = useLiveQuery(query)
+        data = result.data
+        return () =>
+          h(
+            'p',
+            (result.data.value ?? [])
+              .map((t) => `${t.title}:${(t.comments ?? []).map((c) => c.body).join('+')}/${t.comments_count}`)
+              .join(','),
+          )
+      },
+    })
+    const wrapper = mount(Comp, { global: { plugins } })
+    factory.last.accept()
+    await flushPromises()
+    const [sub] = subscribes(factory)
+    expect(sub?.query).toEqual(query)
+    factory.last.receive({
+      type: 'snapshot',
+      epoch: 'e1',
+      id: sub!.id,
+      version: 1,
+      table: 'tasks',
+      rows: [task(1), task(2)],
+      related: [{ relation: 'comments', of: 1, table: 'comments', rows: [comment(1)], count: 1 }],
+    })
+    await flushPromises()
+    expect(wrapper.text()).toBe('task 1:comment 1/1,task 2:/0')
+    const first = data!.value!
+    factory.last.receive({
+      type: 'diff',
+      id: sub!.id,
+      from: 1,
+      to: 2,
+      table: 'tasks',
+      upserts: [],
+      deletes: [],
+      related: [{ relation: 'comments', of: 2, table: 'comments', rows: [comment(2, { task_id: 2 })], count: 3 }],
+    })
+    await flushPromises()
+    expect(wrapper.text()).toBe('task 1:comment 1/1,task 2:comment 2/3')
+    expect(data!.value![0]).toBe(first[0])
+    expect(data!.value![1]).not.toBe(first[1])
     wrapper.unmount()
   })
 

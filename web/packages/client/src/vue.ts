@@ -98,8 +98,11 @@ export type UseLiveQueryReturn<Q extends LiveQuery> = UseQueryReturnType<RowsOf<
 
 /**
  * A live query: `data` is the query's current rows, kept up to date by the
- * server. `useLiveQuery({ table: 'items' })` gives `Item[]`. The query may be
- * a ref or getter; changing it switches to the new query's subscription.
+ * server. `useLiveQuery({ table: 'items' })` gives `Item[]`; with `include`,
+ * each row carries its related rows, e.g. `{ table: 'tasks', include:
+ * { comments: { limit: 3 } } }` gives tasks with `comments: Comment[]`
+ * (typed `(Task & TasksRelated)[]`). The query may be a ref or getter;
+ * changing it switches to the new query's subscription.
  */
 export function useLiveQuery<Q extends LiveQuery>(query: MaybeRefOrGetter<Q>): UseLiveQueryReturn<Q> {
   const queryClient = useQueryClient()

@@ -16,6 +16,7 @@ use crate::engine::reads::Reads;
 use crate::engine::table::{Key, LiveTable, Noticed};
 
 use super::history::History;
+use super::related::Include;
 use super::shared::{GroupShared, lock};
 use super::window::{Rows, Window};
 
@@ -25,7 +26,7 @@ pub(super) struct Current<T> {
     pub(super) window: Window<T>,
     /// The published rows: the first `limit` rows of the window (the same
     /// vector as the window's when there is no limit).
-    rows: Rows<T>,
+    pub(super) rows: Rows<T>,
     /// The live count, for a query that asks for it (`count: true`).
     pub(super) count: Option<u64>,
     /// The snapshot body of `rows`, once encoded.
@@ -42,6 +43,7 @@ pub(super) fn publish<T: LiveTable>(
     reads: &Reads,
     previous: Option<Current<T>>,
     (window, rows, count): (Window<T>, Rows<T>, Option<u64>),
+    related: Vec<serde_json::Value>,
     touched: Option<&HashSet<Key<T>>>,
     noticed: Option<Noticed>,
 ) -> Current<T> {
@@ -60,12 +62,13 @@ pub(super) fn publish<T: LiveTable>(
         None => diff::diff(&previous.rows, &rows, T::key),
     };
     let recounted = (count != previous.count).then_some(count).flatten();
-    if changes.is_empty() && recounted.is_none() {
+    if changes.is_empty() && recounted.is_none() && related.is_empty() {
         // The rows past the window may have changed; the result did not.
         return Current { window, ..previous };
     }
     let version = previous.version + 1;
-    // A diff of the count alone is always smaller than a snapshot.
+    // A diff of the count (or related rows) alone is always smaller than
+    // a snapshot.
     let as_snapshot = !changes.is_empty() && changes.len() >= rows.len().max(1);
     let body = if as_snapshot {
         None
@@ -76,6 +79,7 @@ pub(super) fn publish<T: LiveTable>(
             version,
             noticed.map(|n| n.0),
             recounted,
+            &related,
             &changes,
         ) {
             Ok(body) => Some(body),
@@ -134,6 +138,7 @@ pub(super) fn serve_snapshots<T: LiveTable>(
     reads: &Reads,
     current: &mut Current<T>,
     resync: bool,
+    includes: &[Box<dyn Include<T>>],
 ) {
     let mut members = lock(&shared.members);
     let wanted = |state: MemberState| {
@@ -188,6 +193,10 @@ pub(super) fn serve_snapshots<T: LiveTable>(
                 &shared.epoch,
                 current.version,
                 current.count,
+                &includes
+                    .iter()
+                    .flat_map(|i| i.entries())
+                    .collect::<Vec<_>>(),
                 &current.rows,
             ) {
                 Ok(body) => {

@@ -113,6 +113,7 @@ impl<T: LiveTable> Groups<T> {
                     let group = Arc::new(GroupShared::new(
                         key.clone(),
                         Arc::clone(&ctx),
+                        super::related::targets::<T>(&query),
                         self.reads.next_epoch(),
                         Arc::clone(account),
                     ));
@@ -222,6 +223,27 @@ impl<T: LiveTable> Groups<T> {
         }
         drop(map);
         group.wake();
+    }
+
+    /// Rows of `table` changed (`None`: any row): every group whose query
+    /// includes it, in every context, reads the related rows that may have
+    /// changed (see `related`).
+    pub fn related_changed(
+        &self,
+        table: &'static str,
+        keys: Option<&Arc<Vec<serde_json::Value>>>,
+        noticed: Option<Noticed>,
+    ) {
+        let groups: Vec<Arc<GroupShared<T>>> = self
+            .lock()
+            .values()
+            .flat_map(|groups| groups.values())
+            .filter(|g| g.targets.contains(&table))
+            .cloned()
+            .collect();
+        for group in groups {
+            group.offer_related(table, keys, noticed);
+        }
     }
 
     /// The contexts that have groups now, with their groups.

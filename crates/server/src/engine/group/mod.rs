@@ -17,12 +17,13 @@
 //!
 //! One concern per file, and they depend one way, each naming only those
 //! listed before it (checked by `tests/layering.rs`):
-//! `shared` → `history` → `window` → `current` → `task` → `map`.
+//! `shared` → `history` → `window` → `related` → `current` → `task` → `map`.
 //! - `shared`: [`GroupShared`], what the reader, the sessions and the task
 //!   share (members, pending [`Batch`]es, the wake-up, the end);
 //! - `history`: recent diffs, for clients that resume;
 //! - `window`: the rows a group knows, loaded by a query or changed in
 //!   memory by batches;
+//! - `related`: the related rows of a query's includes, read by key;
 //! - `current`: the published result, sent as diffs or as snapshots;
 //! - `task`: the loop that keeps the result current;
 //! - `map`: [`Groups`], a table's groups and their lifecycle, and the
@@ -33,6 +34,7 @@
 mod current;
 mod history;
 mod map;
+mod related;
 mod shared;
 mod task;
 mod window;

@@ -33,8 +33,14 @@ pub struct Batch<T: LiveTable> {
 /// Batches a group holds before it re-runs its query instead.
 const MAX_PENDING_BATCHES: usize = 64;
 
+/// Changed keys of one table the group's query includes (as capture
+/// reported them), or `None`: any row of it may have changed.
+pub(super) type RelatedKeys = Option<Vec<Arc<Vec<serde_json::Value>>>>;
+
 /// Changes not yet in the group's result, in the order its reader delivered them.
 pub(super) struct Pending<T: LiveTable> {
+    /// Changes to included tables, by table.
+    pub(super) related: HashMap<&'static str, RelatedKeys>,
     /// Re-run the whole query (it reads after every batch below was read).
     pub(super) all: bool,
     pub(super) batches: Vec<Arc<Batch<T>>>,
@@ -47,6 +53,7 @@ pub(super) struct Pending<T: LiveTable> {
 impl<T: LiveTable> Default for Pending<T> {
     fn default() -> Self {
         Pending {
+            related: HashMap::new(),
             all: false,
             batches: Vec::new(),
             resync: false,
@@ -68,6 +75,8 @@ pub struct GroupShared<T: LiveTable> {
     /// The normalized query as canonical JSON.
     pub key: String,
     pub ctx: Arc<Context>,
+    /// The tables the query includes (its relations' targets).
+    pub(super) targets: Vec<&'static str>,
     /// This incarnation of the group: its versions mean nothing to another.
     pub epoch: Arc<str>,
     /// The identity that made the group exist: its groups, rows held and
@@ -106,12 +115,14 @@ impl<T: LiveTable> GroupShared<T> {
     pub(super) fn new(
         key: String,
         ctx: Arc<Context>,
+        targets: Vec<&'static str>,
         epoch: Arc<str>,
         account: Arc<Account>,
     ) -> GroupShared<T> {
         GroupShared {
             key,
             ctx,
+            targets,
             epoch,
             account,
             pending: Mutex::new(Pending::default()),
@@ -162,6 +173,27 @@ impl<T: LiveTable> GroupShared<T> {
                     pending.all = true;
                     pending.batches = Vec::new();
                 }
+            }
+        }
+        self.wake();
+    }
+
+    /// Rows of `table`, which the query includes, changed (`None`: any).
+    pub(super) fn offer_related(
+        &self,
+        table: &'static str,
+        keys: Option<&Arc<Vec<serde_json::Value>>>,
+        noticed: Option<Noticed>,
+    ) {
+        {
+            let mut pending = lock(&self.pending);
+            pending.noticed = Noticed::earliest(pending.noticed, noticed);
+            let entry = pending.related.entry(table).or_insert(Some(Vec::new()));
+            match (entry.as_mut(), keys) {
+                (Some(lists), Some(keys)) if lists.len() < MAX_PENDING_BATCHES => {
+                    lists.push(Arc::clone(keys));
+                }
+                _ => *entry = None,
             }
         }
         self.wake();

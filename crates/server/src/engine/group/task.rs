@@ -15,8 +15,18 @@ use crate::engine::reads::{ReadError, Reads};
 use crate::engine::table::{Key, LiveTable};
 
 use super::current::{Current, publish, serve_snapshots};
+use super::related::{self, Touch};
 use super::shared::GroupShared;
 use super::window::{Applied, Rows, Window, apply, load};
+
+/// The rows a window publishes: its first `limit` (all without a limit,
+/// sharing the window's vector).
+fn published<T>(window: &Window<T>, limit: Option<u32>) -> Rows<T> {
+    match limit {
+        None => Arc::clone(&window.prefix),
+        Some(limit) => Arc::new(window.prefix.iter().take(limit as usize).cloned().collect()),
+    }
+}
 
 /// What a group's task owns: the group it keeps current, the engine's reads,
 /// and the query it runs.
@@ -36,6 +46,9 @@ impl<T: LiveTable> GroupTask<T> {
         } = self;
         let limit = T::limit(&query);
         let counted = T::counted(&query);
+        // The relations the query includes, each holding the related rows
+        // of the published rows.
+        let mut includes = related::includes::<T>(&query);
         let mut current: Option<Current<T>> = None;
         let mut held = 0usize;
         let mut failures: u32 = 0;
@@ -76,6 +89,8 @@ impl<T: LiveTable> GroupTask<T> {
             // that the count converges on what the database has once the
             // changes stop (see README "Live counts").
             let mut count = current.as_ref().and_then(|c| c.count);
+            // Related entries that changed this round, encoded.
+            let mut related_changes: Vec<serde_json::Value> = Vec::new();
             let read: Result<(), ReadError> = async {
                 if full {
                     next = Some(load::<T>(&reads, &shared.ctx, &query).await?);
@@ -88,6 +103,18 @@ impl<T: LiveTable> GroupTask<T> {
                             count = Some(reads.count::<T>(&shared.ctx, &query).await?);
                         }
                         _ => {}
+                    }
+                }
+                if !includes.is_empty() {
+                    let rows = match (&next, &current) {
+                        (Some(window), _) => published(window, limit),
+                        (None, Some(now)) => Arc::clone(&now.rows),
+                        (None, None) => Arc::new(Vec::new()),
+                    };
+                    for include in &mut includes {
+                        let touch = Touch::of(&pending.related, include.target(), full);
+                        let changed = include.refresh(&reads, &shared.ctx, &rows, &touch).await?;
+                        related_changes.extend(changed);
                     }
                 }
                 Ok(())
@@ -135,10 +162,11 @@ impl<T: LiveTable> GroupTask<T> {
                     continue;
                 }
             }
-            // Only the count changed: publish the same window with it.
+            // Only the count or related rows changed: publish the same
+            // window with them.
             if next.is_none()
                 && let Some(now) = current.as_ref()
-                && count != now.count
+                && (count != now.count || !related_changes.is_empty())
             {
                 next = Some(Window {
                     prefix: Arc::clone(&now.window.prefix),
@@ -146,12 +174,7 @@ impl<T: LiveTable> GroupTask<T> {
                 });
             }
             if let Some(window) = next {
-                let rows: Rows<T> = match limit {
-                    None => Arc::clone(&window.prefix),
-                    Some(limit) => {
-                        Arc::new(window.prefix.iter().take(limit as usize).cloned().collect())
-                    }
-                };
+                let rows: Rows<T> = published(&window, limit);
                 if rows.len() > reads.limits.max_rows as usize {
                     shared.end(
                         &reads,
@@ -160,7 +183,7 @@ impl<T: LiveTable> GroupTask<T> {
                     );
                     break;
                 }
-                let want = window.prefix.len();
+                let want = window.prefix.len() + includes.iter().map(|i| i.held()).sum::<usize>();
                 if !reads
                     .budget
                     .resize(&shared.account, Resource::Rows, held, want)
@@ -185,12 +208,13 @@ impl<T: LiveTable> GroupTask<T> {
                     &reads,
                     current.take(),
                     (window, rows, count.filter(|_| counted)),
+                    std::mem::take(&mut related_changes),
                     touched,
                     pending.noticed,
                 ));
             }
             if let Some(current) = current.as_mut() {
-                serve_snapshots::<T>(&shared, &reads, current, pending.resync);
+                serve_snapshots::<T>(&shared, &reads, current, pending.resync, &includes);
             }
         }
         reads

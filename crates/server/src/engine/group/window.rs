@@ -241,6 +241,7 @@ mod tests {
                     }),
                     limit,
                     count: None,
+                    include: None,
                 }
             })
     }

@@ -3,6 +3,7 @@ import type { Comment } from "./Comment";
 import type { Int8 } from "./Int8";
 import type { Item } from "./Item";
 import type { Placed } from "./Placed";
+import type { Related } from "./Related";
 import type { SubscriptionId } from "./SubscriptionId";
 import type { Task } from "./Task";
 
@@ -26,4 +27,11 @@ noticed_at?: number,
  * (absent: the count at `from` still holds). A diff may change only
  * the count, with no upserts or deletes.
  */
-count?: number, } & ({ "table": "items", upserts: Array<Placed<Item>>, deletes: Array<Int8>, } | { "table": "tasks", upserts: Array<Placed<Task>>, deletes: Array<number>, } | { "table": "comments", upserts: Array<Placed<Comment>>, deletes: Array<string>, });
+count?: number, 
+/**
+ * With `include` in the query: related entries that changed (each
+ * replaces its `relation` and `of`). A parent's upsert does not resend
+ * unchanged related rows, and a related row's change does not resend
+ * its parent. A diff may change only related entries.
+ */
+related?: Array<Related>, } & ({ "table": "items", upserts: Array<Placed<Item>>, deletes: Array<Int8>, } | { "table": "tasks", upserts: Array<Placed<Task>>, deletes: Array<number>, } | { "table": "comments", upserts: Array<Placed<Comment>>, deletes: Array<string>, });

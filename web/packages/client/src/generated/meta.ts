@@ -109,6 +109,15 @@ export const liveTables = {
         "min": null,
         "max": null
       }
+    ],
+    "relations": [
+      {
+        "name": "task",
+        "kind": "belongs_to",
+        "target": "tasks",
+        "local": "task_id",
+        "remote": "id"
+      }
     ]
   },
   "items": {
@@ -200,7 +209,8 @@ export const liveTables = {
         "min": null,
         "max": null
       }
-    ]
+    ],
+    "relations": []
   },
   "tasks": {
     "key": "id",
@@ -365,6 +375,15 @@ export const liveTables = {
         "not_blank": true,
         "min": null,
         "max": null
+      }
+    ],
+    "relations": [
+      {
+        "name": "comments",
+        "kind": "has_many",
+        "target": "comments",
+        "local": "id",
+        "remote": "task_id"
       }
     ]
   }

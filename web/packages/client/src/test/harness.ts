@@ -1,10 +1,11 @@
 // A LiveClient on fake sockets and (vitest's) fake timers, with helpers to
 // play the server's side of the protocol.
 import { afterEach, beforeEach, vi } from 'vitest'
-import type { ClientMessage, Item } from '../generated'
+import type { ClientMessage, Item, LiveQuery } from '../generated'
 import { LiveClient, type LiveClientOptions } from '../client'
 import type { LiveError, LiveSubscriptionError } from '../errors'
 import type { ConnectionState } from '../state'
+import type { RowsOf } from '../types'
 import { socketFactory, type FakeSocket } from './fixtures'
 
 /** A client whose delays, statuses and connection errors are recorded. */
@@ -64,6 +65,24 @@ export function watchItems(client: LiveClient) {
     errors,
     unsubscribe,
     get rows() {
+      return seen.at(-1)?.rows
+    },
+  }
+}
+
+/** Subscribes to any query and records what the subscriber gets: rows, version and count. */
+export function watchQuery<Q extends LiveQuery>(client: LiveClient, query: Q) {
+  const seen: { rows: RowsOf<Q>; version: number; count: number | null }[] = []
+  const errors: LiveSubscriptionError[] = []
+  const unsubscribe = client.subscribe(query, {
+    next: (rows, version, count) => seen.push({ rows, version, count }),
+    error: (e) => errors.push(e),
+  })
+  return {
+    seen,
+    errors,
+    unsubscribe,
+    get rows(): RowsOf<Q> | undefined {
       return seen.at(-1)?.rows
     },
   }
