@@ -22,7 +22,9 @@ const ORDER: &[&str] = &[
 /// dependency from this check. The folder's `mod.rs` may name any of them.
 const INSIDE: &[(&str, &[&str])] = &[(
     "group",
-    &["shared", "history", "window", "current", "task", "map"],
+    &[
+        "shared", "history", "window", "related", "current", "task", "map",
+    ],
 )];
 
 /// Server modules above the engine, which no engine module may name.

@@ -53,16 +53,6 @@ fn tables() -> Vec<Table> {
     tables.0
 }
 
-fn seeds() -> Vec<u64> {
-    match std::env::var("PGLIVE_PROPTEST_SEEDS") {
-        Ok(list) => list
-            .split(',')
-            .filter_map(|s| s.trim().parse().ok())
-            .collect(),
-        Err(_) => vec![rand::random(), rand::random()],
-    }
-}
-
 async fn converge(table: &Table, all: &[Table], seed: u64, mode: CaptureMode) {
     let db = TestDb::new().await;
     let server = TestServer::start_in(&db, mode).await;
@@ -136,7 +126,7 @@ in_both_modes!(every_table_converges_under_random_writes);
 
 async fn every_table_converges_under_random_writes(mode: CaptureMode) {
     let all = tables();
-    for seed in seeds() {
+    for seed in random::seeds() {
         println!("seed {seed} ({mode:?} capture)");
         for table in &all {
             converge(table, &all, seed, mode).await;

@@ -44,16 +44,6 @@ fn tables() -> Vec<(Spec, Fresh)> {
     tables.0
 }
 
-fn seeds() -> Vec<u64> {
-    match std::env::var("PGLIVE_PROPTEST_SEEDS") {
-        Ok(list) => list
-            .split(',')
-            .filter_map(|s| s.trim().parse().ok())
-            .collect(),
-        Err(_) => vec![rand::random(), rand::random()],
-    }
-}
-
 struct Subscriber {
     client: Client,
     query: Value,
@@ -206,7 +196,7 @@ in_both_modes!(related_rows_converge_under_random_writes);
 
 async fn related_rows_converge_under_random_writes(mode: CaptureMode) {
     let all = tables();
-    for seed in seeds() {
+    for seed in random::seeds() {
         println!("seed {seed} ({mode:?} capture)");
         for (i, (spec, _)) in all.iter().enumerate() {
             if !spec.relations.is_empty() {

@@ -15,6 +15,18 @@ use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use serde_json::{Value, json};
 
+/// The seeds a property test runs: `PGLIVE_PROPTEST_SEEDS=1,2,3` to
+/// replay a failure, otherwise two random ones (tests print them).
+pub fn seeds() -> Vec<u64> {
+    match std::env::var("PGLIVE_PROPTEST_SEEDS") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect(),
+        Err(_) => vec![rand::random(), rand::random()],
+    }
+}
+
 /// One table as the generators see it.
 #[derive(Debug, Clone, Copy)]
 pub struct Spec {

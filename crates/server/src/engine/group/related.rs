@@ -127,6 +127,16 @@ struct Entry<U> {
     count: u64,
 }
 
+// Not derived: a derive would ask `U: Default` of the row type.
+impl<U> Default for Entry<U> {
+    fn default() -> Self {
+        Entry {
+            rows: Vec::new(),
+            count: 0,
+        }
+    }
+}
+
 struct Included<T, U: LiveTable, K> {
     relation: &'static Relation,
     local: fn(&T) -> Option<K>,
@@ -287,20 +297,14 @@ where
             let Some(value) = (self.remote)(&ranked.row) else {
                 continue;
             };
-            let entry = fresh.entry(value).or_insert_with(|| Entry {
-                rows: Vec::new(),
-                count: 0,
-            });
+            let entry = fresh.entry(value).or_default();
             entry.count = ranked.count.max(0) as u64;
             entry.rows.push(Arc::new(ranked.row));
         }
         // Values read because they were affected and have no related rows
         // now are empty; values the subquery found are in `fresh`.
         for value in affected {
-            fresh.entry(value).or_insert_with(|| Entry {
-                rows: Vec::new(),
-                count: 0,
-            });
+            fresh.entry(value).or_default();
         }
         let mut out = Vec::new();
         for (value, mut entry) in fresh {
