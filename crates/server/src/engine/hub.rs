@@ -107,28 +107,8 @@ impl Hub {
                 dependent.changed_all(noticed);
             }
         }
-        // Queries that include the changed table read the related rows the
-        // change may have touched, by key (see `group::related`).
-        let relating = match &change {
-            Change::Rows { table, .. } | Change::Table { table } => {
-                self.inner.registry.relating(table)
-            }
-            Change::Everything => &[],
-        };
-        match &change {
-            Change::Rows { table, keys, .. } if !relating.is_empty() => {
-                let keys = Arc::new(keys.clone());
-                for engine in relating {
-                    engine.related_changed(table, Some(&keys), noticed);
-                }
-            }
-            Change::Table { table } => {
-                for engine in relating {
-                    engine.related_changed(table, None, noticed);
-                }
-            }
-            _ => {}
-        }
+        // Queries that include the changed table get its changed rows from
+        // that table's reader (see `reader`), in order with its other changes.
         match change {
             Change::Rows { table, keys, parts } => {
                 if let Some(engine) = self.inner.registry.get(table)

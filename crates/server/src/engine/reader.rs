@@ -8,19 +8,25 @@
 //! then decides in memory, with [`LiveTable::matches`], whether the rows
 //! enter, change or leave its result.
 //!
+//! It reads them too for the contexts of other tables' groups whose query
+//! includes this table, and hands those groups the same batch: a change to
+//! a related row costs one read per context, however many groups include
+//! it (each then decides in memory which of its entries the rows touch; see
+//! `group::related`).
+//!
 //! The reader is also the table's point of order: whole-table changes pass
 //! through it too, so every group sees batches and "re-run" in the order the
 //! reader read them. A batch read before some commit is always followed by
 //! the batch or re-run that the commit's own change causes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::{Notify, watch};
 
-use super::group::{Batch, Groups};
+use super::group::{Batch, Groups, Including, RelatedBatch};
 use super::reads::{ReadError, Reads};
 use super::table::{Context, Key, LiveTable, Noticed, Partition};
 
@@ -214,10 +220,13 @@ impl<T: LiveTable> ReaderShared<T> {
     }
 }
 
-/// Reads changed rows of `T` until the server shuts down.
+/// Reads changed rows of `T` until the server shuts down, for `T`'s groups
+/// and for the groups of `including` (other tables' groups, whose queries
+/// may include `T`).
 pub async fn run<T: LiveTable>(
     shared: Arc<ReaderShared<T>>,
     groups: Arc<Groups<T>>,
+    including: Vec<Arc<dyn Including>>,
     reads: Arc<Reads>,
 ) {
     // Lingering groups are swept a few times per linger period; without
@@ -238,6 +247,9 @@ pub async fn run<T: LiveTable>(
         let (pending, marked) = shared.take();
         if pending.all {
             groups.mark_all(pending.noticed);
+            for other in &including {
+                other.related_changed_all(T::NAME, pending.noticed);
+            }
             shared.handled(marked);
             continue;
         }
@@ -255,8 +267,15 @@ pub async fn run<T: LiveTable>(
         // nothing, and its groups hold none of them, so it is skipped.
         let concurrency = reads.limits.max_concurrent_refreshes.max(1);
         let reads_ref = &reads;
-        let (concerned, skipped): (Vec<_>, Vec<_>) = groups
-            .by_context()
+        // The contexts of this table's groups, and those of other tables'
+        // groups that include it (with none of this table's groups).
+        let mut contexts: HashMap<Arc<Context>, Vec<_>> = groups.by_context().into_iter().collect();
+        for other in &including {
+            for ctx in other.contexts_including(T::NAME) {
+                contexts.entry(ctx).or_default();
+            }
+        }
+        let (concerned, skipped): (Vec<_>, Vec<_>) = contexts
             .into_iter()
             .partition(|(ctx, _)| pending.parts.concern(ctx));
         reads
@@ -266,10 +285,10 @@ pub async fn run<T: LiveTable>(
         let mut results = futures_util::stream::iter(concerned)
             .map(|(ctx, members)| async move {
                 let result = reads_ref.fetch::<T>(&ctx, keys).await;
-                (members, result)
+                (ctx, members, result)
             })
             .buffer_unordered(concurrency);
-        while let Some((members, result)) = results.next().await {
+        while let Some((ctx, members, result)) = results.next().await {
             match result {
                 Ok(rows) => {
                     let batch = Arc::new(Batch {
@@ -279,6 +298,10 @@ pub async fn run<T: LiveTable>(
                     });
                     for group in members {
                         group.offer(&batch);
+                    }
+                    let related: RelatedBatch = batch;
+                    for other in &including {
+                        other.offer_related(&ctx, T::NAME, Some(&related), pending.noticed);
                     }
                 }
                 Err(ReadError::ShuttingDown) => return,
@@ -290,6 +313,9 @@ pub async fn run<T: LiveTable>(
                     tracing::debug!(table = T::NAME, error = %err, "reading changed rows failed; re-running the context's queries");
                     for group in members {
                         group.mark_all(pending.noticed);
+                    }
+                    for other in &including {
+                        other.offer_related(&ctx, T::NAME, None, pending.noticed);
                     }
                 }
             }

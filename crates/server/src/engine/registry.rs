@@ -11,7 +11,7 @@ use std::sync::Arc;
 use pglive_schema::LiveQuery;
 use pglive_schema::tables::visit_tables;
 
-use super::group::{Groups, JoinError, Membership};
+use super::group::{Groups, Including, JoinError, Membership};
 use super::outbox::Member;
 use super::reader::{self, ReaderShared};
 use super::reads::Reads;
@@ -40,14 +40,6 @@ pub trait TableEngine: Send + Sync {
     ) -> bool;
     /// Any row may have changed.
     fn changed_all(&self, noticed: Option<Noticed>);
-    /// Rows of `table`, which some of this table's queries include,
-    /// changed (`None`: any row).
-    fn related_changed(
-        &self,
-        table: &'static str,
-        keys: Option<&Arc<Vec<serde_json::Value>>>,
-        noticed: Option<Noticed>,
-    );
     /// Completes once the table's reader has handled every change recorded
     /// before the call (see `ReaderShared::settled`).
     fn settled(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -100,15 +92,6 @@ impl<T: Listed> TableEngine for Table<T> {
         self.reader.mark_all(noticed);
     }
 
-    fn related_changed(
-        &self,
-        table: &'static str,
-        keys: Option<&Arc<Vec<serde_json::Value>>>,
-        noticed: Option<Noticed>,
-    ) {
-        self.groups.related_changed(table, keys, noticed);
-    }
-
     fn settled(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
         Box::pin(self.reader.settled())
     }
@@ -120,8 +103,6 @@ pub struct Registry {
     tables: HashMap<&'static str, Arc<dyn TableEngine>>,
     /// Live tables by the (schema, table) their policies depend on.
     dependents: HashMap<(&'static str, &'static str), Vec<Arc<dyn TableEngine>>>,
-    /// Live tables by the tables their relations point to.
-    relating: HashMap<&'static str, Vec<Arc<dyn TableEngine>>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -130,35 +111,50 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-/// Registers every table of the contract, starting its reader.
+/// A reader not started yet: it is given the groups that include its
+/// table once every table is registered.
+type Start<'a> = Box<dyn FnOnce(Vec<Arc<dyn Including>>) + 'a>;
+
+/// Registers every table of the contract; its readers start afterwards.
 struct Register<'a> {
     reads: &'a Arc<Reads>,
     tables: HashMap<&'static str, Arc<dyn TableEngine>>,
     dependents: HashMap<(&'static str, &'static str), Vec<Arc<dyn TableEngine>>>,
-    relating: HashMap<&'static str, Vec<Arc<dyn TableEngine>>>,
+    /// Groups of live tables, by the tables their relations point to.
+    including: HashMap<&'static str, Vec<Arc<dyn Including>>>,
+    starts: Vec<(&'static str, Start<'a>)>,
 }
 
-impl pglive_schema::live::TableVisitor for Register<'_> {
+impl<'a> pglive_schema::live::TableVisitor for Register<'a> {
     fn visit<T: Listed>(&mut self) {
         let groups = Groups::<T>::new(Arc::clone(self.reads));
         let reader = Arc::new(ReaderShared::<T>::new(self.reads.limits.max_pending_keys));
-        self.reads.tasks.spawn(reader::run::<T>(
-            Arc::clone(&reader),
-            Arc::clone(&groups),
-            Arc::clone(self.reads),
+        let reads = self.reads;
+        let (for_reader, for_run) = (Arc::clone(&groups), Arc::clone(&reader));
+        self.starts.push((
+            T::NAME,
+            Box::new(move |including| {
+                reads.tasks.spawn(reader::run::<T>(
+                    for_run,
+                    for_reader,
+                    including,
+                    Arc::clone(reads),
+                ));
+            }),
         ));
+        let mut targets: Vec<&'static str> = T::RELATIONS.iter().map(|r| r.target).collect();
+        targets.sort_unstable();
+        targets.dedup();
+        for target in targets {
+            let including: Arc<dyn Including> = Arc::clone(&groups) as Arc<dyn Including>;
+            self.including.entry(target).or_default().push(including);
+        }
         let engine: Arc<dyn TableEngine> = Arc::new(Table { groups, reader });
         for dependency in T::DEPENDS_ON {
             self.dependents
                 .entry((T::SCHEMA, dependency))
                 .or_default()
                 .push(Arc::clone(&engine));
-        }
-        for relation in T::RELATIONS {
-            let engines = self.relating.entry(relation.target).or_default();
-            if !engines.iter().any(|e| Arc::ptr_eq(e, &engine)) {
-                engines.push(Arc::clone(&engine));
-            }
         }
         self.tables.insert(T::NAME, engine);
     }
@@ -171,14 +167,21 @@ impl Registry {
             reads,
             tables: HashMap::new(),
             dependents: HashMap::new(),
-            relating: HashMap::new(),
+            including: HashMap::new(),
+            starts: Vec::new(),
         };
         visit_tables(&mut register);
-        Registry {
-            tables: register.tables,
-            dependents: register.dependents,
-            relating: register.relating,
+        let Register {
+            tables,
+            dependents,
+            mut including,
+            starts,
+            ..
+        } = register;
+        for (name, start) in starts {
+            start(including.remove(name).unwrap_or_default());
         }
+        Registry { tables, dependents }
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn TableEngine>> {
@@ -212,11 +215,6 @@ impl Registry {
             .iter()
             .filter(move |((_, n), _)| *n == name)
             .flat_map(|(_, engines)| engines.iter())
-    }
-
-    /// The live tables with a relation to `name`.
-    pub fn relating(&self, name: &str) -> &[Arc<dyn TableEngine>] {
-        self.relating.get(name).map_or(&[], Vec::as_slice)
     }
 
     pub fn engines(&self) -> impl Iterator<Item = &Arc<dyn TableEngine>> {

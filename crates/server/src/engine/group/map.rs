@@ -13,7 +13,7 @@ use crate::engine::outbox::{Member, MemberId};
 use crate::engine::reads::Reads;
 use crate::engine::table::{Context, LiveTable, Noticed};
 
-use super::shared::{GroupShared, lock};
+use super::shared::{GroupShared, RelatedBatch, lock};
 use super::task::GroupTask;
 
 /// Why a subscription could not join a group.
@@ -54,6 +54,53 @@ impl<T: LiveTable> std::fmt::Debug for Groups<T> {
 
 /// Groups by context, then by normalized query.
 type Map<T> = HashMap<Arc<Context>, HashMap<String, Arc<GroupShared<T>>>>;
+
+/// A table's groups as the reader of a table they include sees them: it
+/// reads that table's changed rows in the contexts these groups have, and
+/// hands each group the batch of its context (see `related`).
+pub trait Including: Send + Sync {
+    /// The contexts that have groups whose query includes `table`.
+    fn contexts_including(&self, table: &str) -> Vec<Arc<Context>>;
+    /// Rows of `table` changed, read in `ctx` (`None`: any row may have
+    /// changed, or reading them failed): the groups of `ctx` that include it.
+    fn offer_related(
+        &self,
+        ctx: &Context,
+        table: &'static str,
+        batch: Option<&RelatedBatch>,
+        noticed: Option<Noticed>,
+    );
+    /// Any row of `table` may have changed, in every context.
+    fn related_changed_all(&self, table: &'static str, noticed: Option<Noticed>);
+}
+
+impl<T: LiveTable> Including for Groups<T> {
+    fn contexts_including(&self, table: &str) -> Vec<Arc<Context>> {
+        self.lock()
+            .iter()
+            .filter(|(_, groups)| groups.values().any(|g| g.targets.contains(&table)))
+            .map(|(ctx, _)| Arc::clone(ctx))
+            .collect()
+    }
+
+    fn offer_related(
+        &self,
+        ctx: &Context,
+        table: &'static str,
+        batch: Option<&RelatedBatch>,
+        noticed: Option<Noticed>,
+    ) {
+        for group in self.including(table, Some(ctx)) {
+            group.offer_related(table, batch, noticed);
+        }
+    }
+
+    fn related_changed_all(&self, table: &'static str, noticed: Option<Noticed>) {
+        for group in self.including(table, None) {
+            group.offer_related(table, None, noticed);
+        }
+    }
+}
 
 /// A context and its groups, as the reader delivers to them.
 pub type ContextGroups<T> = (Arc<Context>, Vec<Arc<GroupShared<T>>>);
@@ -225,25 +272,19 @@ impl<T: LiveTable> Groups<T> {
         group.wake();
     }
 
-    /// Rows of `table` changed (`None`: any row): every group whose query
-    /// includes it, in every context, reads the related rows that may have
-    /// changed (see `related`).
-    pub fn related_changed(
-        &self,
-        table: &'static str,
-        keys: Option<&Arc<Vec<serde_json::Value>>>,
-        noticed: Option<Noticed>,
-    ) {
-        let groups: Vec<Arc<GroupShared<T>>> = self
-            .lock()
-            .values()
+    /// The groups whose query includes `table`: in `ctx`, or in every
+    /// context for `None`.
+    fn including(&self, table: &str, ctx: Option<&Context>) -> Vec<Arc<GroupShared<T>>> {
+        let map = self.lock();
+        let groups: Box<dyn Iterator<Item = &HashMap<String, Arc<GroupShared<T>>>>> = match ctx {
+            Some(ctx) => Box::new(map.get(ctx).into_iter()),
+            None => Box::new(map.values()),
+        };
+        groups
             .flat_map(|groups| groups.values())
             .filter(|g| g.targets.contains(&table))
             .cloned()
-            .collect();
-        for group in groups {
-            group.offer_related(table, keys, noticed);
-        }
+            .collect()
     }
 
     /// The contexts that have groups now, with their groups.

@@ -39,8 +39,8 @@ mod shared;
 mod task;
 mod window;
 
-pub use map::{Groups, JoinError, Membership};
-pub use shared::Batch;
+pub use map::{Groups, Including, JoinError, Membership};
+pub use shared::{Batch, RelatedBatch};
 #[allow(
     unused_imports,
     reason = "the types in the signatures above keep their paths, though nothing names them yet"

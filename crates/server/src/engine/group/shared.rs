@@ -33,14 +33,19 @@ pub struct Batch<T: LiveTable> {
 /// Batches a group holds before it re-runs its query instead.
 const MAX_PENDING_BATCHES: usize = 64;
 
-/// Changed keys of one table the group's query includes (as capture
-/// reported them), or `None`: any row of it may have changed.
-pub(super) type RelatedKeys = Option<Vec<Arc<Vec<serde_json::Value>>>>;
+/// A [`Batch`] of a table the group's query includes, type-erased: the
+/// include of that table's row type downcasts it (see `related`).
+pub type RelatedBatch = Arc<dyn std::any::Any + Send + Sync>;
+
+/// Batches of one table the group's query includes, read in the group's
+/// context by that table's reader, in order; or `None`: any row of it may
+/// have changed.
+pub(super) type RelatedBatches = Option<Vec<RelatedBatch>>;
 
 /// Changes not yet in the group's result, in the order its reader delivered them.
 pub(super) struct Pending<T: LiveTable> {
     /// Changes to included tables, by table.
-    pub(super) related: HashMap<&'static str, RelatedKeys>,
+    pub(super) related: HashMap<&'static str, RelatedBatches>,
     /// Re-run the whole query (it reads after every batch below was read).
     pub(super) all: bool,
     pub(super) batches: Vec<Arc<Batch<T>>>,
@@ -178,20 +183,22 @@ impl<T: LiveTable> GroupShared<T> {
         self.wake();
     }
 
-    /// Rows of `table`, which the query includes, changed (`None`: any).
+    /// Changed rows of `table`, which the query includes, read in this
+    /// group's context by that table's reader (`None`: any row may have
+    /// changed, or reading them failed).
     pub(super) fn offer_related(
         &self,
         table: &'static str,
-        keys: Option<&Arc<Vec<serde_json::Value>>>,
+        batch: Option<&RelatedBatch>,
         noticed: Option<Noticed>,
     ) {
         {
             let mut pending = lock(&self.pending);
             pending.noticed = Noticed::earliest(pending.noticed, noticed);
             let entry = pending.related.entry(table).or_insert(Some(Vec::new()));
-            match (entry.as_mut(), keys) {
-                (Some(lists), Some(keys)) if lists.len() < MAX_PENDING_BATCHES => {
-                    lists.push(Arc::clone(keys));
+            match (entry.as_mut(), batch) {
+                (Some(batches), Some(batch)) if batches.len() < MAX_PENDING_BATCHES => {
+                    batches.push(Arc::clone(batch));
                 }
                 _ => *entry = None,
             }
