@@ -1641,6 +1641,150 @@ test('(q) a query the database keeps refusing shows as delayed — query_failing
   }
 })
 
+test('(s) task cards: a psql comment shows live (count and newest body) in its tenant only; the items count is exact', async () => {
+  const tag = rand()
+  const acmeTask = `acme commented ${tag}`
+  const globexTask = `globex commented ${tag}`
+  const bulk = `acme bulk ${tag}`
+  const contexts = []
+  const pageAs = async (user) => {
+    const context = await newContext({ viewport: { width: 1440, height: 900 } }, user)
+    contexts.push(context)
+    const page = await openPage(context, `${user} (comments)`)
+    await until(async () => (await page.getByTestId('user-switcher').inputValue()) === user, `signed in as ${user}`)
+    return page
+  }
+  /** What every task card of `page` shows: title, comment count, newest comment. */
+  const cardsOf = (page) =>
+    page.getByTestId('task-card').evaluateAll((els) =>
+      els.map((el) => ({
+        title: el.querySelector('[data-testid="task-title"]')?.textContent ?? null,
+        count: el.querySelector('[data-testid="task-comment-count"]')?.textContent ?? null,
+        newest:
+          el.querySelector('[data-testid="task-newest-comment"]')?.textContent?.replace(/\s+/g, ' ').trim() ?? null,
+      })),
+    )
+  const commentCount = (page, title) => card(page, 'todo', title).getByTestId('task-comment-count').textContent()
+  const newestBody = (page, title) => card(page, 'todo', title).getByTestId('task-newest-body').textContent()
+  const countOfTenant = (table, tenant) => Number(sql(`SELECT count(*) FROM ${table} WHERE tenant = '${tenant}'`)[0])
+  try {
+    const [acmeId] = sql(
+      `INSERT INTO tasks (title, status, priority, tenant) VALUES ('${acmeTask}', 'todo', 3, 'acme') RETURNING id`,
+    )
+    const [globexId] = sql(
+      `INSERT INTO tasks (title, status, priority, tenant) VALUES ('${globexTask}', 'todo', 3, 'globex') RETURNING id`,
+    )
+    const alice = await pageAs('alice')
+    const bob = await pageAs('bob')
+    await until(async () => (await card(alice, 'todo', acmeTask).count()) === 1, "the acme task on alice's board")
+    await until(async () => (await card(bob, 'todo', globexTask).count()) === 1, "the globex task on bob's board")
+    assertEqual(await commentCount(alice, acmeTask), '0', "the acme card's comment count before any comment")
+    assertEqual(await card(alice, 'todo', acmeTask).getByTestId('task-newest-comment').count(), 0, 'a newest comment')
+    assertEqual(await commentCount(bob, globexTask), '0', "the globex card's comment count")
+    const bobBefore = await cardsOf(bob)
+    if (bobBefore.some((c) => c.title === acmeTask)) throw new Error('bob sees the acme task')
+
+    // Comments written from psql, as the tables' owner: the card follows.
+    const first = `first look ${tag}`
+    sql(
+      `INSERT INTO comments (task_id, author, body, created_at) VALUES (${acmeId}, 'carol', '${first}', now() - interval '1 minute')`,
+    )
+    await until(async () => (await commentCount(alice, acmeTask)) === '1', 'the acme card counts 1 comment')
+    await until(async () => (await newestBody(alice, acmeTask)) === first, 'the first comment on the card')
+    assertEqual(
+      await card(alice, 'todo', acmeTask).getByTestId('task-newest-author').textContent(),
+      'carol',
+      "the newest comment's author",
+    )
+    // A newer, long comment takes its place, cut on the card and whole in its tooltip.
+    const second = `second thoughts ${tag}: ${'the migration needs a rollback plan and a dry run first '.repeat(3).trim()}`
+    sql(`INSERT INTO comments (task_id, author, body) VALUES (${acmeId}, 'dave', '${second}')`)
+    await until(async () => (await commentCount(alice, acmeTask)) === '2', 'the acme card counts 2 comments')
+    await until(
+      async () => (await newestBody(alice, acmeTask))?.startsWith(`second thoughts ${tag}`),
+      'the newer comment on the card',
+    )
+    const shown = await newestBody(alice, acmeTask)
+    if (!shown.endsWith('…') || shown.length >= second.length) throw new Error(`the long body is not cut: "${shown}"`)
+    const tooltip = await card(alice, 'todo', acmeTask).getByTestId('task-newest-comment').getAttribute('title')
+    assertEqual(tooltip, `dave: ${second}`, "the newest comment's tooltip")
+    if ((await card(alice, 'todo', acmeTask).textContent()).includes(first)) {
+      throw new Error('the older comment still shows as the newest')
+    }
+
+    await alice.screenshot({ path: path.join(RESULTS, 'dashboard-card-comments.png') })
+
+    // A later globex comment reaching bob means whatever was to reach him has.
+    const marker = `globex marker ${tag}`
+    sql(`INSERT INTO comments (task_id, author, body) VALUES (${globexId}, 'erin', '${marker}')`)
+    await until(async () => (await commentCount(bob, globexTask)) === '1', 'the globex card counts its comment')
+    await until(async () => (await newestBody(bob, globexTask)) === marker, "the globex comment on bob's card")
+    const bobAfter = await cardsOf(bob)
+    const expectBob = bobBefore.map((c) =>
+      c.title === globexTask ? { ...c, count: '1', newest: `erin ${marker}` } : c,
+    )
+    assertEqual(bobAfter, expectBob, "bob's cards after the acme comments and the globex marker")
+    const bobText = await bob.locator('body').innerText()
+    for (const foreign of [acmeTask, first, `second thoughts ${tag}`]) {
+      if (bobText.includes(foreign)) throw new Error(`bob's page shows "${foreign}"`)
+    }
+    const aliceText = await alice.locator('body').innerText()
+    for (const foreign of [globexTask, marker]) {
+      if (aliceText.includes(foreign)) throw new Error(`alice's page shows "${foreign}"`)
+    }
+
+    // The inspector lists the board's included relation with what it holds:
+    // one entry per acme to-do task with comments, one row each (limit 1).
+    await alice.getByTestId('inspector-toggle').click()
+    const todoSub = alice
+      .getByTestId('inspector')
+      .locator('[data-testid="inspector-sub"][data-table="tasks"][data-query*="\\"todo\\""]')
+      .first()
+    const relation = todoSub.locator('[data-testid="inspector-relation"][data-name="comments"]')
+    const withComments = Number(
+      sql(
+        `SELECT count(DISTINCT c.task_id) FROM comments c JOIN tasks t ON t.id = c.task_id WHERE t.tenant = 'acme' AND t.status = 'todo'`,
+      )[0],
+    )
+    await until(
+      async () =>
+        (await relation.getAttribute('data-entries')) === String(withComments) &&
+        (await relation.getAttribute('data-rows')) === String(withComments),
+      `the todo column's comments relation holding ${withComments} entries and rows in the inspector`,
+    )
+    const described = await relation.textContent()
+    if (!described?.includes('has_many comments, counted')) throw new Error(`the relation shows as "${described}"`)
+    await alice.getByTestId('inspector-close').click()
+
+    // The items panel counts every item alice may read, beyond its window of 50.
+    const itemsCount = (page) => page.getByTestId('items-count')
+    const aliceItems = async () => (await itemsCount(alice).textContent())?.trim()
+    await until(async () => (await aliceItems()) === String(countOfTenant('items', 'acme')), "alice's exact item count")
+    assertEqual(await itemsCount(alice).getAttribute('data-exact'), 'true', 'the items count is exact')
+    const bobItems = await itemsCount(bob).textContent()
+    assertEqual(bobItems, String(countOfTenant('items', 'globex')), "bob's exact item count")
+    sql(`INSERT INTO items (name, tenant) SELECT '${bulk} ' || g, 'acme' FROM generate_series(1, 60) AS g`)
+    const many = countOfTenant('items', 'acme')
+    if (many <= 50) throw new Error(`only ${many} acme items`)
+    await until(async () => (await aliceItems()) === String(many), `alice's item count = ${many}`)
+    assertEqual(await itemsCount(alice).getAttribute('data-more'), 'true', 'more items than the window')
+    const rowsShown = await alice.getByTestId('item-row').count()
+    if (rowsShown > 50) throw new Error(`${rowsShown} item rows in a window of 50`)
+    sql(`INSERT INTO items (name, tenant) VALUES ('${bulk} one more', 'acme')`)
+    await until(async () => (await aliceItems()) === String(many + 1), `alice's item count = ${many + 1}`)
+    sql(`DELETE FROM items WHERE name LIKE '${bulk} %'`)
+    await until(
+      async () => (await aliceItems()) === String(countOfTenant('items', 'acme')),
+      'the count after the delete',
+    )
+    assertEqual(await itemsCount(bob).textContent(), bobItems, "bob's item count after the acme writes")
+  } finally {
+    for (const c of contexts) await c.close().catch(() => {})
+    sql(`DELETE FROM items WHERE name LIKE '${bulk} %'`)
+    sql(`DELETE FROM tasks WHERE title IN ('${acmeTask}', '${globexTask}')`)
+  }
+})
+
 test('dashboard screenshot', async ({ pageA }) => {
   await pageA.setViewportSize({ width: 1440, height: 900 })
   await pageA.getByTestId('assignee-filter').selectOption('all')

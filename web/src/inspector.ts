@@ -5,7 +5,7 @@
 // having painted it (client clock; on one machine, or with synchronized
 // clocks, that is the change's whole trip).
 import { nextTick, shallowRef } from 'vue'
-import type { LiveClient, StatusChange, SubscriptionInfo } from '@pglive/client'
+import type { LiveClient, RelationInfo, StatusChange, SubscriptionInfo } from '@pglive/client'
 
 export interface LatencySample {
   /** ms from `noticed_at` to the frame after the change was rendered. */
@@ -75,4 +75,16 @@ export function installInspector(live: LiveClient): void {
     refreshInspector()
   })
   live.onStatus(() => refreshInspector())
+}
+
+/**
+ * One included relation as the inspector lists it, e.g. "has_many comments,
+ * counted · 4 entries, 9 rows": what the subscription asked for and how much
+ * of it the page holds (entries are the rows that have related rows).
+ */
+export function describeRelation(relation: RelationInfo): string {
+  const asked = `${relation.kind} ${relation.target}${relation.count ? ', counted' : ''}`
+  const entries = relation.entries === 1 ? '1 entry' : `${relation.entries} entries`
+  const rows = relation.rows === 1 ? '1 row' : `${relation.rows} rows`
+  return `${asked} · ${entries}, ${rows}`
 }
