@@ -144,7 +144,7 @@ lint:
     npm run lint
     npm run format:check
 
-# Run the load generator (crates/bench) against the local cluster, e.g. `just bench smoke`, `just bench S2`, `just bench RLS`, `just bench RECONNECT`, `PGLIVE_PG_DURABLE=1 just bench W`
+# Run the load generator (crates/bench) against the local cluster, e.g. `just bench smoke`, `just bench S2`, `just bench RLS`, `just bench RECONNECT`, `just bench REL` (S2, REL, REL-MOVE), `PGLIVE_PG_DURABLE=1 just bench W`
 bench *ARGS:
     #!/usr/bin/env bash
     set -euo pipefail

@@ -16,12 +16,15 @@ S6 2,000 clients on distinct filtered task queries; all = S1..S6; smoke = 4 clie
 RLS (pglive only) = 1,000 clients in 100 tenants with their own JWTs under row-level security, 20 writes/s (--partition-hint: pglive_watch('items', partition => 'tenant') first); \
 RECONNECT (pglive only) = 1,000 clients on 10,000 items drop and reconnect during writes, resume (since) vs snapshot; \
 W (writers) = writer throughput on an unwatched copy of items vs watched by pglive (NOTIFY, WAL), \
-1 and 8 writers, INSERT and UPDATE, with 0 and --clients (1,000) subscribers, --duration (10) s per case.\n\
+1 and 8 writers, INSERT and UPDATE, with 0 and --clients (1,000) subscribers, --duration (10) s per case; \
+REL (pglive only) = S2, then 1,000 clients on pages of 20 tasks with comments(newest 3, count), 10,000 tasks, 50,000 comments, \
+20 comment inserts/s (REL) and moves between tasks/s (REL-MOVE), against S2's figures, with the Hasura-style cost \
+(the whole nested query re-run per change); REL-MOVE = S2 and the moves only; smoke also runs REL-SMOKE.\n\
 Targets by default: pglive,floor,peer for S2, S4, S5; pglive,peer otherwise.\n\
 Database: --database-url / PGLIVE_BENCH_DATABASE_URL, else DATABASE_URL, else `dev/pg.sh start`."
 )]
 pub struct Cli {
-    /// S1, S2, S3, S4, S5, S6, all, smoke, W (writers), RLS, RLS-SMOKE, RECONNECT or RECONNECT-SMOKE.
+    /// S1, S2, S3, S4, S5, S6, all, smoke, W (writers), RLS, RLS-SMOKE, RECONNECT, RECONNECT-SMOKE, REL, REL-MOVE or REL-SMOKE.
     pub scenario: String,
     /// RLS: number of tenants (clients are spread evenly over them).
     #[arg(long)]
@@ -33,7 +36,7 @@ pub struct Cli {
     /// Number of WebSocket clients (W: subscribers of its "with subscribers" cases).
     #[arg(long)]
     pub clients: Option<usize>,
-    /// Rows loaded before the run (items; tasks for S6).
+    /// Rows loaded before the run (items; tasks for S6 and REL).
     #[arg(long)]
     pub rows: Option<usize>,
     /// Write transactions per second (0 = as fast as possible).

@@ -80,10 +80,11 @@ pub async fn prepare(cli: &Cli, plan: &mut Plan) -> Result<Environment> {
         Some(p) => Err(format!("--pglive-bin {} does not exist", p.display())),
         None => find_pglive(&root),
     };
-    if plan.wants(Target::Pglive) || writers_scenario || !plan.tenants.is_empty() {
+    let pglive_only = writers_scenario || !plan.tenants.is_empty() || !plan.related.is_empty();
+    if plan.wants(Target::Pglive) || pglive_only {
         match &pglive_bin {
             Ok(p) => eprintln!("pglive-bench: pglive binary {}", p.display()),
-            Err(e) if smoke || writers_scenario || !plan.tenants.is_empty() => {
+            Err(e) if smoke || pglive_only => {
                 anyhow::bail!("{e}")
             }
             Err(e) => eprintln!("pglive-bench: warning: {e}"),

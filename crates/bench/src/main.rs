@@ -5,7 +5,9 @@
 //! created databases: N WebSocket clients subscribe, W marked writes go
 //! through PostgreSQL at rate R, and every client records when each write
 //! reaches it. Scenario W instead measures what watching a table costs its
-//! writers. See docs/benchmarks.md for the method and the latest results.
+//! writers; REL what related rows (a page of tasks with their newest
+//! comments and counts) cost per change, beside S2. See docs/benchmarks.md
+//! for the method and the latest results.
 //!
 //! Its modules depend one way (none names a module above it), lowest first:
 //!
@@ -106,6 +108,7 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
         floor_ratio_spreads: Vec::new(),
         writers: None,
         tenant_scenarios: Vec::new(),
+        related_scenarios: Vec::new(),
     };
     let json_path = cli.out.clone().unwrap_or_else(|| {
         ctx.out_dir
@@ -118,12 +121,13 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
     }
     failed |= runs::fanout(ctx, plan.fanout, cli.repeat, &mut out).await?;
     failed |= runs::tenants(ctx, plan.tenants, &mut out).await?;
+    failed |= runs::related(ctx, plan.related, &mut out).await?;
     // A smoke variant always fails the run when something is wrong; a
     // tenant scenario that could not run (e.g. --partition-hint without the
     // partition hint in the database) fails it too.
     let strict_tenants = out.results.tenant_scenarios.iter().any(|t| {
         t.params.smoke || t.rls.as_ref().is_some_and(|r| !r.ok) || t.reconnect.iter().any(|r| !r.ok)
-    });
+    }) || out.results.related_scenarios.iter().any(|r| r.params.smoke);
     println!(
         "results: {} (tables: {})",
         out.json_path.display(),

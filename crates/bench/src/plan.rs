@@ -1,10 +1,12 @@
 //! What one invocation runs, from its command line: W, then each S1–S6
-//! scenario on its servers (`--repeat` times), then RLS and RECONNECT.
+//! scenario on its servers (`--repeat` times), then RLS and RECONNECT, then
+//! REL and REL-MOVE (after S2, which they are measured against).
 
 use anyhow::Result;
 
 use crate::cli::Cli;
 use crate::scenario::fanout::Target;
+use crate::scenario::related::params::{self as related, RParams};
 use crate::scenario::tenants::params::{self as tenants, Kind, TOverrides, TParams};
 use crate::scenario::writers;
 use crate::scenario::{self, Overrides, Params};
@@ -22,6 +24,8 @@ pub struct Plan {
     pub writers: Option<writers::Config>,
     pub fanout: Vec<Round>,
     pub tenants: Vec<TParams>,
+    /// REL, REL-MOVE (REL runs both) and REL-SMOKE.
+    pub related: Vec<RParams>,
 }
 
 /// Parses `--targets`.
@@ -49,7 +53,12 @@ impl Plan {
         let writers_scenario = matches!(which.as_str(), "w" | "writers");
         let names: Vec<String> = match which.as_str() {
             "all" => scenario::NAMES.iter().map(|s| s.to_string()).collect(),
-            _ if writers_scenario || tenants::is_name(&which) => Vec::new(),
+            // REL's targets are relative to S2's, measured in the same
+            // invocation (pglive only: see below).
+            _ if related::wants_s2(&which) => vec!["S2".to_string()],
+            _ if writers_scenario || tenants::is_name(&which) || related::is_name(&which) => {
+                Vec::new()
+            }
             _ => vec![cli.scenario.clone()],
         };
         let tenant_names: Vec<&str> = match which.as_str() {
@@ -85,6 +94,16 @@ impl Plan {
             !cli.partition_hint || tplans.iter().any(|p| p.kind == Kind::Rls),
             "--partition-hint applies to the RLS scenarios only"
         );
+        let related_names: Vec<&str> = match which.as_str() {
+            "smoke" => vec!["REL-SMOKE"],
+            w => related::expand(w),
+        };
+        let rplans: Vec<RParams> = related_names
+            .iter()
+            .map(|n| related::params(n, &overrides))
+            .collect::<Result<_>>()?;
+        // With REL, the overrides apply to S2 as well: like is compared
+        // with like (S2's rows are items, REL's tasks).
         let params: Vec<Params> = names
             .iter()
             .map(|n| scenario::params(n, &overrides))
@@ -96,6 +115,8 @@ impl Plan {
             .map(|p| {
                 let t = match &explicit_targets {
                     Some(t) => t.clone(),
+                    // REL compares with pglive's S2 only.
+                    None if related::wants_s2(&which) => vec![Target::Pglive],
                     None => parse_targets(scenario::default_targets(&p.name))?,
                 };
                 anyhow::Ok((p, t))
@@ -137,6 +158,7 @@ impl Plan {
             writers,
             fanout,
             tenants: tplans,
+            related: rplans,
         })
     }
 
@@ -147,6 +169,7 @@ impl Plan {
             .map(|(p, _, _)| p.clients)
             .chain(self.writers.iter().map(|w| w.subscribers))
             .chain(self.tenants.iter().map(|p| p.clients))
+            .chain(self.related.iter().map(|p| p.clients))
             .max()
             .unwrap_or(1)
     }
@@ -170,6 +193,11 @@ impl Plan {
                     Kind::Rls => p.schedule.deadline_s,
                     Kind::Reconnect => 2.0 * p.schedule.deadline_s,
                 })
+                .sum::<f64>()
+            + self
+                .related
+                .iter()
+                .map(|p| p.schedule.deadline_s)
                 .sum::<f64>()
             + if self.wants(Target::Floor) {
                 900.0

@@ -10,6 +10,8 @@ use serde::Serialize;
 use crate::machine::Machine;
 use crate::scenario::Params;
 use crate::scenario::fanout::{FloorRatioSpread, FloorRatios, TargetReport};
+use crate::scenario::related::params::RParams;
+use crate::scenario::related::report::RelReport;
 use crate::scenario::tenants::params::TParams;
 use crate::scenario::tenants::report::{ReconnectReport, RlsReport};
 use crate::scenario::writers::WritersResult;
@@ -48,6 +50,16 @@ pub struct Results {
     /// Scenarios RLS and RECONNECT (and their smoke variants).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tenant_scenarios: Vec<TenantResult>,
+    /// Scenarios REL and REL-MOVE (and REL-SMOKE).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub related_scenarios: Vec<RelResult>,
+}
+
+/// One run of REL, REL-MOVE or REL-SMOKE.
+#[derive(Debug, Serialize)]
+pub struct RelResult {
+    pub params: RParams,
+    pub report: RelReport,
 }
 
 /// One run of RLS or RECONNECT (RECONNECT: resume, then snapshot).

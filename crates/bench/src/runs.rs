@@ -7,12 +7,14 @@ use anyhow::Result;
 
 use crate::ctx::Ctx;
 use crate::plan::Round;
-use crate::results::{Output, ScenarioResult, TenantResult};
+use crate::results::{Output, RelResult, ScenarioResult, TenantResult};
 use crate::scenario::fanout::{self, FloorRatioSpread, FloorRatios, Target, TargetReport};
+use crate::scenario::related::params::RParams;
+use crate::scenario::related::report::{RelReport, VsS2, rel_table};
 use crate::scenario::tenants::params::{Kind, TParams};
 use crate::scenario::tenants::report::ReconnectReport;
 use crate::scenario::tenants::table::{reconnect_table, rls_table};
-use crate::scenario::{reconnect, rls, writers};
+use crate::scenario::{reconnect, rel, rls, writers};
 
 /// Scenario W.
 pub async fn writers(ctx: &Ctx, wc: &writers::Config, out: &mut Output) -> Result<bool> {
@@ -174,6 +176,55 @@ pub async fn tenants(ctx: &Ctx, plans: Vec<TParams>, out: &mut Output) -> Result
         ));
         out.results.tenant_scenarios.push(res);
         out.save()?;
+    }
+    Ok(failed)
+}
+
+/// REL and REL-MOVE (and REL-SMOKE), each against pglive's S2 of this
+/// invocation when it ran; one table for all of them.
+pub async fn related(ctx: &Ctx, plans: Vec<RParams>, out: &mut Output) -> Result<bool> {
+    if plans.is_empty() {
+        return Ok(false);
+    }
+    let mut failed = false;
+    let s2 = out
+        .results
+        .scenarios
+        .iter()
+        .filter(|r| r.params.name == "S2")
+        .find_map(|r| r.pglive.clone());
+    let mut reports: Vec<RelReport> = Vec::new();
+    for p in &plans {
+        eprintln!("pglive-bench: {} — {}", p.name, p.description);
+        let mut rep = rel::run(ctx, p).await;
+        failed |= rep.failed();
+        rep.vs_s2 = s2.as_ref().and_then(|s2| VsS2::of(&rep, s2));
+        let table = rel_table(&[&rep], false);
+        println!("\n== {}: {}\n{}", p.name, p.description, table);
+        out.markdown(&format!(
+            "\n### {}: {}\n\n{}",
+            p.name,
+            p.description,
+            rel_table(&[&rep], true)
+        ));
+        reports.push(rep.clone());
+        out.results.related_scenarios.push(RelResult {
+            params: p.clone(),
+            report: rep,
+        });
+        out.save()?;
+    }
+    if reports.len() > 1 {
+        let all: Vec<&RelReport> = reports.iter().collect();
+        println!(
+            "\n== {}\n{}",
+            plans
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(" and "),
+            rel_table(&all, false)
+        );
     }
     Ok(failed)
 }

@@ -5,13 +5,17 @@
 //! - `rls` and `reconnect`: RLS and RECONNECT (pglive only), built on
 //!   `tenants`, the pieces they share (their parameters, client, writer,
 //!   checks, reports and tables);
-//! - `writers`: W, what watching a table costs its writers.
+//! - `writers`: W, what watching a table costs its writers;
+//! - `rel`: REL and REL-MOVE (pglive only), built on `related` (their
+//!   parameters, client, writer, checks, nested query and report).
 //!
 //! `fanout` uses this module's [`Params`]; this module names none of its
 //! submodules.
 
 pub mod fanout;
 pub mod reconnect;
+pub mod rel;
+pub mod related;
 pub mod rls;
 pub mod tenants;
 pub mod writers;

@@ -13,6 +13,9 @@ use crate::server::{self, ServerProc};
 const METRICS: &[&str] = &[
     "pglive_refreshes_total",
     "pglive_refreshes_keyed_total",
+    "pglive_related_reads_total",
+    "pglive_related_rows_total",
+    "pglive_counts_total",
     "pglive_rows_read_total",
     "pglive_notifications_total",
     "pglive_snapshots_total",
