@@ -181,7 +181,7 @@ fn writer_thread(
                 let insert = match kind {
                     WriteKind::Insert => true,
                     WriteKind::Move => false,
-                    WriteKind::Both => seq % 2 == 0,
+                    WriteKind::Both => seq.is_multiple_of(2),
                 } || known.comments.is_empty()
                     || watched < 2;
                 let sent = Instant::now();

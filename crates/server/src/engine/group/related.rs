@@ -430,10 +430,13 @@ where
                     Some(before) => Some(before),
                     None => self.entries.get(&value).map(|e| (e.count, e.rows.clone())),
                 };
-                let changed = known.as_ref().is_none_or(|(count, rows)| !same(*count, rows, &entry));
+                let changed = known
+                    .as_ref()
+                    .is_none_or(|(count, rows)| !same(*count, rows, &entry));
                 // A value new to the result with no related rows needs no
                 // entry on the wire: no entry means none.
-                let worth = known.is_some() || !entry.rows.is_empty() || (self.counted && entry.count > 0);
+                let worth =
+                    known.is_some() || !entry.rows.is_empty() || (self.counted && entry.count > 0);
                 if changed && worth {
                     out.push(self.encode(&value, Some(&entry)));
                 }
@@ -453,12 +456,18 @@ where
 
 /// Whether an entry still has this count and these rows.
 fn same<U: LiveTable>(count: u64, rows: &[Arc<U>], entry: &Entry<U>) -> bool {
-    count == entry.count && rows.len() == entry.rows.len() && rows.iter().zip(&entry.rows).all(|(a, b)| a == b)
+    count == entry.count
+        && rows.len() == entry.rows.len()
+        && rows.iter().zip(&entry.rows).all(|(a, b)| a == b)
 }
 
 /// Removes `keys` of the entry of `value` from the index (a key that has
 /// moved to another entry since stays).
-fn unindex<Q: std::hash::Hash + Eq, K: Eq>(held_by: &mut HashMap<Q, K>, value: &K, keys: Option<&HashSet<Q>>) {
+fn unindex<Q: std::hash::Hash + Eq, K: Eq>(
+    held_by: &mut HashMap<Q, K>,
+    value: &K,
+    keys: Option<&HashSet<Q>>,
+) {
     for key in keys.into_iter().flatten() {
         if held_by.get(key) == Some(value) {
             held_by.remove(key);
