@@ -131,17 +131,9 @@ async fn converge(table: usize, all: &[(Spec, Fresh)], seed: u64, mode: CaptureM
         subscribers: &mut subscribers,
     };
     rounds.write(200, &touched).await;
-    check(&db, all, table, seed, &mut subscribers).await;
-    let mut rounds = Rounds {
-        rng: &mut rng,
-        conn: &mut conn,
-        server: &server,
-        spec,
-        specs: &specs,
-        subscribers: &mut subscribers,
-    };
+    check(&db, all, table, seed, rounds.subscribers).await;
     rounds.write(150, &related).await;
-    check(&db, all, table, seed, &mut subscribers).await;
+    check(&db, all, table, seed, rounds.subscribers).await;
     server.stop().await;
 }
 
